@@ -1,0 +1,1 @@
+"""HTTP: app factory, routers, request/response schemas, auth dependency, error mapping."""

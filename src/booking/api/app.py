@@ -1,0 +1,78 @@
+"""The app factory. Nothing is created at import time: the lifespan builds the engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from booking.api import problems
+from booking.api.auth import TokenVerifier
+from booking.api.deps import Runtime, RuntimeDep
+from booking.api.middleware import RequestContextMiddleware
+from booking.api.routes import appointments, calendars, discovery
+from booking.service.catalog import ConfigCache
+from booking.service.wallclock import Clock, system_clock
+from booking.settings import Settings
+from booking.store.db import create_engine
+
+DESCRIPTION = """\
+Open-source appointment booking, wire-compatible with the appointment endpoints of a
+queue-management platform's server-to-server API. Every route needs `Authorization: Bearer <JWT>`
+whose client is the registered application in the path, with the `Appointments Manager` role.
+Errors are `application/problem+json` with a stable `code`.
+"""
+
+
+def create_app(
+    settings: Settings,
+    database_url: str,
+    *,
+    clock: Clock = system_clock,
+    access_log: bool = True,
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings, database_url)
+        app.state.runtime = Runtime(
+            settings=settings,
+            engine=engine,
+            cache=ConfigCache(engine, settings.config_cache_ttl_s),
+            verifier=TokenVerifier(settings),
+            clock=clock,
+        )
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Booking API",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        access_log_enabled=access_log,
+    )
+
+    @app.get("/healthz", tags=["ops"], summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="The database answers", responses={503: {}})
+    async def readyz(runtime: RuntimeDep) -> dict[str, Any]:
+        async with runtime.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return {"status": "ready"}
+
+    app.include_router(appointments.router)
+    app.include_router(calendars.router)
+    app.include_router(discovery.router)
+    return app

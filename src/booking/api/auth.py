@@ -1,0 +1,172 @@
+"""Bearer JWT verification and the application/role dependency every route uses.
+
+Dev mode: HS256 with a local secret (the CLI mints tokens). Production mode: RS256/ES256 keys
+from a JWKS URL (cached; refetched on an unknown `kid`, at most once every 30 s) or a PEM public
+key. `iss`, `aud`, `exp` and `nbf` are always checked, and only the configured algorithms are
+accepted, so `alg: none` and HS256-against-RS256 key confusion are refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import httpx
+from jose import JWTError, jwt
+from jose.exceptions import ExpiredSignatureError, JWTClaimsError
+
+from booking.service.catalog import ApplicationConfig, ConfigCache
+from booking.service.errors import Forbidden, NotFound, Unauthenticated
+from booking.settings import JwtMode, Settings
+
+JWKS_MIN_REFRESH_INTERVAL_S = 30.0
+
+
+class TokenVerifier:
+    def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
+        self.settings = settings
+        self.algorithms = settings.algorithms
+        self._http = http
+        self._jwks: dict[str, dict[str, Any]] = {}
+        self._jwks_fetched_at = float("-inf")
+        self._jwks_lock = asyncio.Lock()
+
+    async def claims(self, token: str) -> dict[str, Any]:
+        """The verified claims, or Unauthenticated saying why not."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except JWTError:
+            raise Unauthenticated(
+                "The token is not a well-formed JWT.", code="token_invalid"
+            ) from None
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self.algorithms:
+            raise Unauthenticated(f"Token algorithm {alg!r} is not accepted.", code="token_invalid")
+        key = await self._key_for(header)
+        options = {
+            "leeway": self.settings.jwt_leeway_s,
+            "require_exp": True,
+            "verify_at_hash": False,
+        }
+        try:
+            return dict(
+                jwt.decode(
+                    token,
+                    key,
+                    algorithms=self.algorithms,
+                    audience=self.settings.audience,
+                    issuer=self.settings.issuer,
+                    options=options,
+                )
+            )
+        except ExpiredSignatureError:
+            raise Unauthenticated("The token has expired.", code="token_expired") from None
+        except JWTClaimsError as error:
+            raise Unauthenticated(f"Token claims rejected: {error}", code="token_invalid") from None
+        except JWTError as error:
+            raise Unauthenticated(f"Token rejected: {error}", code="token_invalid") from None
+
+    async def _key_for(self, header: dict[str, Any]) -> Any:
+        s = self.settings
+        if s.jwt_mode is JwtMode.DEV:
+            return s.dev_secret
+        if s.jwt_public_key:
+            return s.jwt_public_key
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise Unauthenticated("The token has no key id (kid).", code="token_invalid")
+        key = self._jwks.get(kid)
+        if key is None:
+            await self._refresh_jwks()
+            key = self._jwks.get(kid)
+        if key is None:
+            raise Unauthenticated("The token's signing key is unknown.", code="token_invalid")
+        return key
+
+    async def _refresh_jwks(self) -> None:
+        async with self._jwks_lock:
+            if time.monotonic() - self._jwks_fetched_at < JWKS_MIN_REFRESH_INTERVAL_S:
+                return
+            self._jwks_fetched_at = time.monotonic()
+            assert self.settings.jwt_jwks_url is not None
+            try:
+                client = self._http or httpx.AsyncClient(timeout=5.0)
+                try:
+                    response = await client.get(self.settings.jwt_jwks_url)
+                    response.raise_for_status()
+                    keys = response.json().get("keys", [])
+                finally:
+                    if self._http is None:
+                        await client.aclose()
+            except (httpx.HTTPError, ValueError):
+                return  # keep the keys we have; the token fails as 'unknown key'
+            self._jwks = {k["kid"]: k for k in keys if isinstance(k, dict) and "kid" in k}
+
+
+def bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        raise Unauthenticated("An Authorization: Bearer token is required.", code="token_missing")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated(
+            "The Authorization header must be 'Bearer <token>'.", code="token_invalid"
+        )
+    return token.strip()
+
+
+def client_id_of(settings: Settings, claims: dict[str, Any]) -> str | None:
+    for name in settings.jwt_client_id_claims:
+        value = claims.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def roles_of(settings: Settings, claims: dict[str, Any]) -> set[str]:
+    roles = claims.get(settings.jwt_roles_claim, [])
+    if isinstance(roles, str):
+        return {roles}
+    return {r for r in roles if isinstance(r, str)} if isinstance(roles, list) else set()
+
+
+async def authorize(
+    verifier: TokenVerifier,
+    cache: ConfigCache,
+    authorization: str | None,
+    application_id: uuid.UUID,
+    role: str,
+) -> ApplicationConfig:
+    """401 bad token; 404 unknown application or one the token's client is not; 403 disabled
+    application or missing role."""
+    claims = await verifier.claims(bearer_token(authorization))
+    application = await cache.application(application_id)
+    if application is None or client_id_of(verifier.settings, claims) != application.client_id:
+        raise NotFound("No such application.", code="application_not_found", field="applicationId")
+    if not application.enabled:
+        raise Forbidden("The application is disabled.", code="application_disabled")
+    if role not in roles_of(verifier.settings, claims):
+        raise Forbidden(f"The token lacks the '{role}' role.", code="role_missing")
+    return application
+
+
+def mint_dev_token(
+    settings: Settings,
+    client_id: str,
+    roles: list[str],
+    ttl_s: int = 3600,
+) -> str:
+    """A dev-mode HS256 token, as `booking-api token` prints it."""
+    now = int(time.time())
+    claims = {
+        "iss": settings.issuer,
+        "aud": settings.audience,
+        "sub": client_id,
+        "azp": client_id,
+        "roles": roles,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl_s,
+    }
+    return str(jwt.encode(claims, settings.dev_secret, algorithm="HS256"))

@@ -1,0 +1,58 @@
+"""What a request handler needs, as `Annotated` dependencies so signatures read like prose."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from booking.api.auth import TokenVerifier, authorize
+from booking.service.catalog import ApplicationConfig, Catalog, ConfigCache
+from booking.service.wallclock import Clock
+from booking.settings import Settings
+
+APPOINTMENTS_MANAGER = "Appointments Manager"
+
+
+@dataclass
+class Runtime:
+    """Process-wide state, built by the app's lifespan."""
+
+    settings: Settings
+    engine: AsyncEngine
+    cache: ConfigCache
+    verifier: TokenVerifier
+    clock: Clock
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def requires_role(role: str) -> Callable[..., Awaitable[ApplicationConfig]]:
+    async def dependency(
+        runtime: RuntimeDep,
+        application_id: Annotated[uuid.UUID, Path(alias="applicationId")],
+        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    ) -> ApplicationConfig:
+        return await authorize(runtime.verifier, runtime.cache, authorization, application_id, role)
+
+    return dependency
+
+
+AppointmentsManager = Annotated[ApplicationConfig, Depends(requires_role(APPOINTMENTS_MANAGER))]
+
+
+async def get_catalog(runtime: RuntimeDep, application: AppointmentsManager) -> Catalog:
+    return await runtime.cache.catalog(application.organization_id)
+
+
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]

@@ -1,0 +1,187 @@
+"""Every error becomes `application/problem+json` (RFC 9457) here, and only here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from booking.service.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    RuleViolation,
+    Unauthenticated,
+    Unavailable,
+)
+
+log = logging.getLogger("booking.api")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+RETRY_AFTER_S = "5"
+
+# The one table from domain errors to HTTP statuses.
+STATUS_OF: dict[type[DomainError], int] = {
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    RuleViolation: 422,
+    Unavailable: 503,
+}
+
+
+class ProblemResponse(Response):
+    media_type = PROBLEM_MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    errors: Sequence[dict[str, str]] | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> ProblemResponse:
+    body: dict[str, Any] = {
+        "type": f"urn:booking-api:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if errors is not None:
+        body["errors"] = list(errors)
+    if extra:
+        body.update(extra)
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+def _status_of(error: DomainError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]
+    return 400
+
+
+def domain_error_response(error: DomainError) -> ProblemResponse:
+    status = _status_of(error)
+    errors = (
+        [{"field": error.field, "message": error.detail, "type": error.code}]
+        if error.field and status == 422
+        else None
+    )
+    headers: dict[str, str] = {}
+    if isinstance(error, Unauthenticated):
+        headers["WWW-Authenticate"] = _www_authenticate(error)
+    if isinstance(error, Unavailable):
+        headers["Retry-After"] = RETRY_AFTER_S
+    return problem(
+        status,
+        error.code,
+        error.title,
+        error.detail,
+        errors=errors,
+        extra=error.extra,
+        headers=headers or None,
+    )
+
+
+def _www_authenticate(error: Unauthenticated) -> str:
+    if error.code == "token_missing":
+        return 'Bearer realm="booking-api"'
+    description = error.detail.replace('"', "'")
+    return f'Bearer realm="booking-api", error="invalid_token", error_description="{description}"'
+
+
+_FRIENDLY = {
+    "extra_forbidden": "unknown field: it is not part of this request",
+    "missing": "required",
+}
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    errors = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        kind = str(error.get("type", "invalid"))
+        message = _FRIENDLY.get(kind, str(error.get("msg", "invalid")))
+        if kind == "json_invalid":
+            message = (
+                f"the body is not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"
+            )
+        errors.append({"field": ".".join(loc) or "body", "message": message, "type": kind})
+    return errors
+
+
+async def _on_domain_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    return domain_error_response(exc)
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = _field_errors(exc)
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    return problem(422, "validation_failed", "Invalid request", summary, errors=errors)
+
+
+async def _on_http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "route_not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
+        exc.status_code, "http_error"
+    )
+    return problem(
+        exc.status_code, code, str(exc.detail), str(exc.detail), headers=dict(exc.headers or {})
+    )
+
+
+async def _on_database_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return domain_error_response(
+        Unavailable("The database is unavailable; retry shortly.", code="database_unavailable")
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(500, "internal_error", "Internal server error", "An unexpected error occurred.")
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """Connection-level failures (not constraint violations or bad SQL)."""
+    if isinstance(
+        exc, PoolTimeoutError | OperationalError | InterfaceError | OSError | TimeoutError
+    ):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+async def _on_dbapi_error(request: Request, exc: Exception) -> Response:
+    if is_database_outage(exc):
+        return await _on_database_unavailable(request, exc)
+    return await _on_unexpected(request, exc)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _on_domain_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(PoolTimeoutError, _on_database_unavailable)
+    app.add_exception_handler(DBAPIError, _on_dbapi_error)
+    app.add_exception_handler(OSError, _on_database_unavailable)
+    app.add_exception_handler(Exception, _on_unexpected)

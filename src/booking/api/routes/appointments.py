@@ -1,0 +1,142 @@
+"""Book, list, read and cancel appointments."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response, status
+
+from booking.api.deps import AppointmentsManager, CatalogDep, RuntimeDep
+from booking.api.routes.paths import CALENDAR_UNIT, CalendarParams
+from booking.api.schemas import AppointmentOut, BookAppointmentRequest, Problem
+from booking.service import booking, calendars
+
+router = APIRouter(tags=["appointments"])
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    described = {
+        401: "Missing, malformed, expired or badly signed token.",
+        403: "The application is disabled or the token lacks the role.",
+        404: "Unknown application, service, calendar unit, service type, customer record, "
+        "field type, tag or appointment.",
+        409: "The slot is not vacant; `nearestVacancies` lists up to three vacant starts.",
+        422: "Invalid input, or a booking rule broken.",
+    }
+    return {
+        s: {
+            "model": Problem,
+            "description": described[s],
+            "content": {"application/problem+json": {}},
+        }
+        for s in statuses
+    }
+
+
+@router.post(
+    CALENDAR_UNIT + "/appointments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AppointmentOut,
+    responses=problems(401, 403, 404, 409, 422),
+    summary="Book an appointment",
+)
+async def book_appointment(
+    calendar: CalendarParams,
+    body: BookAppointmentRequest,
+    application: AppointmentsManager,
+    catalog: CatalogDep,
+    runtime: RuntimeDep,
+    request: Request,
+    response: Response,
+) -> AppointmentOut:
+    command = booking.BookAppointment(
+        service_id=calendar.service_id,
+        on_date=calendar.on_date,
+        cu_index=calendar.cu_index,
+        service_type_id=body.service_type_id,
+        start_minute=body.start_time,
+        channel=body.channel,
+        language=body.language,
+        customer_record_id=body.customer_record,
+        contact_phone=body.contact_phone_number,
+        contact_email=body.contact_email,
+        bypass_timeslot_check=body.bypass_timeslot_check,
+        prevent_self_check_in=body.prevent_self_check_in,
+        fields=dict(body.fields or {}),
+        tag_ids=list(body.tag_ids or []),
+    )
+    async with runtime.engine.begin() as conn:
+        record = await booking.book_appointment(
+            conn, catalog, application.id, command, runtime.clock()
+        )
+    response.headers["Location"] = f"/{application.id}/appointments/{record.case_id}"
+    return AppointmentOut.from_record(record)
+
+
+@router.get(
+    CALENDAR_UNIT + "/appointments",
+    response_model=list[AppointmentOut],
+    responses=problems(401, 403, 404, 422),
+    summary="List the appointments of a calendar",
+)
+async def list_appointments(
+    calendar: CalendarParams,
+    catalog: CatalogDep,
+    runtime: RuntimeDep,
+    customer_record_id: Annotated[uuid.UUID | None, Query(alias="customerRecordId")] = None,
+) -> list[AppointmentOut]:
+    async with runtime.engine.connect() as conn:
+        records = await calendars.list_appointments(
+            conn,
+            catalog,
+            calendar.service_id,
+            calendar.on_date,
+            calendar.cu_index,
+            customer_record_id,
+        )
+    return [AppointmentOut.from_record(r) for r in records]
+
+
+@router.get(
+    "/{applicationId}/appointments/{caseId}",
+    response_model=AppointmentOut,
+    responses=problems(401, 403, 404, 422),
+    summary="Read one appointment",
+)
+async def get_appointment(
+    case_id: Annotated[uuid.UUID, Path(alias="caseId")],
+    catalog: CatalogDep,
+    runtime: RuntimeDep,
+) -> AppointmentOut:
+    async with runtime.engine.connect() as conn:
+        record = await calendars.get_appointment(conn, catalog, case_id)
+    return AppointmentOut.from_record(record)
+
+
+@router.delete(
+    CALENDAR_UNIT + "/appointments/{caseId}",
+    response_model=AppointmentOut,
+    responses=problems(401, 403, 404, 422),
+    summary="Cancel an appointment",
+    description="Sets status `Cancelled` (the row is kept) and frees the slot at once. "
+    "Idempotent: cancelling a cancelled appointment answers 200 with the same body. "
+    "A checked-in or already started appointment answers 422.",
+)
+async def cancel_appointment(
+    calendar: CalendarParams,
+    case_id: Annotated[uuid.UUID, Path(alias="caseId")],
+    catalog: CatalogDep,
+    runtime: RuntimeDep,
+) -> AppointmentOut:
+    async with runtime.engine.begin() as conn:
+        record = await booking.cancel_appointment(
+            conn,
+            catalog,
+            calendar.service_id,
+            calendar.on_date,
+            calendar.cu_index,
+            case_id,
+            runtime.clock(),
+        )
+    return AppointmentOut.from_record(record)

@@ -1,0 +1,65 @@
+"""What a booking body can name: services, field types, tags, languages (the original has no
+such routes; partners had to copy IDs from an admin screen)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from booking.api.deps import CatalogDep
+from booking.api.routes.appointments import problems
+from booking.api.schemas import FieldTypeOut, LanguagesOut, ServiceOut, TagOut
+
+router = APIRouter(tags=["discovery"])
+
+
+@router.get(
+    "/{applicationId}/services",
+    response_model=list[ServiceOut],
+    responses=problems(401, 403, 404),
+    summary="The organization's services, service types and calendar units",
+)
+async def list_services(catalog: CatalogDep) -> list[ServiceOut]:
+    services = sorted(catalog.services.values(), key=lambda s: (s.name, str(s.id)))
+    return [ServiceOut.from_config(s) for s in services]
+
+
+@router.get(
+    "/{applicationId}/field-types",
+    response_model=list[FieldTypeOut],
+    responses=problems(401, 403, 404),
+    summary="The organization's custom field types",
+)
+async def list_field_types(catalog: CatalogDep) -> list[FieldTypeOut]:
+    field_types = sorted(catalog.field_types.values(), key=lambda f: (f.name, str(f.id)))
+    return [
+        FieldTypeOut(
+            id=f.id, name=f.name, kind=f.kind, options=list(f.options), required=f.required
+        )
+        for f in field_types
+    ]
+
+
+@router.get(
+    "/{applicationId}/tags",
+    response_model=list[TagOut],
+    responses=problems(401, 403, 404),
+    summary="The organization's tags",
+)
+async def list_tags(catalog: CatalogDep) -> list[TagOut]:
+    return [
+        TagOut(id=tag_id, name=name)
+        for tag_id, name in sorted(catalog.tags.items(), key=lambda t: (t[1], str(t[0])))
+    ]
+
+
+@router.get(
+    "/{applicationId}/languages",
+    response_model=LanguagesOut,
+    responses=problems(401, 403, 404),
+    summary="The organization's supported and default languages",
+)
+async def list_languages(catalog: CatalogDep) -> LanguagesOut:
+    return LanguagesOut(
+        default_language=catalog.default_language,
+        supported_languages=list(catalog.supported_languages),
+    )

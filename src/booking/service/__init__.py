@@ -1,0 +1,1 @@
+"""The service layer: booking rules. Knows nothing of HTTP; raises `booking.service.errors`."""

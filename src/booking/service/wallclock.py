@@ -1,0 +1,32 @@
+"""Wall-clock minutes on a local date <-> instants, with the contract's DST rules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+Clock = Callable[[], datetime]  # returns an aware datetime; tests pin it
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def local_datetime(on_date: date, minute: int) -> datetime:
+    """The naive wall-clock datetime `minute` minutes after local midnight."""
+    return datetime.combine(on_date, time()) + timedelta(minutes=minute)
+
+
+def instant_of(on_date: date, minute: int, zone: ZoneInfo) -> datetime | None:
+    """The UTC instant of a wall time, or None when that wall time does not exist (it falls in a
+    spring-forward gap). An ambiguous wall time (fall-back overlap) means its first occurrence."""
+    wall = local_datetime(on_date, minute)
+    instant = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if instant.astimezone(zone).replace(tzinfo=None) != wall:
+        return None
+    return instant
+
+
+def local_today(now: datetime, zone: ZoneInfo) -> date:
+    return now.astimezone(zone).date()

@@ -1,0 +1,40 @@
+"""The engine and the one way to open a transaction."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from booking.settings import Settings
+
+
+def to_async_url(url: str) -> str:
+    """Accept the plain `postgresql://` URLs people paste and use the asyncpg driver."""
+    for prefix in (
+        "postgresql://",
+        "postgres://",
+        "postgresql+psycopg://",
+        "postgresql+psycopg2://",
+    ):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+def create_engine(settings: Settings, url: str) -> AsyncEngine:
+    return create_async_engine(
+        to_async_url(url),
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout_s,
+        pool_pre_ping=True,  # a restarted database is noticed on checkout, not by a request
+        connect_args={
+            "timeout": settings.database_connect_timeout_s,
+            "command_timeout": settings.database_statement_timeout_ms / 1000 + 1
+            if settings.database_statement_timeout_ms
+            else None,
+            "server_settings": {
+                "statement_timeout": str(settings.database_statement_timeout_ms),
+                "application_name": "booking-api",
+            },
+        },
+    )

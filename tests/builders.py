@@ -1,0 +1,274 @@
+"""Small typed builders for test data: each inserts one thing with sensible defaults and
+returns its id. Only what a test says differs from the defaults."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from booking.store.models import (
+    CalendarException,
+    CalendarUnit,
+    CustomerRecord,
+    ExceptionHours,
+    FieldType,
+    Organization,
+    RegisteredApplication,
+    Service,
+    ServiceType,
+    Tag,
+    WorkingHours,
+)
+
+MANAGER = "Appointments Manager"
+ALL_WEEK = (1, 2, 3, 4, 5, 6, 7)
+
+
+async def organization(
+    conn: AsyncConnection,
+    *,
+    time_zone: str = "Europe/London",
+    default_language: str = "en",
+    supported_languages: Sequence[str] = ("en", "fr", "he"),
+    default_phone_region: str = "US",
+    name: str = "Test Org",
+) -> uuid.UUID:
+    org_id = uuid.uuid4()
+    await conn.execute(
+        insert(Organization).values(
+            id=org_id,
+            name=name,
+            time_zone=time_zone,
+            default_language=default_language,
+            supported_languages=list(supported_languages),
+            default_phone_region=default_phone_region,
+        )
+    )
+    return org_id
+
+
+async def application(
+    conn: AsyncConnection,
+    organization_id: uuid.UUID,
+    *,
+    client_id: str | None = None,
+    roles: Sequence[str] = (MANAGER,),
+    enabled: bool = True,
+) -> tuple[uuid.UUID, str]:
+    """Returns (application id, OAuth client id)."""
+    app_id = uuid.uuid4()
+    client_id = client_id or f"client-{app_id.hex[:8]}"
+    await conn.execute(
+        insert(RegisteredApplication).values(
+            id=app_id,
+            organization_id=organization_id,
+            client_id=client_id,
+            name="Test partner",
+            enabled=enabled,
+            roles=list(roles),
+        )
+    )
+    return app_id, client_id
+
+
+async def service(
+    conn: AsyncConnection,
+    organization_id: uuid.UUID,
+    *,
+    name: str = "Passport renewal",
+    requires_customer: bool = False,
+    requires_phone: bool = False,
+    requires_email: bool = False,
+    ticket_prefix: str = "A",
+    booking_window_days: int | None = 60,
+) -> uuid.UUID:
+    service_id = uuid.uuid4()
+    await conn.execute(
+        insert(Service).values(
+            id=service_id,
+            organization_id=organization_id,
+            name=name,
+            requires_customer=requires_customer,
+            requires_phone=requires_phone,
+            requires_email=requires_email,
+            ticket_prefix=ticket_prefix,
+            booking_window_days=booking_window_days,
+        )
+    )
+    return service_id
+
+
+async def service_type(
+    conn: AsyncConnection,
+    service_id: uuid.UUID,
+    *,
+    duration: int = 30,
+    channels: Sequence[str] = ("FaceToFace", "Video", "Phone"),
+    name: str | None = None,
+) -> uuid.UUID:
+    type_id = uuid.uuid4()
+    await conn.execute(
+        insert(ServiceType).values(
+            id=type_id,
+            service_id=service_id,
+            name=name or f"{duration}-minute visit",
+            duration_minutes=duration,
+            channels=list(channels),
+        )
+    )
+    return type_id
+
+
+async def calendar_unit(
+    conn: AsyncConnection,
+    service_id: uuid.UUID,
+    *,
+    cu_index: int = 0,
+    slot_minutes: int = 10,
+    capacity: int = 1,
+    time_zone: str | None = None,
+    hours: Iterable[tuple[int, int]] = ((480, 720), (780, 1020)),
+    weekdays: Iterable[int] = ALL_WEEK,
+) -> int:
+    """A calendar unit open `hours` (default 08:00-12:00 and 13:00-17:00) on `weekdays`."""
+    await conn.execute(
+        insert(CalendarUnit).values(
+            service_id=service_id,
+            cu_index=cu_index,
+            slot_minutes=slot_minutes,
+            capacity=capacity,
+            time_zone=time_zone,
+        )
+    )
+    rows = [
+        {
+            "service_id": service_id,
+            "cu_index": cu_index,
+            "weekday": weekday,
+            "start_minute": start,
+            "end_minute": end,
+        }
+        for weekday in weekdays
+        for start, end in hours
+    ]
+    if rows:
+        await conn.execute(insert(WorkingHours), rows)
+    return cu_index
+
+
+async def exception(
+    conn: AsyncConnection,
+    service_id: uuid.UUID,
+    on_date: date,
+    *,
+    cu_index: int = 0,
+    hours: Iterable[tuple[int, int]] = (),
+) -> None:
+    """A date exception: closed when `hours` is empty, else open only those hours."""
+    hours = list(hours)
+    exception_id = (
+        await conn.execute(
+            insert(CalendarException)
+            .values(service_id=service_id, cu_index=cu_index, on_date=on_date, closed=not hours)
+            .returning(CalendarException.id)
+        )
+    ).scalar_one()
+    for start, end in hours:
+        await conn.execute(
+            insert(ExceptionHours).values(
+                exception_id=exception_id, start_minute=start, end_minute=end
+            )
+        )
+
+
+async def customer(
+    conn: AsyncConnection, organization_id: uuid.UUID, *, display_name: str = "Ada Lovelace"
+) -> uuid.UUID:
+    customer_id = uuid.uuid4()
+    await conn.execute(
+        insert(CustomerRecord).values(
+            id=customer_id, organization_id=organization_id, display_name=display_name
+        )
+    )
+    return customer_id
+
+
+async def field_type(
+    conn: AsyncConnection,
+    organization_id: uuid.UUID,
+    *,
+    kind: str = "text",
+    name: str | None = None,
+    options: Sequence[str] = (),
+    required: bool = False,
+) -> uuid.UUID:
+    field_type_id = uuid.uuid4()
+    await conn.execute(
+        insert(FieldType).values(
+            id=field_type_id,
+            organization_id=organization_id,
+            name=name or f"{kind} field",
+            kind=kind,
+            options=list(options),
+            required=required,
+        )
+    )
+    return field_type_id
+
+
+async def tag(conn: AsyncConnection, organization_id: uuid.UUID, *, name: str = "VIP") -> uuid.UUID:
+    tag_id = uuid.uuid4()
+    await conn.execute(insert(Tag).values(id=tag_id, organization_id=organization_id, name=name))
+    return tag_id
+
+
+@dataclass
+class World:
+    """One organization with one application and one bookable service: what most tests need."""
+
+    organization_id: uuid.UUID
+    application_id: uuid.UUID
+    client_id: str
+    service_id: uuid.UUID
+    service_type_id: uuid.UUID  # 30 minutes, every channel
+    cu_index: int = 0
+    extra: dict[str, uuid.UUID] = field(default_factory=dict)
+
+    def calendar_path(self, on_date: date | str, cu_index: int | None = None) -> str:
+        cu = self.cu_index if cu_index is None else cu_index
+        return f"/{self.application_id}/calendars/{self.service_id}/{on_date}/{cu}"
+
+    def appointments_path(self, on_date: date | str, cu_index: int | None = None) -> str:
+        return self.calendar_path(on_date, cu_index) + "/appointments"
+
+    def body(self, start: int, **overrides: object) -> dict[str, object]:
+        body: dict[str, object] = {
+            "serviceTypeId": str(self.service_type_id),
+            "startTime": start,
+            "channel": "FaceToFace",
+        }
+        body.update(overrides)
+        return body
+
+
+async def world(
+    conn: AsyncConnection,
+    *,
+    time_zone: str = "Europe/London",
+    capacity: int = 1,
+    slot_minutes: int = 10,
+    duration: int = 30,
+    hours: Iterable[tuple[int, int]] = ((480, 720), (780, 1020)),
+    service_options: Mapping[str, object] | None = None,
+) -> World:
+    org_id = await organization(conn, time_zone=time_zone)
+    app_id, client_id = await application(conn, org_id)
+    service_id = await service(conn, org_id, **dict(service_options or {}))  # type: ignore[arg-type]
+    type_id = await service_type(conn, service_id, duration=duration)
+    await calendar_unit(conn, service_id, slot_minutes=slot_minutes, capacity=capacity, hours=hours)
+    return World(org_id, app_id, client_id, service_id, type_id)

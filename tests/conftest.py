@@ -1,0 +1,202 @@
+"""Tests run on a real PostgreSQL: TEST_DATABASE_URL if set, else the embedded server under
+.data/. One database per session, built by the Alembic migrations (never create_all); every test
+starts from empty tables (TRUNCATE), so tests that commit for real, like the concurrency ones,
+need no special treatment."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from alembic import command
+from alembic.config import Config
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from booking.api.app import create_app
+from booking.api.auth import mint_dev_token
+from booking.settings import Settings
+from booking.store.db import to_async_url
+from booking.store.embedded import EmbeddedPostgres
+from booking.store.models import Base
+
+from . import builders
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_SECRET = "test-secret-not-for-production-0123456789abcdef"
+
+
+class FakeClock:
+    """A clock the test moves by hand; booking rules read 'now' from it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, now: datetime) -> None:
+        self.now = now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def alembic_config(url: str) -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.attributes["url"] = url
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def run_alembic(url: str, *commands: tuple[str, str]) -> None:
+    """Alembic's async env.py calls asyncio.run(): give it a thread without a running loop."""
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            config = alembic_config(url)
+            for name, target in commands:
+                getattr(command, name)(config, target)
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[EmbeddedPostgres | None]:
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield None
+        return
+    server = EmbeddedPostgres(ROOT / ".data")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def make_database(postgres: EmbeddedPostgres | None) -> Iterator[object]:
+    """A factory of empty scratch databases, dropped at the end of the session."""
+    created: list[str] = []
+    base = os.environ.get("TEST_DATABASE_URL")
+
+    def make(name: str) -> str:
+        if postgres is not None:
+            postgres.ensure_database(name, recreate=True)
+            created.append(name)
+            return postgres.url(name)
+        assert base is not None
+        return to_async_url(make_url(to_async_url(base)).set(database=name).render_as_string(False))
+
+    yield make
+    if postgres is not None:
+        for name in created:
+            postgres.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres: EmbeddedPostgres | None, make_database: object) -> str:
+    base = os.environ.get("TEST_DATABASE_URL")
+    url = to_async_url(base) if base else make_database("booking_test")  # type: ignore[operator]
+    run_alembic(url, ("downgrade", "base"), ("upgrade", "head")) if base else run_alembic(
+        url, ("upgrade", "head")
+    )
+    return url
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(database_url, pool_size=25, max_overflow=10)
+    yield engine
+    await engine.dispose()
+
+
+TABLES = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))
+
+
+@pytest.fixture(autouse=True)
+async def clean_database(request: pytest.FixtureRequest) -> None:
+    """Every test that touches the database starts from empty tables."""
+    if "engine" not in request.fixturenames:
+        return
+    engine: AsyncEngine = request.getfixturevalue("engine")
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+async def conn(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection whose writes are committed when the test's setup block ends: use it to
+    build data with `builders`, then talk to the API."""
+    async with engine.connect() as connection:
+        yield connection
+
+
+# 2026-12-01 is a Tuesday. "Now" is 07:00 UTC on that day unless a test moves the clock.
+TODAY = datetime(2026, 12, 1).date()
+NOW = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(NOW)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        jwt_dev_secret=TEST_SECRET,
+        config_cache_ttl_s=0,
+        data_dir=tmp_path,
+        database_url=None,
+    )
+
+
+@pytest.fixture
+async def app(
+    settings: Settings, database_url: str, clock: FakeClock, engine: AsyncEngine
+) -> AsyncIterator[FastAPI]:
+    app = create_app(settings, database_url, clock=clock)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+def bearer(
+    settings: Settings, client_id: str, roles: list[str] | None = None, **kw: int
+) -> dict[str, str]:
+    token = mint_dev_token(
+        settings, client_id, roles if roles is not None else [builders.MANAGER], **kw
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def world(engine: AsyncEngine) -> builders.World:
+    """The default world: London, capacity 1, 10-minute grid, 30-minute type, 08-12 and 13-17."""
+    async with engine.begin() as connection:
+        return await builders.world(connection)
+
+
+@pytest.fixture
+def auth(settings: Settings, world: builders.World) -> dict[str, str]:
+    return bearer(settings, world.client_id)
