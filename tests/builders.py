@@ -265,8 +265,11 @@ async def world(
     duration: int = 30,
     hours: Iterable[tuple[int, int]] = ((480, 720), (780, 1020)),
     service_options: Mapping[str, object] | None = None,
+    default_phone_region: str = "US",
 ) -> World:
-    org_id = await organization(conn, time_zone=time_zone)
+    org_id = await organization(
+        conn, time_zone=time_zone, default_phone_region=default_phone_region
+    )
     app_id, client_id = await application(conn, org_id)
     service_id = await service(conn, org_id, **dict(service_options or {}))  # type: ignore[arg-type]
     type_id = await service_type(conn, service_id, duration=duration)

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from booking.api import problems
 from booking.api.auth import TokenVerifier
 from booking.api.deps import Runtime, RuntimeDep
-from booking.api.middleware import RequestContextMiddleware
+from booking.api.middleware import RequestContextMiddleware, configure_logging
 from booking.api.routes import appointments, calendars, discovery
 from booking.service.catalog import ConfigCache
 from booking.service.wallclock import Clock, system_clock
@@ -76,3 +76,13 @@ def create_app(
     app.include_router(calendars.router)
     app.include_router(discovery.router)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The uvicorn factory (`booking.api.app:app_from_env`): settings from the environment.
+    `booking-api serve` sets DATABASE_URL to the embedded server before starting workers."""
+    settings = Settings()
+    if not settings.database_url:
+        raise RuntimeError("DATABASE_URL is not set; start the server with `booking-api serve`.")
+    configure_logging(settings.log_level)
+    return create_app(settings, settings.database_url)

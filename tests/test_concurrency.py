@@ -1,0 +1,223 @@
+"""Never a double booking: real parallel HTTP requests at two real uvicorn processes that share
+one real PostgreSQL. The database decides, not process memory."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from booking.service.availability import Interval, occupancy
+from booking.settings import Settings
+from booking.store.models import Appointment
+from tests import builders
+from tests.builders import World
+from tests.conftest import TEST_SECRET, bearer
+
+# The servers run on the real clock: book a date safely in the future.
+DAY = date.today() + timedelta(days=3)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def servers(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """Two uvicorn processes on the test database."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "JWT_DEV_SECRET": TEST_SECRET,
+        "CONFIG_CACHE_TTL_S": "0",
+        "DATA_DIR": str(tmp_path_factory.mktemp("servers")),
+        "LOG_LEVEL": "WARNING",
+    }
+    ports = [_free_port(), _free_port()]
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "booking.api.app:app_from_env",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            env=env,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        for port in ports
+    ]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    try:
+        deadline = time.monotonic() + 30
+        for url in urls:
+            while True:
+                try:
+                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"server {url} did not start")
+                time.sleep(0.1)
+        yield urls
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=10)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=0)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        yield client
+
+
+async def fire(
+    http: httpx.AsyncClient,
+    urls: list[str],
+    world: World,
+    headers: dict[str, str],
+    bodies: list[dict[str, object]],
+) -> list[httpx.Response]:
+    """POST every body at once, alternating between the servers, released together."""
+    gate = asyncio.Event()
+
+    async def one(i: int, body: dict[str, object]) -> httpx.Response:
+        await gate.wait()
+        return await http.post(
+            urls[i % len(urls)] + world.appointments_path(DAY), json=body, headers=headers
+        )
+
+    tasks = [asyncio.create_task(one(i, body)) for i, body in enumerate(bodies)]
+    await asyncio.sleep(0.05)
+    gate.set()
+    return await asyncio.gather(*tasks)
+
+
+async def stored(engine: AsyncEngine, world: World) -> list[tuple[int, int, int]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(
+                Appointment.start_minute, Appointment.duration_minutes, Appointment.ticket_number
+            )
+            .where(Appointment.service_id == world.service_id)
+            .order_by(Appointment.ticket_number)
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+def assert_within_capacity(rows: list[tuple[int, int, int]], capacity: int) -> None:
+    counts = occupancy(Interval(start, start + duration) for start, duration, _ in rows)
+    assert max(counts) <= capacity
+
+
+def assert_tickets_gapless(rows: list[tuple[int, int, int]]) -> None:
+    assert [ticket for _, _, ticket in rows] == list(range(1, len(rows) + 1))
+
+
+async def make_world(engine: AsyncEngine, **options: object) -> World:
+    async with engine.begin() as conn:
+        return await builders.world(conn, **options)  # type: ignore[arg-type]
+
+
+async def test_twenty_bookings_of_the_last_place_give_one_201_and_nineteen_409(
+    servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    world = await make_world(engine, capacity=1)
+    responses = await fire(
+        http, servers, world, bearer(settings, world.client_id), [world.body(600)] * 20
+    )
+
+    assert Counter(r.status_code for r in responses) == {201: 1, 409: 19}
+    assert all(r.json()["code"] == "slot_not_vacant" for r in responses if r.status_code == 409)
+    rows = await stored(engine, world)
+    assert len(rows) == 1
+    assert_tickets_gapless(rows)
+
+
+async def test_capacity_two_gives_exactly_two_201(
+    servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    world = await make_world(engine, capacity=2)
+    responses = await fire(
+        http, servers, world, bearer(settings, world.client_id), [world.body(600)] * 20
+    )
+
+    assert Counter(r.status_code for r in responses) == {201: 2, 409: 18}
+    rows = await stored(engine, world)
+    assert_within_capacity(rows, 2)
+    assert_tickets_gapless(rows)
+
+
+async def test_overlapping_intervals_of_different_durations_never_exceed_capacity(
+    servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    world = await make_world(engine, capacity=2, duration=30)
+    async with engine.begin() as conn:
+        long_type = await builders.service_type(conn, world.service_id, duration=60)
+        short_type = await builders.service_type(conn, world.service_id, duration=10)
+    bodies: list[dict[str, object]] = []
+    for i, start in enumerate(range(540, 660, 10)):
+        for type_id in (world.service_type_id, long_type, short_type):
+            bodies.append({**world.body(start), "serviceTypeId": str(type_id)})
+        bodies.append(world.body(start + (i % 3) * 10))
+    responses = await fire(http, servers, world, bearer(settings, world.client_id), bodies)
+
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) <= {201, 409}, [
+        r.text for r in responses if r.status_code not in (201, 409)
+    ]
+    rows = await stored(engine, world)
+    assert statuses[201] == len(rows) > 0
+    assert_within_capacity(rows, 2)
+    assert_tickets_gapless(rows)
+
+
+async def test_concurrent_bookings_of_different_calendars_all_succeed_with_gapless_tickets(
+    servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    world = await make_world(engine, capacity=1)
+    async with engine.begin() as conn:
+        await builders.calendar_unit(conn, world.service_id, cu_index=1)
+    headers = bearer(settings, world.client_id)
+    gate = asyncio.Event()
+
+    async def one(i: int) -> httpx.Response:
+        await gate.wait()
+        return await http.post(
+            servers[i % 2] + world.appointments_path(DAY, i % 2),
+            json=world.body(480 + 30 * (i // 2)),
+            headers=headers,
+        )
+
+    tasks = [asyncio.create_task(one(i)) for i in range(16)]
+    await asyncio.sleep(0.05)
+    gate.set()
+    responses = await asyncio.gather(*tasks)
+
+    assert [r.status_code for r in responses] == [201] * 16
+    tickets = sorted(r.json()["ticket"]["number"] for r in responses)
+    assert tickets == list(range(1, 17))
