@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from booking.api.deps import AppointmentsManager, CatalogDep, RuntimeDep
+from booking.api.deps import AppointmentsManager, CatalogDep, Runtime, RuntimeDep
 from booking.api.routes.paths import CALENDAR_UNIT, CalendarParams
 from booking.api.schemas import AppointmentOut, BookAppointmentRequest, Problem
-from booking.service import booking, calendars
+from booking.service import booking, calendars, idempotency
+from booking.service.appointments import AppointmentRecord
+from booking.service.catalog import ApplicationConfig
+from booking.service.idempotency import StoredResponse
 
 router = APIRouter(tags=["appointments"])
 
@@ -34,6 +40,47 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Retry safely: a repeat with the same key and body replays the first answer "
+        "(with `Idempotent-Replayed: true`) instead of booking twice; the same key with another "
+        "body is 422. Keys expire after IDEMPOTENCY_TTL_S (default 24 h).",
+    ),
+]
+
+
+def _json(status_code: int, payload: bytes, headers: dict[str, str]) -> Response:
+    return Response(payload, status_code, headers, media_type="application/json")
+
+
+async def _write_once(
+    conn: AsyncConnection,
+    runtime: Runtime,
+    application: ApplicationConfig,
+    key: str | None,
+    fingerprint: str,
+    now: datetime,
+    write: Callable[[AsyncConnection], Awaitable[StoredResponse]],
+) -> Response:
+    """Run `write` in the caller's transaction, at most once per Idempotency-Key."""
+    if key is None:
+        answer = await write(conn)
+        return _json(answer.status_code, answer.body, answer.headers)
+    key = idempotency.check_key(key)
+    ttl = timedelta(seconds=runtime.settings.idempotency_ttl_s)
+    stored = await idempotency.claim(conn, application.id, key, fingerprint, now, ttl)
+    if stored is not None:
+        return _json(stored.status_code, stored.body, {**stored.headers, REPLAYED: "true"})
+    answer = await write(conn)
+    await idempotency.store(conn, application.id, key, answer)
+    return _json(answer.status_code, answer.body, answer.headers)
+
+
+REPLAYED = "Idempotent-Replayed"
+
+
 @router.post(
     CALENDAR_UNIT + "/appointments",
     status_code=status.HTTP_201_CREATED,
@@ -48,8 +95,8 @@ async def book_appointment(
     catalog: CatalogDep,
     runtime: RuntimeDep,
     request: Request,
-    response: Response,
-) -> AppointmentOut:
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     command = booking.BookAppointment(
         service_id=calendar.service_id,
         on_date=calendar.on_date,
@@ -66,12 +113,24 @@ async def book_appointment(
         fields=dict(body.fields or {}),
         tag_ids=list(body.tag_ids or []),
     )
+    now = runtime.clock()
+
+    async def write(conn: AsyncConnection) -> StoredResponse:
+        record = await booking.book_appointment(conn, catalog, application.id, command, now)
+        location = f"/{application.id}/appointments/{record.case_id}"
+        return StoredResponse(201, _appointment_json(record), {"Location": location})
+
+    fingerprint = idempotency.request_fingerprint(
+        "POST", request.url.path, body.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    )
     async with runtime.engine.begin() as conn:
-        record = await booking.book_appointment(
-            conn, catalog, application.id, command, runtime.clock()
+        return await _write_once(
+            conn, runtime, application, idempotency_key, fingerprint, now, write
         )
-    response.headers["Location"] = f"/{application.id}/appointments/{record.case_id}"
-    return AppointmentOut.from_record(record)
+
+
+def _appointment_json(record: AppointmentRecord) -> bytes:
+    return AppointmentOut.from_record(record).model_dump_json(by_alias=True).encode()
 
 
 @router.get(
@@ -126,10 +185,15 @@ async def get_appointment(
 async def cancel_appointment(
     calendar: CalendarParams,
     case_id: Annotated[uuid.UUID, Path(alias="caseId")],
+    application: AppointmentsManager,
     catalog: CatalogDep,
     runtime: RuntimeDep,
-) -> AppointmentOut:
-    async with runtime.engine.begin() as conn:
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    now = runtime.clock()
+
+    async def write(conn: AsyncConnection) -> StoredResponse:
         record = await booking.cancel_appointment(
             conn,
             catalog,
@@ -137,6 +201,12 @@ async def cancel_appointment(
             calendar.on_date,
             calendar.cu_index,
             case_id,
-            runtime.clock(),
+            now,
         )
-    return AppointmentOut.from_record(record)
+        return StoredResponse(200, _appointment_json(record), {})
+
+    fingerprint = idempotency.request_fingerprint("DELETE", request.url.path, None)
+    async with runtime.engine.begin() as conn:
+        return await _write_once(
+            conn, runtime, application, idempotency_key, fingerprint, now, write
+        )
