@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
+    # Adds POST /bench/bare (parses a booking body, answers JSON, no database): `make bench` only.
+    enable_bench_routes: bool = False
 
     @field_validator("jwt_algorithms", "jwt_client_id_claims", mode="before")
     @classmethod

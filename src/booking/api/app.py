@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+import orjson
+from fastapi import FastAPI, Response
 from sqlalchemy import text
 
 from booking.api import problems
@@ -14,6 +15,7 @@ from booking.api.auth import TokenVerifier
 from booking.api.deps import Runtime, RuntimeDep
 from booking.api.middleware import RequestContextMiddleware, configure_logging
 from booking.api.routes import appointments, calendars, discovery
+from booking.api.schemas import BookAppointmentRequest
 from booking.service.catalog import ConfigCache
 from booking.service.wallclock import Clock, system_clock
 from booking.settings import Settings
@@ -71,6 +73,14 @@ def create_app(
         async with runtime.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         return {"status": "ready"}
+
+    if settings.enable_bench_routes:
+
+        @app.post("/bench/bare", include_in_schema=False)
+        async def bare(body: BookAppointmentRequest) -> Response:
+            """The framework's floor: parse and validate a booking body, answer JSON."""
+            payload = orjson.dumps({"serviceTypeId": str(body.service_type_id), "ok": True})
+            return Response(payload, media_type="application/json")
 
     app.include_router(appointments.router)
     app.include_router(calendars.router)

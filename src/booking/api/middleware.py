@@ -3,7 +3,8 @@
 - a request id (from `X-Request-ID` when it is sane, else new) in every log line and response;
 - one structured access-log line per request (method, path, status, milliseconds; never bodies,
   so never a phone number or an email);
-- a body size limit: 413 before the body is read into memory.
+- a body size limit: 413 before the body is read into memory;
+- `Server-Timing: app;dur=<ms>`: time spent in the server until the response headers.
 """
 
 from __future__ import annotations
@@ -92,7 +93,12 @@ class RequestContextMiddleware:
                 return
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
-                message["headers"] = [*message.get("headers", []), id_header]
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                message["headers"] = [
+                    *message.get("headers", []),
+                    id_header,
+                    (b"server-timing", f"app;dur={elapsed_ms:.2f}".encode()),
+                ]
             await send(message)
 
         async def receive_limited() -> Message:
