@@ -1,13 +1,15 @@
-"""Tests run on a real PostgreSQL: TEST_DATABASE_URL if set, else the embedded server under
-.data/. One database per session, built by the Alembic migrations (never create_all); every test
+"""Tests run on a real PostgreSQL: the embedded server under .data/, or the server of
+TEST_DATABASE_URL (its role needs CREATEDB). Each test session creates its own database there
+(named with the process id, dropped at the end), built by the Alembic migrations (never create_all); every test
 starts from empty tables (TRUNCATE), so tests that commit for real, like the concurrency ones,
 need no special treatment."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -94,26 +96,58 @@ def make_database(postgres: EmbeddedPostgres | None) -> Iterator[object]:
     base = os.environ.get("TEST_DATABASE_URL")
 
     def make(name: str) -> str:
+        name = f"{name}_{os.getpid()}"  # parallel test runs on one server do not collide
         if postgres is not None:
             postgres.ensure_database(name, recreate=True)
             created.append(name)
             return postgres.url(name)
         assert base is not None
-        return to_async_url(make_url(to_async_url(base)).set(database=name).render_as_string(False))
+        _run_on_server(
+            base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
+        )
+        created.append(name)
+        return make_url(to_async_url(base)).set(database=name).render_as_string(False)
 
     yield make
-    if postgres is not None:
-        for name in created:
+    for name in created:
+        if postgres is not None:
             postgres.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
+        else:
+            assert base is not None
+            _run_on_server(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _run_on_server(url: str, *statements: str) -> None:
+    """Run statements outside a transaction (CREATE DATABASE cannot run inside one)."""
+
+    async def work() -> None:
+        engine = create_async_engine(to_async_url(url), isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as conn:
+                for statement in statements:
+                    await conn.execute(text(statement))
+        finally:
+            await engine.dispose()
+
+    errors: list[BaseException] = []
+    thread = threading.Thread(target=lambda: _capture(errors, lambda: asyncio.run(work())))
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _capture(errors: list[BaseException], work: Callable[[], object]) -> None:
+    try:
+        work()
+    except BaseException as error:
+        errors.append(error)
 
 
 @pytest.fixture(scope="session")
 def database_url(postgres: EmbeddedPostgres | None, make_database: object) -> str:
-    base = os.environ.get("TEST_DATABASE_URL")
-    url = to_async_url(base) if base else make_database("booking_test")  # type: ignore[operator]
-    run_alembic(url, ("downgrade", "base"), ("upgrade", "head")) if base else run_alembic(
-        url, ("upgrade", "head")
-    )
+    url: str = make_database("booking_test")  # type: ignore[operator]
+    run_alembic(url, ("upgrade", "head"))
     return url
 
 
