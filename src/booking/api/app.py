@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Response
+from fastapi.openapi.utils import get_openapi
 from sqlalchemy import text
 
 from booking.api import problems
@@ -85,7 +86,25 @@ def create_app(
     app.include_router(appointments.router)
     app.include_router(calendars.router)
     app.include_router(discovery.router)
+    app.openapi = lambda: _openapi_with_problem_media_type(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi_with_problem_media_type(app: FastAPI) -> dict[str, Any]:
+    """FastAPI files every response model under application/json; errors are served as
+    application/problem+json, so the schema says so."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if status[0] in "45" and "application/json" in content:
+                        content["application/problem+json"] = content.pop("application/json")
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def app_from_env() -> FastAPI:

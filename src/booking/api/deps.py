@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.api.auth import TokenVerifier, authorize
 from booking.service.catalog import ApplicationConfig, Catalog, ConfigCache
+from booking.service.errors import UnsupportedMediaType
 from booking.service.wallclock import Clock
 from booking.settings import Settings
 
@@ -36,16 +38,31 @@ def get_runtime(request: Request) -> Runtime:
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
+# Declares the Bearer scheme in OpenAPI (the Authorize button of /docs); `authorize` reads the
+# raw header itself so that every failure gets its own problem code.
+bearer_scheme = HTTPBearer(auto_error=False, description="A JWT of the registered application.")
+
 
 def requires_role(role: str) -> Callable[..., Awaitable[ApplicationConfig]]:
     async def dependency(
         runtime: RuntimeDep,
         application_id: Annotated[uuid.UUID, Path(alias="applicationId")],
+        _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
         authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> ApplicationConfig:
         return await authorize(runtime.verifier, runtime.cache, authorization, application_id, role)
 
     return dependency
+
+
+def require_json_body(request: Request) -> None:
+    """A body route reads JSON only: say so (415) instead of failing to parse something else."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType(
+            "The body must be JSON: send Content-Type: application/json.",
+            code="unsupported_media_type",
+        )
 
 
 AppointmentsManager = Annotated[ApplicationConfig, Depends(requires_role(APPOINTMENTS_MANAGER))]

@@ -22,6 +22,7 @@ from booking.service.errors import (
     RuleViolation,
     Unauthenticated,
     Unavailable,
+    UnsupportedMediaType,
 )
 
 log = logging.getLogger("booking.api")
@@ -35,6 +36,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    UnsupportedMediaType: 415,
     RuleViolation: 422,
     Unavailable: 503,
 }
@@ -142,12 +144,16 @@ async def _on_validation_error(_: Request, exc: Exception) -> Response:
 
 async def _on_http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "route_not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
-        exc.status_code, "http_error"
-    )
-    return problem(
-        exc.status_code, code, str(exc.detail), str(exc.detail), headers=dict(exc.headers or {})
-    )
+    code = {
+        400: "malformed_body",
+        404: "route_not_found",
+        405: "method_not_allowed",
+        413: "body_too_large",
+    }.get(exc.status_code, "http_error")
+    detail = str(exc.detail)
+    if exc.status_code == 400:  # FastAPI could not decode the body (bad UTF-8, too deep ...)
+        detail = "The body could not be read as JSON (bad encoding or nesting too deep)."
+    return problem(exc.status_code, code, str(exc.detail), detail, headers=dict(exc.headers or {}))
 
 
 async def _on_database_unavailable(request: Request, exc: Exception) -> Response:

@@ -60,6 +60,13 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+class UnsupportedMediaType(DomainError):
+    """The request body is not in a format the server reads (415)."""
+
+    code = "unsupported_media_type"
+    title = "Unsupported media type"
+
+
 class Unavailable(DomainError):
     """A dependency (the database) is unreachable; worth retrying later (503)."""
 

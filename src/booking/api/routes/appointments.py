@@ -7,10 +7,16 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from booking.api.deps import AppointmentsManager, CatalogDep, Runtime, RuntimeDep
+from booking.api.deps import (
+    AppointmentsManager,
+    CatalogDep,
+    Runtime,
+    RuntimeDep,
+    require_json_body,
+)
 from booking.api.routes.paths import CALENDAR_UNIT, CalendarParams
 from booking.api.schemas import AppointmentOut, BookAppointmentRequest, Problem
 from booking.service import booking, calendars, idempotency
@@ -28,16 +34,10 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "Unknown application, service, calendar unit, service type, customer record, "
         "field type, tag or appointment.",
         409: "The slot is not vacant; `nearestVacancies` lists up to three vacant starts.",
+        415: "The body is not JSON.",
         422: "Invalid input, or a booking rule broken.",
     }
-    return {
-        s: {
-            "model": Problem,
-            "description": described[s],
-            "content": {"application/problem+json": {}},
-        }
-        for s in statuses
-    }
+    return {s: {"model": Problem, "description": described[s]} for s in statuses}
 
 
 IdempotencyKey = Annotated[
@@ -85,8 +85,9 @@ REPLAYED = "Idempotent-Replayed"
     CALENDAR_UNIT + "/appointments",
     status_code=status.HTTP_201_CREATED,
     response_model=AppointmentOut,
-    responses=problems(401, 403, 404, 409, 422),
+    responses=problems(401, 403, 404, 409, 415, 422),
     summary="Book an appointment",
+    dependencies=[Depends(require_json_body)],
 )
 async def book_appointment(
     calendar: CalendarParams,
