@@ -168,13 +168,33 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
     return problem(500, "internal_error", "Internal server error", "An unexpected error occurred.")
 
 
+# SQLSTATEs that mean "the database cannot serve now": connection exceptions (08...), statement or
+# lock timeouts, shutdowns, too many connections. Worth a retry, so 503 rather than 500.
+_TRANSIENT_SQLSTATES = ("08", "57014", "55P03", "57P01", "57P02", "57P03", "53300")
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    seen: BaseException | None = exc
+    for _ in range(8):  # a bounded walk down the wrapped causes
+        if seen is None:
+            break
+        state = getattr(seen, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return None
+
+
 def is_database_outage(exc: BaseException) -> bool:
-    """Connection-level failures (not constraint violations or bad SQL)."""
+    """Connection-level failures and timeouts (not constraint violations or bad SQL)."""
     if isinstance(
         exc, PoolTimeoutError | OperationalError | InterfaceError | OSError | TimeoutError
     ):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    state = _sqlstate(exc)
+    return state is not None and state.startswith(_TRANSIENT_SQLSTATES)
 
 
 async def _on_dbapi_error(request: Request, exc: Exception) -> Response:

@@ -1,0 +1,120 @@
+"""The database goes away and comes back: the server answers 503 quickly meanwhile, never a
+500 or a hang, and serves again without a restart."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from booking.api.app import create_app
+from booking.settings import Settings
+from booking.store.embedded import EmbeddedPostgres
+from tests import builders
+from tests.builders import World
+from tests.conftest import TEST_SECRET, TODAY, FakeClock, bearer, run_alembic
+
+DAY = TODAY + timedelta(days=1)
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[EmbeddedPostgres]:
+    """A private PostgreSQL server that this test may stop (short path: socket names are short)."""
+    data_dir = Path(tempfile.mkdtemp(prefix="pgf", dir="/tmp"))
+    server = EmbeddedPostgres(data_dir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+async def outage_setup(
+    own_postgres: EmbeddedPostgres, clock: FakeClock, tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, World, Settings]]:
+    own_postgres.ensure_database("faults")
+    url = own_postgres.url("faults")
+    run_alembic(url, ("upgrade", "head"))
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        world = await builders.world(conn)
+    await engine.dispose()
+    settings = Settings(
+        jwt_dev_secret=TEST_SECRET,
+        config_cache_ttl_s=0,
+        data_dir=tmp_path,
+        database_connect_timeout_s=2,
+        database_pool_timeout_s=2,
+        database_statement_timeout_ms=500,
+    )
+    app = create_app(settings, url, clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client, world, settings
+
+
+async def test_database_outage_answers_503_then_recovers_without_restart(
+    outage_setup: tuple[httpx.AsyncClient, World, Settings], own_postgres: EmbeddedPostgres
+) -> None:
+    client, world, settings = outage_setup
+    auth = bearer(settings, world.client_id)
+    path = world.appointments_path(DAY)
+    assert (await client.post(path, json=world.body(480), headers=auth)).status_code == 201
+
+    own_postgres.stop()
+    started = time.monotonic()
+    response = await client.post(path, json=world.body(540), headers=auth)
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "database_unavailable"
+    assert int(response.headers["retry-after"]) > 0
+    assert elapsed < settings.database_connect_timeout_s + 1
+    assert (await client.get("/readyz")).status_code == 503
+    assert (await client.get("/healthz")).status_code == 200
+    vacancies = await client.get(
+        world.calendar_path(DAY) + f"/vacancies?serviceTypeId={world.service_type_id}",
+        headers=auth,
+    )
+    assert vacancies.status_code == 503
+
+    own_postgres.start()
+    assert (await client.get("/readyz")).status_code == 200
+    again = await client.post(path, json=world.body(540), headers=auth)
+    assert again.status_code == 201, again.text
+
+
+async def test_statement_timeout_bounds_a_slow_query(
+    outage_setup: tuple[httpx.AsyncClient, World, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from booking.service import booking
+
+    client, world, settings = outage_setup
+
+    async def stuck(conn: Any, *args: Any) -> list[Any]:
+        await conn.execute(text("SELECT pg_sleep(30)"))
+        return []
+
+    monkeypatch.setattr(booking, "booked_intervals", stuck)
+    started = time.monotonic()
+    response = await client.post(
+        world.appointments_path(DAY),
+        json=world.body(480),
+        headers=bearer(settings, world.client_id),
+    )
+    assert time.monotonic() - started < 3
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "database_unavailable"
