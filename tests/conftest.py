@@ -1,14 +1,18 @@
 """Tests run on a real PostgreSQL: the embedded server under .data/, or the server of
 TEST_DATABASE_URL (its role needs CREATEDB). Each test session creates its own database there
-(named with the process id, dropped at the end), built by the Alembic migrations (never create_all); every test
-starts from empty tables (TRUNCATE), so tests that commit for real, like the concurrency ones,
-need no special treatment."""
+(named with the process id, dropped at the end), built by the Alembic migrations (never
+create_all); every test starts from empty tables (TRUNCATE), so tests that commit for real, like
+the concurrency ones, need no special treatment."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -234,3 +238,63 @@ async def world(engine: AsyncEngine) -> builders.World:
 @pytest.fixture
 def auth(settings: Settings, world: builders.World) -> dict[str, str]:
     return bearer(settings, world.client_id)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_servers(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[str]]:
+    """Two real uvicorn processes on the test database (real clock, config cache off)."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "JWT_DEV_SECRET": TEST_SECRET,
+        "CONFIG_CACHE_TTL_S": "0",
+        "DATA_DIR": str(tmp_path_factory.mktemp("servers")),
+        "LOG_LEVEL": "WARNING",
+    }
+    ports = [_free_port(), _free_port()]
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "booking.api.app:app_from_env",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            env=env,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        for port in ports
+    ]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    try:
+        deadline = time.monotonic() + 30
+        for url in urls:
+            while True:
+                try:
+                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"server {url} did not start")
+                time.sleep(0.1)
+        yield urls
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=10)

@@ -4,15 +4,9 @@ one real PostgreSQL. The database decides, not process memory."""
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,68 +18,10 @@ from booking.settings import Settings
 from booking.store.models import Appointment
 from tests import builders
 from tests.builders import World
-from tests.conftest import TEST_SECRET, bearer
+from tests.conftest import bearer
 
 # The servers run on the real clock: book a date safely in the future.
 DAY = date.today() + timedelta(days=3)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def servers(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    """Two uvicorn processes on the test database."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "JWT_DEV_SECRET": TEST_SECRET,
-        "CONFIG_CACHE_TTL_S": "0",
-        "DATA_DIR": str(tmp_path_factory.mktemp("servers")),
-        "LOG_LEVEL": "WARNING",
-    }
-    ports = [_free_port(), _free_port()]
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "booking.api.app:app_from_env",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
-            env=env,
-            cwd=Path(__file__).resolve().parent.parent,
-        )
-        for port in ports
-    ]
-    urls = [f"http://127.0.0.1:{port}" for port in ports]
-    try:
-        deadline = time.monotonic() + 30
-        for url in urls:
-            while True:
-                try:
-                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server {url} did not start")
-                time.sleep(0.1)
-        yield urls
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -144,11 +80,11 @@ async def make_world(engine: AsyncEngine, **options: object) -> World:
 
 
 async def test_twenty_bookings_of_the_last_place_give_one_201_and_nineteen_409(
-    servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+    live_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
 ) -> None:
     world = await make_world(engine, capacity=1)
     responses = await fire(
-        http, servers, world, bearer(settings, world.client_id), [world.body(600)] * 20
+        http, live_servers, world, bearer(settings, world.client_id), [world.body(600)] * 20
     )
 
     assert Counter(r.status_code for r in responses) == {201: 1, 409: 19}
@@ -159,11 +95,11 @@ async def test_twenty_bookings_of_the_last_place_give_one_201_and_nineteen_409(
 
 
 async def test_capacity_two_gives_exactly_two_201(
-    servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+    live_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
 ) -> None:
     world = await make_world(engine, capacity=2)
     responses = await fire(
-        http, servers, world, bearer(settings, world.client_id), [world.body(600)] * 20
+        http, live_servers, world, bearer(settings, world.client_id), [world.body(600)] * 20
     )
 
     assert Counter(r.status_code for r in responses) == {201: 2, 409: 18}
@@ -173,7 +109,7 @@ async def test_capacity_two_gives_exactly_two_201(
 
 
 async def test_overlapping_intervals_of_different_durations_never_exceed_capacity(
-    servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+    live_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
 ) -> None:
     world = await make_world(engine, capacity=2, duration=30)
     async with engine.begin() as conn:
@@ -184,7 +120,7 @@ async def test_overlapping_intervals_of_different_durations_never_exceed_capacit
         for type_id in (world.service_type_id, long_type, short_type):
             bodies.append({**world.body(start), "serviceTypeId": str(type_id)})
         bodies.append(world.body(start + (i % 3) * 10))
-    responses = await fire(http, servers, world, bearer(settings, world.client_id), bodies)
+    responses = await fire(http, live_servers, world, bearer(settings, world.client_id), bodies)
 
     statuses = Counter(r.status_code for r in responses)
     assert set(statuses) <= {201, 409}, [
@@ -197,7 +133,7 @@ async def test_overlapping_intervals_of_different_durations_never_exceed_capacit
 
 
 async def test_concurrent_bookings_of_different_calendars_all_succeed_with_gapless_tickets(
-    servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+    live_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
 ) -> None:
     world = await make_world(engine, capacity=1)
     async with engine.begin() as conn:
@@ -208,7 +144,7 @@ async def test_concurrent_bookings_of_different_calendars_all_succeed_with_gaple
     async def one(i: int) -> httpx.Response:
         await gate.wait()
         return await http.post(
-            servers[i % 2] + world.appointments_path(DAY, i % 2),
+            live_servers[i % 2] + world.appointments_path(DAY, i % 2),
             json=world.body(480 + 30 * (i // 2)),
             headers=headers,
         )

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_real_keys(self) -> Self:
+        if any(alg.lower() == "none" for alg in self.algorithms):
+            raise ValueError("JWT_ALGORITHMS must never include 'none'")
         if self.jwt_mode is JwtMode.PRODUCTION:
             if not (self.jwt_jwks_url or self.jwt_public_key):
                 raise ValueError("JWT_MODE=production needs JWT_JWKS_URL or JWT_PUBLIC_KEY")

@@ -10,6 +10,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -142,8 +143,20 @@ async def _on_validation_error(_: Request, exc: Exception) -> Response:
     return problem(422, "validation_failed", "Invalid request", summary, errors=errors)
 
 
-async def _on_http_error(_: Request, exc: Exception) -> Response:
+def _allowed_methods(request: Request) -> str:
+    """Every method any route serves at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(request.url.path):
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     code = {
         400: "malformed_body",
         404: "route_not_found",
@@ -153,7 +166,7 @@ async def _on_http_error(_: Request, exc: Exception) -> Response:
     detail = str(exc.detail)
     if exc.status_code == 400:  # FastAPI could not decode the body (bad UTF-8, too deep ...)
         detail = "The body could not be read as JSON (bad encoding or nesting too deep)."
-    return problem(exc.status_code, code, str(exc.detail), detail, headers=dict(exc.headers or {}))
+    return problem(exc.status_code, code, str(exc.detail), detail, headers=headers)
 
 
 async def _on_database_unavailable(request: Request, exc: Exception) -> Response:

@@ -131,7 +131,7 @@ class LoadSummary:
 def _time_zone(name: str) -> str:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(f"unknown IANA time zone {name!r} (e.g. 'Europe/London')") from None
     return name
 

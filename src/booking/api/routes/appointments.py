@@ -29,13 +29,16 @@ router = APIRouter(tags=["appointments"])
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     described = {
+        400: "The body could not be decoded (bad encoding, nesting too deep).",
         401: "Missing, malformed, expired or badly signed token.",
         403: "The application is disabled or the token lacks the role.",
         404: "Unknown application, service, calendar unit, service type, customer record, "
         "field type, tag or appointment.",
         409: "The slot is not vacant; `nearestVacancies` lists up to three vacant starts.",
         415: "The body is not JSON.",
+        413: "The body is larger than MAX_BODY_BYTES.",
         422: "Invalid input, or a booking rule broken.",
+        503: "The database is unavailable; retry after `Retry-After` seconds.",
     }
     return {s: {"model": Problem, "description": described[s]} for s in statuses}
 
@@ -85,7 +88,7 @@ REPLAYED = "Idempotent-Replayed"
     CALENDAR_UNIT + "/appointments",
     status_code=status.HTTP_201_CREATED,
     response_model=AppointmentOut,
-    responses=problems(401, 403, 404, 409, 415, 422),
+    responses=problems(400, 401, 403, 404, 409, 413, 415, 422, 503),
     summary="Book an appointment",
     dependencies=[Depends(require_json_body)],
 )
@@ -137,7 +140,7 @@ def _appointment_json(record: AppointmentRecord) -> bytes:
 @router.get(
     CALENDAR_UNIT + "/appointments",
     response_model=list[AppointmentOut],
-    responses=problems(401, 403, 404, 422),
+    responses=problems(401, 403, 404, 422, 503),
     summary="List the appointments of a calendar",
 )
 async def list_appointments(
@@ -161,7 +164,7 @@ async def list_appointments(
 @router.get(
     "/{applicationId}/appointments/{caseId}",
     response_model=AppointmentOut,
-    responses=problems(401, 403, 404, 422),
+    responses=problems(401, 403, 404, 422, 503),
     summary="Read one appointment",
 )
 async def get_appointment(
@@ -177,7 +180,7 @@ async def get_appointment(
 @router.delete(
     CALENDAR_UNIT + "/appointments/{caseId}",
     response_model=AppointmentOut,
-    responses=problems(401, 403, 404, 422),
+    responses=problems(401, 403, 404, 422, 503),
     summary="Cancel an appointment",
     description="Sets status `Cancelled` (the row is kept) and frees the slot at once. "
     "Idempotent: cancelling a cancelled appointment answers 200 with the same body. "

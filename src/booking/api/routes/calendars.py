@@ -19,7 +19,7 @@ router = APIRouter(tags=["calendars"])
 @router.get(
     CALENDAR_UNIT + "/vacancies",
     response_model=VacanciesOut,
-    responses=problems(401, 403, 404, 422),
+    responses=problems(401, 403, 404, 422, 503),
     summary="Vacant start times for a service type",
     description="Past start times of today, closed dates and dates outside the booking window "
     "give an empty list. Every listed start can be booked at this moment.",
@@ -51,7 +51,7 @@ async def get_vacancies(
 @router.get(
     CALENDAR,
     response_model=list[CalendarOut],
-    responses=problems(401, 403, 404, 422),
+    responses=problems(401, 403, 404, 422, 503),
     summary="The service's calendars on a date, with stats",
 )
 async def get_calendars(

@@ -15,7 +15,7 @@ router = APIRouter(tags=["discovery"])
 @router.get(
     "/{applicationId}/services",
     response_model=list[ServiceOut],
-    responses=problems(401, 403, 404),
+    responses=problems(401, 403, 404, 422, 503),
     summary="The organization's services, service types and calendar units",
 )
 async def list_services(catalog: CatalogDep) -> list[ServiceOut]:
@@ -26,7 +26,7 @@ async def list_services(catalog: CatalogDep) -> list[ServiceOut]:
 @router.get(
     "/{applicationId}/field-types",
     response_model=list[FieldTypeOut],
-    responses=problems(401, 403, 404),
+    responses=problems(401, 403, 404, 422, 503),
     summary="The organization's custom field types",
 )
 async def list_field_types(catalog: CatalogDep) -> list[FieldTypeOut]:
@@ -42,7 +42,7 @@ async def list_field_types(catalog: CatalogDep) -> list[FieldTypeOut]:
 @router.get(
     "/{applicationId}/tags",
     response_model=list[TagOut],
-    responses=problems(401, 403, 404),
+    responses=problems(401, 403, 404, 422, 503),
     summary="The organization's tags",
 )
 async def list_tags(catalog: CatalogDep) -> list[TagOut]:
@@ -55,7 +55,7 @@ async def list_tags(catalog: CatalogDep) -> list[TagOut]:
 @router.get(
     "/{applicationId}/languages",
     response_model=LanguagesOut,
-    responses=problems(401, 403, 404),
+    responses=problems(401, 403, 404, 422, 503),
     summary="The organization's supported and default languages",
 )
 async def list_languages(catalog: CatalogDep) -> LanguagesOut:
