@@ -27,6 +27,7 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
         max_overflow=settings.database_max_overflow,
         pool_timeout=settings.database_pool_timeout_s,
         pool_pre_ping=True,  # a restarted database is noticed on checkout, not by a request
+        hide_parameters=True,  # bound values (phones, emails) never reach error messages or logs
         connect_args={
             "timeout": settings.database_connect_timeout_s,
             "command_timeout": settings.database_statement_timeout_ms / 1000 + 1
