@@ -49,13 +49,13 @@ def database(settings: Settings) -> Iterator[str]:
         yield url
         return
     server = EmbeddedPostgres(settings.data_dir)
-    print(f"Starting the embedded PostgreSQL (data in {server.pgdata}) ...", flush=True)
+    print(f"Starting the embedded PostgreSQL (data in {server.pgdata}) ...", file=sys.stderr)
     server.start()
     try:
         server.ensure_database(EMBEDDED_DATABASE)
         yield server.url(EMBEDDED_DATABASE)
     finally:
-        print("Stopping the embedded PostgreSQL ...", flush=True)
+        print("Stopping the embedded PostgreSQL ...", file=sys.stderr)
         server.stop()
 
 
@@ -77,7 +77,7 @@ async def wait_for_database(url: str, timeout_s: float = 60.0) -> None:
                     raise SystemExit(
                         f"The database did not answer within {timeout_s:.0f} s: {error}"
                     ) from None
-                print("Waiting for the database ...", flush=True)
+                print("Waiting for the database ...", file=sys.stderr)
                 await asyncio.sleep(1)
     finally:
         await engine.dispose()

@@ -137,7 +137,12 @@ class RequestContextMiddleware:
 class JsonLogFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request id, and any extras."""
 
-    _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+    _STANDARD = set(logging.makeLogRecord({}).__dict__) | {
+        "message",
+        "asctime",
+        "taskName",
+        "color_message",  # uvicorn's ANSI-coloured copy of the message
+    }
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {

