@@ -8,6 +8,7 @@ The last test proves that booking with a phone number and an email logs neither.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -31,7 +32,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.api.app import create_app
-from booking.api.auth import TokenVerifier
+from booking.api.auth import TokenVerifier, mint_dev_token
 from booking.service.errors import Unauthenticated
 from booking.settings import JwtMode, Settings
 from tests import builders
@@ -1115,3 +1116,37 @@ async def test_booking_logs_neither_phone_number_nor_email(
         ).lower()
         for secret in forbidden:
             assert secret.lower() not in text, (secret, record.__dict__)
+
+
+# --- the verified-token cache -----------------------------------------------------------------
+
+
+async def test_a_token_is_verified_once_then_served_from_the_cache(
+    settings: Settings, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from booking.api import auth as auth_module
+
+    decoded = []
+    real_decode = auth_module.jwt.decode
+
+    def counting_decode(*args: Any, **kwargs: Any) -> Any:
+        decoded.append(1)
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(auth_module.jwt, "decode", counting_decode)
+    verifier = TokenVerifier(settings)
+    token = mint_dev_token(settings, world.client_id, [MANAGER])
+    for _ in range(5):
+        await verifier.claims(token)
+    assert len(decoded) == 1
+
+
+async def test_a_cached_token_is_refused_once_it_expires(settings: Settings, world: World) -> None:
+    strict = settings.model_copy(update={"jwt_leeway_s": 0})
+    verifier = TokenVerifier(strict)
+    token = mint_dev_token(strict, world.client_id, [MANAGER], ttl_s=1)
+    await verifier.claims(token)
+    await asyncio.sleep(2.1)  # whole seconds: exp < now needs a full second past it
+    with pytest.raises(Unauthenticated) as refused:
+        await verifier.claims(token)
+    assert refused.value.code == "token_expired"

@@ -30,6 +30,8 @@ from booking.service.errors import Forbidden, NotFound, Unauthenticated
 from booking.settings import JwtMode, Settings
 
 JWKS_MIN_REFRESH_INTERVAL_S = 30.0
+VERIFIED_TOKEN_TTL_S = 60.0  # how long a withdrawn signing key can still be honoured, at most
+VERIFIED_TOKEN_CACHE_SIZE = 4096
 _ALG_KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
 
 
@@ -55,9 +57,30 @@ class TokenVerifier:
         self._jwks_fetched_at = float("-inf")
         self._last_forced_refresh = float("-inf")
         self._jwks_lock = asyncio.Lock()
+        # token -> (claims, monotonic deadline): partners reuse a token for its whole lifetime,
+        # so each process verifies it once, then trusts it for at most VERIFIED_TOKEN_TTL_S.
+        self._verified: dict[str, tuple[dict[str, Any], float, float]] = {}
 
     async def claims(self, token: str) -> dict[str, Any]:
         """The verified claims, or Unauthenticated saying why not."""
+        hit = self._verified.get(token)
+        if hit is not None:
+            claims, deadline, expires_at = hit
+            if self._monotonic() < deadline and time.time() < expires_at:
+                return claims
+            del self._verified[token]
+        claims = await self._verify(token)
+        exp = claims.get("exp")
+        if isinstance(exp, int | float):
+            if len(self._verified) >= VERIFIED_TOKEN_CACHE_SIZE:
+                self._verified.pop(next(iter(self._verified)))  # the oldest entry
+            deadline = self._monotonic() + VERIFIED_TOKEN_TTL_S
+            if self.settings.jwt_jwks_url:  # never outlive the keys it was verified with
+                deadline = min(deadline, self._jwks_fetched_at + self.settings.jwks_cache_ttl_s)
+            self._verified[token] = (claims, deadline, exp + self.settings.jwt_leeway_s)
+        return claims
+
+    async def _verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except JWTError:

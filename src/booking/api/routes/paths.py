@@ -25,14 +25,14 @@ class CalendarPath:
     cu_index: int
 
 
-def calendar_date(
+async def calendar_date(
     service_id: Annotated[uuid.UUID, Path(alias="serviceId")],
     on_date: Annotated[PathDate, Path(alias="date")],
 ) -> CalendarDate:
     return CalendarDate(service_id, on_date)  # type: ignore[arg-type]  # validated into a date
 
 
-def calendar_path(
+async def calendar_path(
     service_id: Annotated[uuid.UUID, Path(alias="serviceId")],
     on_date: Annotated[PathDate, Path(alias="date")],
     cu_index: Annotated[int, Path(alias="cuIndex", ge=0, le=1_000_000)],
