@@ -650,3 +650,11 @@ async def test_database_error_in_the_middle_leaves_nothing(
     assert response.headers["content-type"].startswith("application/problem+json")
     assert "division" not in response.text
     assert await appointment_count(engine) == 0
+
+
+def test_the_hot_insert_names_every_appointment_column() -> None:
+    """The booking insert is hand-written SQL: it must not drift from the model."""
+    from booking.service.booking import _APPOINTMENT_COLUMNS
+
+    written_later = {"ticket_number", "cancelled_at", "closed_at"}
+    assert set(_APPOINTMENT_COLUMNS) | written_later == set(Appointment.__table__.c.keys())

@@ -25,7 +25,8 @@ class Runtime:
     """Process-wide state, built by the app's lifespan."""
 
     settings: Settings
-    engine: AsyncEngine
+    engine: AsyncEngine  # transactions (booking, cancelling)
+    reader: AsyncEngine  # the same pool in autocommit, for one-statement reads
     cache: ConfigCache
     verifier: TokenVerifier
     clock: Clock

@@ -22,8 +22,7 @@ from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import and_, literal, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import and_, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from booking.service import availability
@@ -45,7 +44,7 @@ from booking.service.catalog import (
 )
 from booking.service.errors import Conflict, NotFound, RuleViolation
 from booking.service.wallclock import instant_of, local_today
-from booking.store.models import Appointment, CustomerRecord, TicketCounter
+from booking.store.models import Appointment, CustomerRecord
 
 MAX_TEXT_FIELD_LENGTH = 2000
 
@@ -256,6 +255,20 @@ def future_vacant_starts(
 # --- the database part --------------------------------------------------------------------------
 
 
+# The hot path's statements, written once as SQL: building SQLAlchemy constructs and their cache
+# keys on every booking cost more CPU than the database work itself.
+_LOCK_CALENDAR_DAY = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+
+_BOOKED_INTERVALS = text(
+    """
+    SELECT start_minute, duration_minutes
+    FROM appointment
+    WHERE service_id = :service_id AND on_date = :on_date AND cu_index = :cu_index
+      AND status <> 'Cancelled'
+    """
+)
+
+
 async def lock_calendar_day(
     conn: AsyncConnection, service_id: uuid.UUID, cu_index: int, on_date: date
 ) -> None:
@@ -264,22 +277,15 @@ async def lock_calendar_day(
     A hash collision between two calendars only makes them wait for each other; it never lets
     two bookings of the same calendar through together."""
     await conn.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-        {"key": f"calendar:{service_id}:{cu_index}:{on_date.isoformat()}"},
+        _LOCK_CALENDAR_DAY, {"key": f"calendar:{service_id}:{cu_index}:{on_date.isoformat()}"}
     )
 
 
 async def booked_intervals(
     conn: AsyncConnection, service_id: uuid.UUID, cu_index: int, on_date: date
 ) -> list[Interval]:
-    a = Appointment
     rows = await conn.execute(
-        select(a.start_minute, a.duration_minutes).where(
-            a.service_id == service_id,
-            a.on_date == on_date,
-            a.cu_index == cu_index,
-            a.status != CANCELLED,
-        )
+        _BOOKED_INTERVALS, {"service_id": service_id, "on_date": on_date, "cu_index": cu_index}
     )
     return [Interval(start, start + duration) for start, duration in rows]
 
@@ -454,29 +460,59 @@ async def book_appointment(
     )
 
 
-async def _insert_with_next_ticket(conn: AsyncConnection, values: dict[str, Any]) -> int:
-    """Take the next ticket number of (service, date) and insert, in one statement.
+_APPOINTMENT_COLUMNS = (
+    "id",
+    "organization_id",
+    "service_id",
+    "cu_index",
+    "on_date",
+    "start_minute",
+    "duration_minutes",
+    "starts_at",
+    "time_zone",
+    "service_type_id",
+    "status",
+    "status_date",
+    "ticket_prefix",
+    "customer_record_id",
+    "channel",
+    "language",
+    "contact_phone",
+    "contact_email",
+    "prevent_self_check_in",
+    "fields",
+    "tag_ids",
+    "bypassed_timeslot_check",
+    "created_by_application_id",
+    "created_at",
+)
 
-    The counter row stays locked until commit, and a rollback gives the number back: numbers are
-    unique and gapless."""
-    counter = (
-        insert(TicketCounter)
-        .values(service_id=values["service_id"], on_date=values["on_date"], last_number=1)
-        .on_conflict_do_update(
-            index_elements=[TicketCounter.service_id, TicketCounter.on_date],
-            set_={"last_number": TicketCounter.last_number + 1},
-        )
-        .returning(TicketCounter.last_number)
-        .cte("ticket")
+# The counter row stays locked until commit, and a rollback gives the number back: ticket
+# numbers are unique and gapless. VALUES (not SELECT) lets Postgres type every parameter from
+# its column.
+_INSERT_WITH_NEXT_TICKET = text(
+    f"""
+    WITH ticket AS (
+        INSERT INTO ticket_counter (service_id, on_date, last_number)
+        VALUES (:service_id, :on_date, 1)
+        ON CONFLICT (service_id, on_date)
+        DO UPDATE SET last_number = ticket_counter.last_number + 1
+        RETURNING last_number
     )
-    columns = [*values.keys(), "ticket_number"]
-    row_values = [literal(v, type_=Appointment.__table__.c[k].type) for k, v in values.items()]
-    statement = (
-        insert(Appointment)
-        .from_select(columns, select(*row_values, counter.c.last_number))
-        .returning(Appointment.ticket_number)
-    )
-    return int((await conn.execute(statement)).scalar_one())
+    INSERT INTO appointment ({", ".join(_APPOINTMENT_COLUMNS)}, ticket_number)
+    VALUES ({", ".join(":" + c for c in _APPOINTMENT_COLUMNS)}, (SELECT last_number FROM ticket))
+    RETURNING ticket_number
+    """  # noqa: S608 (column names are constants)
+).bindparams(
+    bindparam("fields", type_=Appointment.__table__.c.fields.type),
+    bindparam("tag_ids", type_=Appointment.__table__.c.tag_ids.type),
+)
+
+
+async def _insert_with_next_ticket(conn: AsyncConnection, values: dict[str, Any]) -> int:
+    """Take the next ticket number of (service, date) and insert the appointment: one
+    statement."""
+    return int((await conn.execute(_INSERT_WITH_NEXT_TICKET, values)).scalar_one())
 
 
 # --- cancelling ---------------------------------------------------------------------------------

@@ -9,9 +9,11 @@ cached: vacancy is always decided by the database, inside the booking transactio
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Generic, TypeVar
@@ -231,34 +233,60 @@ class _Entry(Generic[T]):
 
 @dataclass
 class ConfigCache:
-    """Applications and catalogs by id, each kept for `ttl_s` seconds (0 disables caching)."""
+    """Applications and catalogs by id, each kept for `ttl_s` seconds (0 disables caching).
+
+    Single flight: when an entry is missing or stale, one task reloads it and the others that
+    want it meanwhile wait for that load instead of each running their own."""
 
     engine: AsyncEngine
     ttl_s: float
     _applications: dict[uuid.UUID, _Entry[ApplicationConfig | None]] = field(default_factory=dict)
     _catalogs: dict[uuid.UUID, _Entry[Catalog | None]] = field(default_factory=dict)
+    _loading: dict[tuple[str, uuid.UUID], asyncio.Future[Any]] = field(default_factory=dict)
 
     def _fresh(self, entry: _Entry[Any] | None) -> bool:
         return entry is not None and time.monotonic() - entry.loaded_at < self.ttl_s
 
-    async def application(self, application_id: uuid.UUID) -> ApplicationConfig | None:
-        entry = self._applications.get(application_id)
+    async def _get(
+        self,
+        kind: str,
+        entries: dict[uuid.UUID, _Entry[Any]],
+        key: uuid.UUID,
+        load: Callable[[AsyncConnection, uuid.UUID], Awaitable[Any]],
+    ) -> Any:
+        entry = entries.get(key)
         if entry is not None and self._fresh(entry):
             return entry.value
-        async with self.engine.connect() as conn:
-            value = await load_application(conn, application_id)
-        self._applications[application_id] = _Entry(value, time.monotonic())
+        pending = self._loading.get((kind, key))
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # never "unretrieved"
+        self._loading[(kind, key)] = future
+        try:
+            async with self.engine.connect() as conn:
+                value = await load(conn, key)
+            entries[key] = _Entry(value, time.monotonic())
+            future.set_result(value)
+            return value
+        except BaseException as error:
+            future.set_exception(error)
+            raise
+        finally:
+            del self._loading[(kind, key)]
+
+    async def application(self, application_id: uuid.UUID) -> ApplicationConfig | None:
+        value: ApplicationConfig | None = await self._get(
+            "application", self._applications, application_id, load_application
+        )
         return value
 
     async def catalog(self, organization_id: uuid.UUID) -> Catalog:
-        entry = self._catalogs.get(organization_id)
-        if entry is not None and self._fresh(entry) and entry.value is not None:
-            return entry.value
-        async with self.engine.connect() as conn:
-            value = await load_catalog(conn, organization_id)
+        value: Catalog | None = await self._get(
+            "catalog", self._catalogs, organization_id, load_catalog
+        )
         if value is None:  # an application always belongs to an organization (foreign key)
             raise LookupError(f"organization {organization_id} vanished")
-        self._catalogs[organization_id] = _Entry(value, time.monotonic())
         return value
 
     def clear(self) -> None:

@@ -149,7 +149,7 @@ async def list_appointments(
     runtime: RuntimeDep,
     customer_record_id: Annotated[uuid.UUID | None, Query(alias="customerRecordId")] = None,
 ) -> list[AppointmentOut]:
-    async with runtime.engine.connect() as conn:
+    async with runtime.reader.connect() as conn:
         records = await calendars.list_appointments(
             conn,
             catalog,
@@ -172,7 +172,7 @@ async def get_appointment(
     catalog: CatalogDep,
     runtime: RuntimeDep,
 ) -> AppointmentOut:
-    async with runtime.engine.connect() as conn:
+    async with runtime.reader.connect() as conn:
         record = await calendars.get_appointment(conn, catalog, case_id)
     return AppointmentOut.from_record(record)
 

@@ -30,7 +30,7 @@ async def get_vacancies(
     catalog: CatalogDep,
     runtime: RuntimeDep,
 ) -> VacanciesOut:
-    async with runtime.engine.connect() as conn:
+    async with runtime.reader.connect() as conn:
         result = await calendars.vacancies(
             conn,
             catalog,
@@ -59,7 +59,7 @@ async def get_calendars(
     catalog: CatalogDep,
     runtime: RuntimeDep,
 ) -> list[CalendarOut]:
-    async with runtime.engine.connect() as conn:
+    async with runtime.reader.connect() as conn:
         days = await calendars.calendars_on_date(
             conn, catalog, calendar.service_id, calendar.on_date, runtime.clock()
         )
