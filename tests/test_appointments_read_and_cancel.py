@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -34,12 +34,14 @@ async def listing(
     client: httpx.AsyncClient,
     world: World,
     auth: dict[str, str],
-    on_date: object = TOMORROW,
+    on_date: date = TOMORROW,
     cu_index: int | None = None,
     **params: str,
 ) -> list[dict[str, Any]]:
     response = await client.get(
-        world.appointments_path(on_date, cu_index), params=params, headers=auth  # type: ignore[arg-type]
+        world.appointments_path(on_date, cu_index),
+        params=params,
+        headers=auth,
     )
     assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()
@@ -51,11 +53,11 @@ async def cancel(
     world: World,
     auth: dict[str, str],
     case_id: str,
-    on_date: object = TOMORROW,
+    on_date: date = TOMORROW,
     cu_index: int | None = None,
 ) -> httpx.Response:
     return await client.delete(
-        f"{world.appointments_path(on_date, cu_index)}/{case_id}",  # type: ignore[arg-type]
+        f"{world.appointments_path(on_date, cu_index)}/{case_id}",
         headers=auth,
     )
 
@@ -131,8 +133,9 @@ async def test_list_shows_only_that_calendar(
         await builders.calendar_unit(conn, world.service_id, cu_index=1)
     mine = await booked(client, world, auth, 480)
     await booked(client, world, auth, 480, on_date=TOMORROW + timedelta(days=1))
-    response = await client.post(world.appointments_path(TOMORROW, 1), json=world.body(480),
-                                 headers=auth)
+    response = await client.post(
+        world.appointments_path(TOMORROW, 1), json=world.body(480), headers=auth
+    )
     assert response.status_code == 201
     assert [i["caseId"] for i in await listing(client, world, auth)] == [mine["caseId"]]
     assert [i["caseId"] for i in await listing(client, world, auth, cu_index=1)] == [
@@ -205,7 +208,9 @@ async def test_location_of_a_booking_reads_the_same_appointment(
 async def test_unknown_case_id_is_404(
     client: httpx.AsyncClient, world: World, auth: dict[str, str]
 ) -> None:
-    response = await client.get(f"/{world.application_id}/appointments/{uuid.uuid4()}", headers=auth)
+    response = await client.get(
+        f"/{world.application_id}/appointments/{uuid.uuid4()}", headers=auth
+    )
     assert_problem(response, 404, "appointment_not_found")
 
 
@@ -246,7 +251,9 @@ async def test_cancel_sets_cancelled_with_the_cancel_time(
     assert body["dateCancelled"] == "2026-12-01T08:30:00Z"
     assert body["statusDate"] == "2026-12-01T08:30:00Z"
     # Everything else is the booking as it was.
-    unchanged = {k: v for k, v in body.items() if k not in ("status", "statusDate", "dateCancelled")}
+    unchanged = {
+        k: v for k, v in body.items() if k not in ("status", "statusDate", "dateCancelled")
+    }
     assert unchanged == {
         k: v for k, v in original.items() if k not in ("status", "statusDate", "dateCancelled")
     }
@@ -326,17 +333,33 @@ async def test_cancelling_just_before_the_start_succeeds(
     assert (await cancel(client, world, auth, case_id)).status_code == 200
 
 
-async def test_cancelling_a_checked_in_appointment_is_422(
-    client: httpx.AsyncClient, world: World, auth: dict[str, str], engine: AsyncEngine
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        ("CheckedIn", "appointment_checked_in"),
+        ("Completed", "appointment_closed"),
+        ("NoShow", "appointment_closed"),
+    ],
+)
+async def test_cancelling_a_checked_in_or_closed_appointment_is_422(
+    client: httpx.AsyncClient,
+    world: World,
+    auth: dict[str, str],
+    engine: AsyncEngine,
+    status: str,
+    code: str,
 ) -> None:
     case_id = (await booked(client, world, auth, 570))["caseId"]
     async with engine.begin() as conn:
         await conn.execute(
-            text("UPDATE appointment SET status = 'CheckedIn' WHERE id = :id"), {"id": case_id}
+            text("UPDATE appointment SET status = :status WHERE id = :id"),
+            {"status": status, "id": case_id},
         )
-    assert_problem(await cancel(client, world, auth, case_id), 422, "appointment_checked_in")
-    row = (await stored_row(engine, case_id))
-    assert (row.status, row.cancelled_at) == ("CheckedIn", None)
+    assert_problem(await cancel(client, world, auth, case_id), 422, code)
+    row = await stored_row(engine, case_id)
+    assert (row.status, row.cancelled_at) == (status, None)
+    # It still holds its slot.
+    assert 570 not in await vacant(client, world, auth)
 
 
 async def test_case_id_of_another_calendar_path_is_404_and_left_alone(

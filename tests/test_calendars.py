@@ -486,3 +486,49 @@ async def test_calendars_need_the_role(
         headers=bearer(settings, world.client_id, roles=["Reader"]),
     )
     assert_problem(response, 403, "role_missing")
+
+
+async def test_open_calendar_of_a_service_without_service_types_is_not_fully_booked(
+    client: httpx.AsyncClient, settings: Settings, engine: AsyncEngine
+) -> None:
+    async with engine.begin() as conn:
+        org = await builders.organization(conn)
+        app_id, client_id = await builders.application(conn, org)
+        service_id = await builders.service(conn, org)
+        await builders.calendar_unit(conn, service_id)
+    response = await client.get(
+        f"/{app_id}/calendars/{service_id}/{TOMORROW}", headers=bearer(settings, client_id)
+    )
+    assert response.status_code == 200, response.text
+    stats = response.json()[0]["stats"]
+    assert (stats["appointmentCount"], stats["isFullyBooked"]) == (0, False)
+
+
+async def test_start_that_does_not_exist_on_a_spring_forward_day_is_no_vacancy_left(
+    client: httpx.AsyncClient,
+    world: World,
+    auth: dict[str, str],
+    engine: AsyncEngine,
+    clock: FakeClock,
+) -> None:
+    """London 2027-03-28: 01:00-01:59 does not exist. Open 00:30-02:30 with a 30-minute type,
+    bookings at 00:30 and 02:00 leave only starts inside the gap: nothing can be booked."""
+    spring = date(2027, 3, 28)
+    clock.set(datetime(2027, 3, 27, 12, 0, tzinfo=UTC))
+    async with engine.begin() as conn:
+        await builders.exception(conn, world.service_id, spring, hours=[(30, 150)])
+    assert (await book(client, world, auth, 30, on_date=spring)).status_code == 201
+    assert (await book(client, world, auth, 120, on_date=spring)).status_code == 201
+    assert await slots(client, world, auth, spring) == []
+    calendar = await only_calendar(client, world, auth, spring)
+    assert calendar["stats"]["isFullyBooked"] is True
+
+
+async def test_time_passing_does_not_make_a_calendar_fully_booked(
+    client: httpx.AsyncClient, world: World, auth: dict[str, str], clock: FakeClock
+) -> None:
+    clock.set(datetime(2026, 12, 1, 16, 45, tzinfo=UTC))  # every start of today has passed
+    assert await slots(client, world, auth, TODAY) == []
+    calendar = await only_calendar(client, world, auth, TODAY)
+    assert calendar["stats"]["isFullyBooked"] is False
+    assert calendar["isPastDate"] is False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,7 +17,7 @@ from tests.test_book_appointment import assert_problem
 ROUTES = ["services", "field-types", "tags", "languages"]
 
 
-async def get(client: httpx.AsyncClient, world: World, auth: dict[str, str], route: str) -> object:
+async def get(client: httpx.AsyncClient, world: World, auth: dict[str, str], route: str) -> Any:
     response = await client.get(f"/{world.application_id}/{route}", headers=auth)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/json")
@@ -78,7 +80,12 @@ async def test_services_list_types_units_flags_and_booking_window(
                     "duration": 30,
                     "channels": ["FaceToFace", "Video", "Phone"],
                 },
-                {"id": str(video), "name": "Call back", "duration": 15, "channels": ["Video", "Phone"]},
+                {
+                    "id": str(video),
+                    "name": "Call back",
+                    "duration": 15,
+                    "channels": ["Video", "Phone"],
+                },
             ],
             "calendarUnits": [
                 {"cuIndex": 0, "capacity": 1, "slotMinutes": 10, "timeZoneId": "Europe/London"},
@@ -91,9 +98,7 @@ async def test_services_list_types_units_flags_and_booking_window(
 async def test_listed_ids_are_the_ones_a_booking_accepts(
     client: httpx.AsyncClient, world: World, auth: dict[str, str]
 ) -> None:
-    services = await get(client, world, auth, "services")
-    assert isinstance(services, list)
-    service = services[0]
+    service = (await get(client, world, auth, "services"))[0]
     unit = service["calendarUnits"][0]
     service_type = service["serviceTypes"][0]
     response = await client.post(
@@ -207,7 +212,7 @@ async def test_other_organizations_items_never_appear(
         await builders.service(conn, other.organization_id, name="Theirs")
         await builders.tag(conn, world.organization_id, name="Ours")
     services = await get(client, world, auth, "services")
-    assert [s["id"] for s in services] == [str(world.service_id)]  # type: ignore[attr-defined]
+    assert [s["id"] for s in services] == [str(world.service_id)]
     assert await get(client, world, auth, "field-types") == []
-    assert [t["name"] for t in await get(client, world, auth, "tags")] == ["Ours"]  # type: ignore[attr-defined]
+    assert [t["name"] for t in await get(client, world, auth, "tags")] == ["Ours"]
     assert str(other.service_id) not in str(await get(client, world, auth, "services"))

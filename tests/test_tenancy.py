@@ -126,7 +126,9 @@ async def assert_same_404(
 
 
 async def assert_b_untouched(client: httpx.AsyncClient, t: Tenants) -> None:
-    response = await client.get(f"/{t.b.application_id}/appointments/{t.b_case_id}", headers=t.b_auth)
+    response = await client.get(
+        f"/{t.b.application_id}/appointments/{t.b_case_id}", headers=t.b_auth
+    )
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "Planned"
     listed = await client.get(t.b.appointments_path(TOMORROW), headers=t.b_auth)
@@ -148,7 +150,9 @@ async def test_other_tenants_service_in_own_application_path_is_404_service_not_
     client: httpx.AsyncClient, tenants: Tenants, route: str
 ) -> None:
     b = tenants.ids_b()
-    real = tenants.ids_a(service_id=b.service_id, service_type_id=b.service_type_id, case_id=b.case_id)
+    real = tenants.ids_a(
+        service_id=b.service_id, service_type_id=b.service_type_id, case_id=b.case_id
+    )
     fake = random_ids(real, "service_id", "service_type_id", "case_id")
     await assert_same_404(
         client, tenants.a_auth, calls(real)[route], calls(fake)[route], "service_not_found"

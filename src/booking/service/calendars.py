@@ -25,9 +25,14 @@ from booking.service.booking import (
     find_service_type,
     future_vacant_starts,
 )
-from booking.service.catalog import Catalog, ServiceConfig, ServiceTypeConfig
+from booking.service.catalog import (
+    CalendarUnitConfig,
+    Catalog,
+    ServiceConfig,
+    ServiceTypeConfig,
+)
 from booking.service.errors import NotFound
-from booking.service.wallclock import local_today
+from booking.service.wallclock import instant_of, local_today
 from booking.store.models import Appointment
 
 
@@ -116,9 +121,10 @@ async def calendars_on_date(
         minutes_booked = sum(i.minutes for i in intervals)
         capacity_minutes = day.capacity_minutes
         today = local_today(now, unit.zone)
-        # Fully booked: no service type of the service has a vacant start left in the hours.
-        fully_booked = bool(day.working) and all(
-            not availability.vacant_starts(day, intervals, d) for d in durations
+        fully_booked = (
+            bool(day.working)
+            and bool(durations)
+            and not _any_vacant_start(unit, on_date, intervals, durations)
         )
         result.append(
             CalendarOnDate(
@@ -144,6 +150,20 @@ async def calendars_on_date(
             )
         )
     return result
+
+
+def _any_vacant_start(
+    unit: CalendarUnitConfig, on_date: date, booked: list[Interval], durations: list[int]
+) -> bool:
+    """Whether some service type still has a vacant start that exists on this date (a wall time
+    in a spring-forward gap is no start). Time passing does not make a calendar fully booked, so
+    past starts of today still count."""
+    day = unit.day(on_date)
+    return any(
+        instant_of(on_date, start, unit.zone) is not None
+        for duration in durations
+        for start in availability.vacant_starts(day, booked, duration)
+    )
 
 
 async def list_appointments(
