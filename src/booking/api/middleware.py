@@ -125,6 +125,7 @@ class RequestContextMiddleware:
                 access_log.info(
                     "request",
                     extra={
+                        "request_id": request_id,
                         "method": scope["method"],
                         "path": scope["path"],
                         "status": status_holder[0] or 500,
@@ -150,10 +151,10 @@ class JsonLogFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
-            "request_id": request_id_var.get(),
+            "request_id": getattr(record, "request_id", None) or request_id_var.get(),
         }
         for key, value in record.__dict__.items():
-            if key not in self._STANDARD:
+            if key not in self._STANDARD and key not in entry:
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
