@@ -147,3 +147,26 @@ async def test_unreasonable_key_is_422(
     )
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_idempotency_key"
+
+
+async def test_expired_keys_are_purged_and_live_ones_kept(
+    client: httpx.AsyncClient,
+    world: World,
+    auth: dict[str, str],
+    clock: FakeClock,
+    settings: Settings,
+    engine: AsyncEngine,
+) -> None:
+    from booking.service.idempotency import purge_expired
+    from booking.store.models import IdempotencyRecord
+
+    path = world.appointments_path(DAY)
+    await client.post(path, json=world.body(570), headers=with_key(auth, "old-key"))
+    clock.advance(seconds=settings.idempotency_ttl_s - 10)
+    await client.post(path, json=world.body(600), headers=with_key(auth, "new-key"))
+    clock.advance(seconds=20)  # the first key is now past its TTL, the second is not
+    async with engine.begin() as conn:
+        assert await purge_expired(conn, clock()) == 1
+    async with engine.connect() as conn:
+        keys = (await conn.execute(select(IdempotencyRecord.key))).scalars().all()
+    assert keys == ["new-key"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,6 +13,8 @@ import orjson
 from fastapi import FastAPI, Response
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.api import problems
 from booking.api.auth import TokenVerifier
@@ -17,6 +22,7 @@ from booking.api.deps import Runtime, RuntimeDep
 from booking.api.middleware import RequestContextMiddleware, configure_logging
 from booking.api.routes import appointments, calendars, discovery
 from booking.api.schemas import BookAppointmentRequest
+from booking.service import idempotency
 from booking.service.catalog import ConfigCache
 from booking.service.wallclock import Clock, system_clock
 from booking.settings import Settings
@@ -28,6 +34,25 @@ queue-management platform's server-to-server API. Every route needs `Authorizati
 whose client is the registered application in the path, with the `Appointments Manager` role.
 Errors are `application/problem+json` with a stable `code`.
 """
+
+
+PURGE_INTERVAL_S = 600.0
+
+log = logging.getLogger("booking.api")
+
+
+async def _purge_expired_idempotency_keys(engine: AsyncEngine, clock: Clock) -> None:
+    """Every few minutes, forget Idempotency-Keys past their TTL (expired ones are already
+    ignored; this only keeps the table small). A failure waits for the next round."""
+    while True:
+        await asyncio.sleep(PURGE_INTERVAL_S)
+        try:
+            async with engine.begin() as conn:
+                purged = await idempotency.purge_expired(conn, clock())
+            if purged:
+                log.info("purged expired idempotency keys", extra={"purged": purged})
+        except (SQLAlchemyError, OSError) as error:
+            log.warning("idempotency purge failed: %s", type(error).__name__)
 
 
 def create_app(
@@ -50,9 +75,13 @@ def create_app(
             verifier=TokenVerifier(settings),
             clock=clock,
         )
+        purger = asyncio.create_task(_purge_expired_idempotency_keys(engine, clock))
         try:
             yield
         finally:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
             await engine.dispose()
 
     app = FastAPI(

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from booking.api.schemas import Problem
 from booking.service.errors import (
     Conflict,
     DomainError,
@@ -48,6 +49,23 @@ class ProblemResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for a route that can answer these problem statuses."""
+    described = {
+        400: "The body could not be decoded (bad encoding, nesting too deep).",
+        401: "Missing, malformed, expired or badly signed token.",
+        403: "The application is disabled or the token lacks the role.",
+        404: "Unknown application, service, calendar unit, service type, customer record, "
+        "field type, tag or appointment.",
+        409: "The slot is not vacant; `nearestVacancies` lists up to three vacant starts.",
+        415: "The body is not JSON.",
+        413: "The body is larger than MAX_BODY_BYTES.",
+        422: "Invalid input, or a booking rule broken.",
+        503: "The database is unavailable; retry after `Retry-After` seconds.",
+    }
+    return {s: {"model": Problem, "description": described[s]} for s in statuses}
 
 
 def problem(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -17,30 +17,15 @@ from booking.api.deps import (
     RuntimeDep,
     require_json_body,
 )
+from booking.api.problems import responses as problems
 from booking.api.routes.paths import CALENDAR_UNIT, CalendarParams
-from booking.api.schemas import AppointmentOut, BookAppointmentRequest, Problem
+from booking.api.schemas import AppointmentOut, BookAppointmentRequest
 from booking.service import booking, calendars, idempotency
 from booking.service.appointments import AppointmentRecord
 from booking.service.catalog import ApplicationConfig
 from booking.service.idempotency import StoredResponse
 
 router = APIRouter(tags=["appointments"])
-
-
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    described = {
-        400: "The body could not be decoded (bad encoding, nesting too deep).",
-        401: "Missing, malformed, expired or badly signed token.",
-        403: "The application is disabled or the token lacks the role.",
-        404: "Unknown application, service, calendar unit, service type, customer record, "
-        "field type, tag or appointment.",
-        409: "The slot is not vacant; `nearestVacancies` lists up to three vacant starts.",
-        415: "The body is not JSON.",
-        413: "The body is larger than MAX_BODY_BYTES.",
-        422: "Invalid input, or a booking rule broken.",
-        503: "The database is unavailable; retry after `Retry-After` seconds.",
-    }
-    return {s: {"model": Problem, "description": described[s]} for s in statuses}
 
 
 IdempotencyKey = Annotated[

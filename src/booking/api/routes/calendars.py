@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from booking.api.deps import CatalogDep, RuntimeDep
-from booking.api.routes.appointments import problems
+from booking.api.problems import responses as problems
 from booking.api.routes.paths import CALENDAR, CALENDAR_UNIT, CalendarDateParams, CalendarParams
 from booking.api.schemas import CalendarOut, VacanciesOut
 from booking.service import calendars

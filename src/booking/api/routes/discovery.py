@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from booking.api.deps import CatalogDep
-from booking.api.routes.appointments import problems
+from booking.api.problems import responses as problems
 from booking.api.schemas import FieldTypeOut, LanguagesOut, ServiceOut, TagOut
 
 router = APIRouter(tags=["discovery"])
