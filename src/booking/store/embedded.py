@@ -5,16 +5,29 @@ Used when DATABASE_URL is not set (by `make run`) and by the tests unless TEST_D
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
+# The server listens on a Unix socket inside its data folder, and socket paths are limited to
+# about 107 bytes; a checkout deep in the file system gets its data folder under /tmp instead.
+MAX_SOCKET_PATH = 100
+
+
+def data_folder(data_dir: Path) -> Path:
+    pgdata = (data_dir / "pg").resolve()
+    if len(str(pgdata / ".s.PGSQL.5432")) <= MAX_SOCKET_PATH:
+        return pgdata
+    digest = hashlib.sha1(str(pgdata).encode(), usedforsecurity=False).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"booking-pg-{digest}"
+
 
 class EmbeddedPostgres:
     def __init__(self, data_dir: Path) -> None:
-        self.pgdata = (data_dir / "pg").resolve()
+        self.pgdata = data_folder(data_dir)
         self._server: Any = None
 
     def start(self) -> None:
