@@ -358,19 +358,29 @@ async def book_appointment(
     day = unit.day(command.on_date)
     duration = service_type.duration_minutes
 
-    # Working hours do not depend on other bookings: refuse early, before taking the lock.
-    hours_verdict = availability.check_start(
-        day, [], command.start_minute, duration, bypass_timeslot_check=True
+    # Hours and the grid do not depend on other bookings: refuse early, before taking the lock.
+    verdict = availability.check_start(
+        day,
+        [],
+        command.start_minute,
+        duration,
+        bypass_timeslot_check=command.bypass_timeslot_check,
     )
-    if hours_verdict is Verdict.CLOSED:
+    if verdict is Verdict.CLOSED:
         raise RuleViolation(
             "The calendar is closed on this date.", code="closed_date", field="date"
         )
-    if hours_verdict is Verdict.OUTSIDE_WORKING_HOURS:
+    if verdict is Verdict.OUTSIDE_WORKING_HOURS:
         raise RuleViolation(
             f"An appointment of {duration} minutes at {command.start_minute} does not fit inside "
             "the working hours of this date.",
             code="outside_working_hours",
+            field="startTime",
+        )
+    if verdict is Verdict.OFF_GRID:
+        raise RuleViolation(
+            f"{command.start_minute} is not on the {day.slot_minutes}-minute slot grid.",
+            code="start_not_on_grid",
             field="startTime",
         )
 
@@ -387,12 +397,6 @@ async def book_appointment(
         duration,
         bypass_timeslot_check=command.bypass_timeslot_check,
     )
-    if verdict is Verdict.OFF_GRID:
-        raise RuleViolation(
-            f"{command.start_minute} is not on the {day.slot_minutes}-minute slot grid.",
-            code="start_not_on_grid",
-            field="startTime",
-        )
     if verdict is Verdict.FULL:
         vacant = future_vacant_starts(unit, command.on_date, booked, duration, now)
         raise Conflict(
