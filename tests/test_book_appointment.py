@@ -633,15 +633,13 @@ async def test_database_error_in_the_middle_leaves_nothing(
     engine: AsyncEngine,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from sqlalchemy import text
-
     from booking.service import booking
 
     real_insert = booking._insert_with_next_ticket
 
     async def insert_then_break(conn: Any, values: dict[str, Any]) -> int:
         number = await real_insert(conn, values)
-        await conn.execute(text("SELECT 1 / 0"))  # a real database error after the insert
+        await conn.execute("SELECT 1 / 0")  # a real database error after the insert
         return number
 
     monkeypatch.setattr(booking, "_insert_with_next_ticket", insert_then_break)

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from booking.api.app import create_app
@@ -109,7 +108,7 @@ async def test_statement_timeout_bounds_a_slow_query(
     client, world, settings = outage_setup
 
     async def stuck(conn: Any, *args: Any) -> list[Any]:
-        await conn.execute(text("SELECT pg_sleep(30)"))
+        await conn.execute("SELECT pg_sleep(30)")
         return []
 
     monkeypatch.setattr(booking, "booked_intervals", stuck)

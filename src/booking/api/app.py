@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import orjson
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.api import problems
 from booking.api.auth import TokenVerifier
-from booking.api.deps import Runtime, RuntimeDep
+from booking.api.deps import BEARER_SCHEME, Runtime, runtime_of
 from booking.api.middleware import RequestContextMiddleware, configure_logging
 from booking.api.routes import appointments, calendars, discovery
 from booking.api.schemas import BookAppointmentRequest
@@ -26,7 +28,7 @@ from booking.service import idempotency
 from booking.service.catalog import ConfigCache
 from booking.service.wallclock import Clock, system_clock
 from booking.settings import Settings
-from booking.store.db import create_engine
+from booking.store.db import create_engine, driver_transaction
 
 DESCRIPTION = """\
 Open-source appointment booking, wire-compatible with the appointment endpoints of a
@@ -47,11 +49,11 @@ async def _purge_expired_idempotency_keys(engine: AsyncEngine, clock: Clock) -> 
     while True:
         await asyncio.sleep(PURGE_INTERVAL_S)
         try:
-            async with engine.begin() as conn:
+            async with driver_transaction(engine) as conn:
                 purged = await idempotency.purge_expired(conn, clock())
             if purged:
                 log.info("purged expired idempotency keys", extra={"purged": purged})
-        except (SQLAlchemyError, OSError) as error:
+        except (SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
             log.warning("idempotency purge failed: %s", type(error).__name__)
 
 
@@ -76,6 +78,10 @@ def create_app(
             clock=clock,
         )
         purger = asyncio.create_task(_purge_expired_idempotency_keys(engine, clock))
+        # The modules, routes and models loaded so far live as long as the process: keep them
+        # out of the garbage collector's full passes, which otherwise rescan them all.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
@@ -102,8 +108,8 @@ def create_app(
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["ops"], summary="The database answers", responses={503: {}})
-    async def readyz(runtime: RuntimeDep) -> dict[str, Any]:
-        async with runtime.reader.connect() as conn:
+    async def readyz(request: Request) -> dict[str, Any]:
+        async with runtime_of(request).reader.connect() as conn:
             await conn.execute(text("SELECT 1"))
         return {"status": "ready"}
 
@@ -124,13 +130,25 @@ def create_app(
 
 def _openapi_with_problem_media_type(app: FastAPI) -> dict[str, Any]:
     """FastAPI files every response model under application/json; errors are served as
-    application/problem+json, so the schema says so."""
+    application/problem+json, so the schema says so. Every application route (they all start
+    with /{applicationId}) needs the bearer token: declared here rather than with a security
+    dependency, which would cost its solving on every request."""
     if app.openapi_schema is None:
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
-        for path in schema.get("paths", {}).values():
+        schema.setdefault("components", {})["securitySchemes"] = {
+            BEARER_SCHEME: {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "A JWT of the registered application.",
+            }
+        }
+        for route, path in schema.get("paths", {}).items():
             for operation in path.values():
+                if route.startswith("/{applicationId}"):
+                    operation["security"] = [{BEARER_SCHEME: []}]
                 for status, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     if status[0] in "45" and "application/json" in content:

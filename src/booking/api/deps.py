@@ -1,14 +1,16 @@
-"""What a request handler needs, as `Annotated` dependencies so signatures read like prose."""
+"""What a request handler needs, as `Annotated` dependencies so signatures read like prose.
+
+Every API route takes one dependency, `Caller`: FastAPI's dependency solving costs tens of
+microseconds per dependency on every request, so authentication, the role check and the
+organization's configuration are resolved in one step (the bench measured the difference)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.api.auth import TokenVerifier, authorize
@@ -18,6 +20,7 @@ from booking.service.wallclock import Clock
 from booking.settings import Settings
 
 APPOINTMENTS_MANAGER = "Appointments Manager"
+BEARER_SCHEME = "HTTPBearer"  # the OpenAPI security scheme every application route declares
 
 
 @dataclass
@@ -32,49 +35,50 @@ class Runtime:
     clock: Clock
 
 
-# Dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in a worker
-# thread, a needless hop on every request.
-
-
-async def get_runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated request of an application with the Appointments Manager role."""
 
-# Declares the Bearer scheme in OpenAPI (the Authorize button of /docs); `authorize` reads the
-# raw header itself so that every failure gets its own problem code.
-bearer_scheme = HTTPBearer(auto_error=False, description="A JWT of the registered application.")
-
-
-def requires_role(role: str) -> Callable[..., Awaitable[ApplicationConfig]]:
-    async def dependency(
-        runtime: RuntimeDep,
-        application_id: Annotated[uuid.UUID, Path(alias="applicationId")],
-        _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-    ) -> ApplicationConfig:
-        return await authorize(runtime.verifier, runtime.cache, authorization, application_id, role)
-
-    return dependency
+    application: ApplicationConfig
+    catalog: Catalog  # its organization's configuration
+    runtime: Runtime
 
 
-async def require_json_body(request: Request) -> None:
-    """A body route reads JSON only: say so (415) instead of failing to parse something else."""
+# `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread.
+async def caller(
+    request: Request,
+    application_id: Annotated[uuid.UUID, Path(alias="applicationId")],
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Caller:
+    """401 bad token; 404 unknown application or not the token's; 403 disabled or no role."""
+    runtime = runtime_of(request)
+    application = await authorize(
+        runtime.verifier, runtime.cache, authorization, application_id, APPOINTMENTS_MANAGER
+    )
+    catalog = await runtime.cache.catalog(application.organization_id)
+    return Caller(application, catalog, runtime)
+
+
+async def caller_sending_json(
+    request: Request,
+    application_id: Annotated[uuid.UUID, Path(alias="applicationId")],
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Caller:
+    """A body route reads JSON only: say so (415), before anything else, instead of failing to
+    parse something else."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType(
             "The body must be JSON: send Content-Type: application/json.",
             code="unsupported_media_type",
         )
+    return await caller(request, application_id, authorization)
 
 
-AppointmentsManager = Annotated[ApplicationConfig, Depends(requires_role(APPOINTMENTS_MANAGER))]
-
-
-async def get_catalog(runtime: RuntimeDep, application: AppointmentsManager) -> Catalog:
-    return await runtime.cache.catalog(application.organization_id)
-
-
-CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+Manager = Annotated[Caller, Depends(caller)]
+ManagerSendingJson = Annotated[Caller, Depends(caller_sending_json)]

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -217,9 +218,16 @@ def _sqlstate(exc: BaseException) -> str | None:
 
 
 def is_database_outage(exc: BaseException) -> bool:
-    """Connection-level failures and timeouts (not constraint violations or bad SQL)."""
+    """Connection-level failures and timeouts (not constraint violations or bad SQL), from
+    SQLAlchemy or from asyncpg itself (the hot paths use the driver connection directly)."""
     if isinstance(
-        exc, PoolTimeoutError | OperationalError | InterfaceError | OSError | TimeoutError
+        exc,
+        PoolTimeoutError
+        | OperationalError
+        | InterfaceError
+        | asyncpg.InterfaceError
+        | OSError
+        | TimeoutError,
     ):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
@@ -240,5 +248,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(PoolTimeoutError, _on_database_unavailable)
     app.add_exception_handler(DBAPIError, _on_dbapi_error)
+    app.add_exception_handler(asyncpg.PostgresError, _on_dbapi_error)
+    app.add_exception_handler(asyncpg.InterfaceError, _on_database_unavailable)
+    app.add_exception_handler(TimeoutError, _on_database_unavailable)
     app.add_exception_handler(OSError, _on_database_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)

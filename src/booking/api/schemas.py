@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, Self
 
+from fastapi import Response
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
+    WithJsonSchema,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -34,7 +38,12 @@ class ApiModel(BaseModel):
     )
 
 
-def _real_date(value: str) -> date:
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _path_date(value: object) -> date:
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
+        raise ValueError("must be a date as YYYY-MM-DD")
     try:
         return date.fromisoformat(value)
     except ValueError:
@@ -42,9 +51,16 @@ def _real_date(value: str) -> date:
 
 
 PathDate = Annotated[
-    str,
-    Field(pattern=r"^\d{4}-\d{2}-\d{2}$", examples=["2026-12-01"]),
-    AfterValidator(_real_date),
+    date,
+    PlainValidator(_path_date, json_schema_input_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date",
+            "pattern": f"^{_DATE.pattern}$",
+            "examples": ["2026-12-01"],
+        }
+    ),
 ]
 
 FieldValue = StrictStr | StrictBool | StrictInt | StrictFloat
@@ -105,11 +121,11 @@ class BookAppointmentRequest(ApiModel):
 
 
 def _iso_utc(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def _iso_local(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S")
+    return value.isoformat(timespec="seconds")
 
 
 class AppointmentTime(ApiModel):
@@ -353,3 +369,13 @@ class TagOut(ApiModel):
 class LanguagesOut(ApiModel):
     default_language: str
     supported_languages: list[str]
+
+
+def json_response(content: BaseModel | Sequence[BaseModel], status_code: int = 200) -> Response:
+    """The JSON of response models, encoded once by pydantic. (A handler that returns a model
+    has FastAPI validate it against the response model again and encode it in two steps.)"""
+    if isinstance(content, BaseModel):
+        body = content.model_dump_json(by_alias=True).encode()
+    else:
+        body = b"[" + b",".join(m.model_dump_json(by_alias=True).encode() for m in content) + b"]"
+    return Response(body, status_code, media_type="application/json")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Select, select
 from sqlalchemy.engine import Row
 
@@ -85,5 +86,12 @@ def select_appointments() -> Select[*tuple[Any, ...]]:
     return query
 
 
-def record_from_row(row: Row[Any]) -> AppointmentRecord:
+# The same SELECT as SQL text, for the statements sent on the asyncpg connection (cancelling):
+# append a WHERE clause with $n parameters.
+SELECT_APPOINTMENTS_SQL = str(select_appointments())  # no parameters, nothing dialect-specific
+
+
+def record_from_row(row: Row[Any] | asyncpg.Record) -> AppointmentRecord:
+    if isinstance(row, asyncpg.Record):
+        return AppointmentRecord(**dict(row.items()))
     return AppointmentRecord(**row._asdict())

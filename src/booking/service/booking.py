@@ -9,30 +9,33 @@ lives in Postgres, so this holds for any number of server processes.
 
 Round trips of a booking (configuration comes from the per-process catalog cache):
 BEGIN, lock, read occupied intervals, insert-with-ticket (one CTE statement), COMMIT;
-plus one read of the customer record when the request names one.
+plus one read of the customer record when the request names one. The statements are written
+once as SQL and sent on the asyncpg connection (`booking.store.db.driver_transaction`), which
+prepares each once per connection.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import asyncpg
+import orjson
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import and_, bindparam, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from booking.service import availability
 from booking.service.appointments import (
     CANCELLED,
     CHECKED_IN,
     PLANNED,
+    SELECT_APPOINTMENTS_SQL,
     AppointmentRecord,
     record_from_row,
-    select_appointments,
 )
 from booking.service.availability import Interval, Verdict
 from booking.service.catalog import (
@@ -44,7 +47,6 @@ from booking.service.catalog import (
 )
 from booking.service.errors import Conflict, NotFound, RuleViolation
 from booking.service.wallclock import instant_of, local_today
-from booking.store.models import Appointment, CustomerRecord
 
 MAX_TEXT_FIELD_LENGTH = 2000
 
@@ -257,50 +259,42 @@ def future_vacant_starts(
 
 # The hot path's statements, written once as SQL: building SQLAlchemy constructs and their cache
 # keys on every booking cost more CPU than the database work itself.
-_LOCK_CALENDAR_DAY = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+_LOCK_CALENDAR_DAY = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 
-_BOOKED_INTERVALS = text(
-    """
+_BOOKED_INTERVALS = """
     SELECT start_minute, duration_minutes
     FROM appointment
-    WHERE service_id = :service_id AND on_date = :on_date AND cu_index = :cu_index
-      AND status <> 'Cancelled'
-    """
-)
+    WHERE service_id = $1 AND on_date = $2 AND cu_index = $3 AND status <> 'Cancelled'
+"""
+
+_CUSTOMER_NAME = "SELECT display_name FROM customer_record WHERE id = $1 AND organization_id = $2"
 
 
 async def lock_calendar_day(
-    conn: AsyncConnection, service_id: uuid.UUID, cu_index: int, on_date: date
+    conn: asyncpg.Connection, service_id: uuid.UUID, cu_index: int, on_date: date
 ) -> None:
     """Serialize writers of one calendar unit on one date until the transaction ends.
 
     A hash collision between two calendars only makes them wait for each other; it never lets
     two bookings of the same calendar through together."""
     await conn.execute(
-        _LOCK_CALENDAR_DAY, {"key": f"calendar:{service_id}:{cu_index}:{on_date.isoformat()}"}
+        _LOCK_CALENDAR_DAY, f"calendar:{service_id}:{cu_index}:{on_date.isoformat()}"
     )
 
 
 async def booked_intervals(
-    conn: AsyncConnection, service_id: uuid.UUID, cu_index: int, on_date: date
+    conn: asyncpg.Connection, service_id: uuid.UUID, cu_index: int, on_date: date
 ) -> list[Interval]:
-    rows = await conn.execute(
-        _BOOKED_INTERVALS, {"service_id": service_id, "on_date": on_date, "cu_index": cu_index}
-    )
+    rows = await conn.fetch(_BOOKED_INTERVALS, service_id, on_date, cu_index)
     return [Interval(start, start + duration) for start, duration in rows]
 
 
 async def _customer_name(
-    conn: AsyncConnection, catalog: Catalog, customer_record_id: uuid.UUID
+    conn: asyncpg.Connection, catalog: Catalog, customer_record_id: uuid.UUID
 ) -> str:
-    name = (
-        await conn.execute(
-            select(CustomerRecord.display_name).where(
-                CustomerRecord.id == customer_record_id,
-                CustomerRecord.organization_id == catalog.organization_id,
-            )
-        )
-    ).scalar_one_or_none()
+    name: str | None = await conn.fetchval(
+        _CUSTOMER_NAME, customer_record_id, catalog.organization_id
+    )
     if name is None:
         raise NotFound(
             "No such customer record.", code="customer_record_not_found", field="customerRecordId"
@@ -309,7 +303,7 @@ async def _customer_name(
 
 
 async def book_appointment(
-    conn: AsyncConnection,
+    conn: asyncpg.Connection,
     catalog: Catalog,
     application_id: uuid.UUID,
     command: BookAppointment,
@@ -427,7 +421,7 @@ async def book_appointment(
         "contact_phone": phone,
         "contact_email": email,
         "prevent_self_check_in": command.prevent_self_check_in,
-        "fields": fields,
+        "fields": orjson.dumps(fields).decode(),  # jsonb goes in as JSON text
         "tag_ids": tag_ids,
         "bypassed_timeslot_check": command.bypass_timeslot_check,
         "created_by_application_id": application_id,
@@ -494,36 +488,45 @@ _APPOINTMENT_COLUMNS = (
 # The counter row stays locked until commit, and a rollback gives the number back: ticket
 # numbers are unique and gapless. VALUES (not SELECT) lets Postgres type every parameter from
 # its column.
-_INSERT_WITH_NEXT_TICKET = text(
-    f"""
+_INSERT_WITH_NEXT_TICKET = f"""
     WITH ticket AS (
         INSERT INTO ticket_counter (service_id, on_date, last_number)
-        VALUES (:service_id, :on_date, 1)
+        VALUES ($3, $5, 1)
         ON CONFLICT (service_id, on_date)
         DO UPDATE SET last_number = ticket_counter.last_number + 1
         RETURNING last_number
     )
     INSERT INTO appointment ({", ".join(_APPOINTMENT_COLUMNS)}, ticket_number)
-    VALUES ({", ".join(":" + c for c in _APPOINTMENT_COLUMNS)}, (SELECT last_number FROM ticket))
+    VALUES ({", ".join(f"${n}" for n in range(1, len(_APPOINTMENT_COLUMNS) + 1))},
+            (SELECT last_number FROM ticket))
     RETURNING ticket_number
-    """  # noqa: S608 (column names are constants)
-).bindparams(
-    bindparam("fields", type_=Appointment.__table__.c.fields.type),
-    bindparam("tag_ids", type_=Appointment.__table__.c.tag_ids.type),
-)
+"""  # noqa: S608 (column names are constants)
 
 
-async def _insert_with_next_ticket(conn: AsyncConnection, values: dict[str, Any]) -> int:
+async def _insert_with_next_ticket(conn: asyncpg.Connection, values: dict[str, Any]) -> int:
     """Take the next ticket number of (service, date) and insert the appointment: one
     statement."""
-    return int((await conn.execute(_INSERT_WITH_NEXT_TICKET, values)).scalar_one())
+    number: int = await conn.fetchval(
+        _INSERT_WITH_NEXT_TICKET, *(values[c] for c in _APPOINTMENT_COLUMNS)
+    )
+    return number
 
 
 # --- cancelling ---------------------------------------------------------------------------------
 
 
+_SELECT_FOR_CANCEL = f"""
+    {SELECT_APPOINTMENTS_SQL}
+    WHERE appointment.id = $1 AND appointment.organization_id = $2
+      AND appointment.service_id = $3 AND appointment.on_date = $4 AND appointment.cu_index = $5
+    FOR UPDATE OF appointment
+"""
+
+_CANCEL = "UPDATE appointment SET status = $2, status_date = $3, cancelled_at = $3 WHERE id = $1"
+
+
 async def cancel_appointment(
-    conn: AsyncConnection,
+    conn: asyncpg.Connection,
     catalog: Catalog,
     service_id: uuid.UUID,
     on_date: date,
@@ -535,16 +538,10 @@ async def cancel_appointment(
     a checked-in or past one cannot be cancelled."""
     service = find_service(catalog, service_id)
     find_calendar_unit(service, cu_index)
-    a = Appointment
     await lock_calendar_day(conn, service_id, cu_index, on_date)
-    where = and_(
-        a.id == case_id,
-        a.organization_id == catalog.organization_id,
-        a.service_id == service_id,
-        a.on_date == on_date,
-        a.cu_index == cu_index,
+    row = await conn.fetchrow(
+        _SELECT_FOR_CANCEL, case_id, catalog.organization_id, service_id, on_date, cu_index
     )
-    row = (await conn.execute(select_appointments().where(where).with_for_update(of=a))).first()
     if row is None:
         raise NotFound("No such appointment in this calendar.", code="appointment_not_found")
     record = record_from_row(row)
@@ -563,8 +560,5 @@ async def cancel_appointment(
         raise RuleViolation(
             "An appointment that has started cannot be cancelled.", code="appointment_in_past"
         )
-    await conn.execute(
-        update(a).where(a.id == case_id).values(status=CANCELLED, status_date=now, cancelled_at=now)
-    )
-    row = (await conn.execute(select_appointments().where(a.id == case_id))).one()
-    return record_from_row(row)
+    await conn.execute(_CANCEL, case_id, CANCELLED, now)
+    return dataclasses.replace(record, status=CANCELLED, status_date=now, cancelled_at=now)

@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+import asyncpg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -43,7 +44,7 @@ class Vacancies:
 
 
 async def vacancies(
-    conn: AsyncConnection,
+    conn: asyncpg.Connection,
     catalog: Catalog,
     service_id: uuid.UUID,
     on_date: date,

@@ -17,13 +17,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import asyncpg
 import orjson
-from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from booking.service.errors import RuleViolation
-from booking.store.models import IdempotencyRecord
 
 MAX_KEY_LENGTH = 255
 
@@ -54,8 +51,36 @@ def check_key(key: str) -> str:
     return key
 
 
+_CLAIM = """
+    INSERT INTO idempotency_record (application_id, key, request_hash, created_at, expires_at)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT DO NOTHING
+    RETURNING key
+"""
+
+_CLAIMED = """
+    SELECT request_hash, status_code, response_body, response_headers, expires_at
+    FROM idempotency_record
+    WHERE application_id = $1 AND key = $2
+    FOR UPDATE
+"""
+
+_RENEW = """
+    UPDATE idempotency_record
+    SET request_hash = $3, status_code = NULL, response_body = NULL, response_headers = NULL,
+        created_at = $4, expires_at = $5
+    WHERE application_id = $1 AND key = $2
+"""
+
+_STORE = """
+    UPDATE idempotency_record
+    SET status_code = $3, response_body = $4, response_headers = $5
+    WHERE application_id = $1 AND key = $2
+"""
+
+
 async def claim(
-    conn: AsyncConnection,
+    conn: asyncpg.Connection,
     application_id: uuid.UUID,
     key: str,
     fingerprint: str,
@@ -64,70 +89,39 @@ async def claim(
 ) -> StoredResponse | None:
     """Claim `key` in the caller's transaction. None: go ahead and process the request.
     A StoredResponse: replay it. RuleViolation: the key was used for a different request."""
-    r = IdempotencyRecord
-    claimed = (
-        await conn.execute(
-            insert(r)
-            .values(
-                application_id=application_id,
-                key=key,
-                request_hash=fingerprint,
-                created_at=now,
-                expires_at=now + ttl,
-            )
-            .on_conflict_do_nothing()
-            .returning(r.key)
-        )
-    ).first()
-    if claimed is not None:
+    expires_at = now + ttl
+    if await conn.fetchval(_CLAIM, application_id, key, fingerprint, now, expires_at) is not None:
         return None
-    row = (
-        await conn.execute(
-            select(r.request_hash, r.status_code, r.response_body, r.response_headers, r.expires_at)
-            .where(r.application_id == application_id, r.key == key)
-            .with_for_update()
-        )
-    ).one()
-    if row.expires_at <= now:  # an expired key is as good as new
-        await conn.execute(
-            update(r)
-            .where(r.application_id == application_id, r.key == key)
-            .values(
-                request_hash=fingerprint,
-                status_code=None,
-                response_body=None,
-                response_headers=None,
-                created_at=now,
-                expires_at=now + ttl,
-            )
-        )
+    row = await conn.fetchrow(_CLAIMED, application_id, key)
+    if row is None:  # it expired and the purge deleted it meanwhile: claim it afresh
+        return await claim(conn, application_id, key, fingerprint, now, ttl)
+    if row["expires_at"] <= now:  # an expired key is as good as new
+        await conn.execute(_RENEW, application_id, key, fingerprint, now, expires_at)
         return None
-    if row.request_hash != fingerprint:
+    if row["request_hash"] != fingerprint:
         raise RuleViolation(
             "This Idempotency-Key was already used with a different request.",
             code="idempotency_key_reused",
             field="Idempotency-Key",
         )
-    return StoredResponse(row.status_code, row.response_body, dict(row.response_headers or {}))
+    return StoredResponse(
+        row["status_code"], row["response_body"], dict(row["response_headers"] or {})
+    )
 
 
 async def store(
-    conn: AsyncConnection, application_id: uuid.UUID, key: str, response: StoredResponse
+    conn: asyncpg.Connection, application_id: uuid.UUID, key: str, response: StoredResponse
 ) -> None:
-    r = IdempotencyRecord
     await conn.execute(
-        update(r)
-        .where(r.application_id == application_id, r.key == key)
-        .values(
-            status_code=response.status_code,
-            response_body=response.body,
-            response_headers=response.headers,
-        )
+        _STORE,
+        application_id,
+        key,
+        response.status_code,
+        response.body,
+        orjson.dumps(response.headers).decode(),  # jsonb goes in as JSON text
     )
 
 
-async def purge_expired(conn: AsyncConnection, now: datetime) -> int:
-    result = await conn.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= now)
-    )
-    return int(result.rowcount)
+async def purge_expired(conn: asyncpg.Connection, now: datetime) -> int:
+    status: str = await conn.execute("DELETE FROM idempotency_record WHERE expires_at <= $1", now)
+    return int(status.split()[-1])  # "DELETE <count>"

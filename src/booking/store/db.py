@@ -1,7 +1,11 @@
-"""The engine and the one way to open a transaction."""
+"""The engine, and the driver connections the hot paths borrow from its pool."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from booking.settings import Settings
@@ -42,3 +46,31 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
             },
         },
     )
+
+
+@asynccontextmanager
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """The asyncpg connection of a connection checked out of the engine's pool, in autocommit.
+
+    The hot paths (booking, cancelling, vacancies) send their few hand-written statements on it
+    directly: SQLAlchemy's execution layer costs about 0.1 ms of CPU per statement, more than
+    the statement itself. The pool, its size and timeouts, and the connections' settings and
+    codecs (jsonb in and out as JSON text / Python objects) stay SQLAlchemy's. A connection
+    that broke, or that an interruption left inside a transaction, is invalidated rather than
+    handed to the next request."""
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert isinstance(driver, asyncpg.Connection)
+        try:
+            yield driver
+        finally:
+            if driver.is_closed() or driver.is_in_transaction():
+                await conn.invalidate()
+
+
+@asynccontextmanager
+async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """`driver_connection` inside a transaction: committed when the block ends, rolled back
+    when it raises."""
+    async with driver_connection(engine) as driver, driver.transaction():
+        yield driver

@@ -7,23 +7,17 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from booking.api.deps import (
-    AppointmentsManager,
-    CatalogDep,
-    Runtime,
-    RuntimeDep,
-    require_json_body,
-)
+from booking.api.deps import Caller, Manager, ManagerSendingJson
 from booking.api.problems import responses as problems
-from booking.api.routes.paths import CALENDAR_UNIT, CalendarParams
-from booking.api.schemas import AppointmentOut, BookAppointmentRequest
+from booking.api.routes.paths import CALENDAR_UNIT, CaseId, CuIndex, OnDate, ServiceId
+from booking.api.schemas import AppointmentOut, BookAppointmentRequest, json_response
 from booking.service import booking, calendars, idempotency
 from booking.service.appointments import AppointmentRecord
-from booking.service.catalog import ApplicationConfig
 from booking.service.idempotency import StoredResponse
+from booking.store.db import driver_transaction
 
 router = APIRouter(tags=["appointments"])
 
@@ -44,26 +38,27 @@ def _json(status_code: int, payload: bytes, headers: dict[str, str]) -> Response
 
 
 async def _write_once(
-    conn: AsyncConnection,
-    runtime: Runtime,
-    application: ApplicationConfig,
+    caller: Caller,
     key: str | None,
-    fingerprint: str,
+    fingerprint: Callable[[], str],
     now: datetime,
-    write: Callable[[AsyncConnection], Awaitable[StoredResponse]],
+    write: Callable[[asyncpg.Connection], Awaitable[StoredResponse]],
 ) -> Response:
-    """Run `write` in the caller's transaction, at most once per Idempotency-Key."""
-    if key is None:
+    """Run `write` in one transaction, at most once per Idempotency-Key."""
+    if key is not None:
+        key = idempotency.check_key(key)
+    async with driver_transaction(caller.runtime.engine) as conn:
+        if key is None:
+            answer = await write(conn)
+            return _json(answer.status_code, answer.body, answer.headers)
+        ttl = timedelta(seconds=caller.runtime.settings.idempotency_ttl_s)
+        application_id = caller.application.id
+        stored = await idempotency.claim(conn, application_id, key, fingerprint(), now, ttl)
+        if stored is not None:
+            return _json(stored.status_code, stored.body, {**stored.headers, REPLAYED: "true"})
         answer = await write(conn)
+        await idempotency.store(conn, application_id, key, answer)
         return _json(answer.status_code, answer.body, answer.headers)
-    key = idempotency.check_key(key)
-    ttl = timedelta(seconds=runtime.settings.idempotency_ttl_s)
-    stored = await idempotency.claim(conn, application.id, key, fingerprint, now, ttl)
-    if stored is not None:
-        return _json(stored.status_code, stored.body, {**stored.headers, REPLAYED: "true"})
-    answer = await write(conn)
-    await idempotency.store(conn, application.id, key, answer)
-    return _json(answer.status_code, answer.body, answer.headers)
 
 
 REPLAYED = "Idempotent-Replayed"
@@ -75,21 +70,20 @@ REPLAYED = "Idempotent-Replayed"
     response_model=AppointmentOut,
     responses=problems(400, 401, 403, 404, 409, 413, 415, 422, 503),
     summary="Book an appointment",
-    dependencies=[Depends(require_json_body)],
 )
 async def book_appointment(
-    calendar: CalendarParams,
+    caller: ManagerSendingJson,
+    service_id: ServiceId,
+    on_date: OnDate,
+    cu_index: CuIndex,
     body: BookAppointmentRequest,
-    application: AppointmentsManager,
-    catalog: CatalogDep,
-    runtime: RuntimeDep,
     request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     command = booking.BookAppointment(
-        service_id=calendar.service_id,
-        on_date=calendar.on_date,
-        cu_index=calendar.cu_index,
+        service_id=service_id,
+        on_date=on_date,
+        cu_index=cu_index,
         service_type_id=body.service_type_id,
         start_minute=body.start_time,
         channel=body.channel,
@@ -102,20 +96,19 @@ async def book_appointment(
         fields=dict(body.fields or {}),
         tag_ids=list(body.tag_ids or []),
     )
-    now = runtime.clock()
+    now = caller.runtime.clock()
+    application_id = caller.application.id
 
-    async def write(conn: AsyncConnection) -> StoredResponse:
-        record = await booking.book_appointment(conn, catalog, application.id, command, now)
-        location = f"/{application.id}/appointments/{record.case_id}"
+    async def write(conn: asyncpg.Connection) -> StoredResponse:
+        record = await booking.book_appointment(conn, caller.catalog, application_id, command, now)
+        location = f"/{application_id}/appointments/{record.case_id}"
         return StoredResponse(201, _appointment_json(record), {"Location": location})
 
-    fingerprint = idempotency.request_fingerprint(
-        "POST", request.url.path, body.model_dump(mode="json", by_alias=True, exclude_unset=True)
-    )
-    async with runtime.engine.begin() as conn:
-        return await _write_once(
-            conn, runtime, application, idempotency_key, fingerprint, now, write
-        )
+    def fingerprint() -> str:
+        payload = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        return idempotency.request_fingerprint("POST", request.url.path, payload)
+
+    return await _write_once(caller, idempotency_key, fingerprint, now, write)
 
 
 def _appointment_json(record: AppointmentRecord) -> bytes:
@@ -129,19 +122,15 @@ def _appointment_json(record: AppointmentRecord) -> bytes:
     summary="List the appointments of a calendar",
 )
 async def list_appointments(
-    calendar: CalendarParams,
-    catalog: CatalogDep,
-    runtime: RuntimeDep,
+    caller: Manager,
+    service_id: ServiceId,
+    on_date: OnDate,
+    cu_index: CuIndex,
     customer_record_id: Annotated[uuid.UUID | None, Query(alias="customerRecordId")] = None,
 ) -> list[AppointmentOut]:
-    async with runtime.reader.connect() as conn:
+    async with caller.runtime.reader.connect() as conn:
         records = await calendars.list_appointments(
-            conn,
-            catalog,
-            calendar.service_id,
-            calendar.on_date,
-            calendar.cu_index,
-            customer_record_id,
+            conn, caller.catalog, service_id, on_date, cu_index, customer_record_id
         )
     return [AppointmentOut.from_record(r) for r in records]
 
@@ -152,14 +141,10 @@ async def list_appointments(
     responses=problems(401, 403, 404, 422, 503),
     summary="Read one appointment",
 )
-async def get_appointment(
-    case_id: Annotated[uuid.UUID, Path(alias="caseId")],
-    catalog: CatalogDep,
-    runtime: RuntimeDep,
-) -> AppointmentOut:
-    async with runtime.reader.connect() as conn:
-        record = await calendars.get_appointment(conn, catalog, case_id)
-    return AppointmentOut.from_record(record)
+async def get_appointment(caller: Manager, case_id: CaseId) -> Response:
+    async with caller.runtime.reader.connect() as conn:
+        record = await calendars.get_appointment(conn, caller.catalog, case_id)
+    return json_response(AppointmentOut.from_record(record))
 
 
 @router.delete(
@@ -172,30 +157,23 @@ async def get_appointment(
     "A checked-in or already started appointment answers 422.",
 )
 async def cancel_appointment(
-    calendar: CalendarParams,
-    case_id: Annotated[uuid.UUID, Path(alias="caseId")],
-    application: AppointmentsManager,
-    catalog: CatalogDep,
-    runtime: RuntimeDep,
+    caller: Manager,
+    service_id: ServiceId,
+    on_date: OnDate,
+    cu_index: CuIndex,
+    case_id: CaseId,
     request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    now = runtime.clock()
+    now = caller.runtime.clock()
 
-    async def write(conn: AsyncConnection) -> StoredResponse:
+    async def write(conn: asyncpg.Connection) -> StoredResponse:
         record = await booking.cancel_appointment(
-            conn,
-            catalog,
-            calendar.service_id,
-            calendar.on_date,
-            calendar.cu_index,
-            case_id,
-            now,
+            conn, caller.catalog, service_id, on_date, cu_index, case_id, now
         )
         return StoredResponse(200, _appointment_json(record), {})
 
-    fingerprint = idempotency.request_fingerprint("DELETE", request.url.path, None)
-    async with runtime.engine.begin() as conn:
-        return await _write_once(
-            conn, runtime, application, idempotency_key, fingerprint, now, write
-        )
+    def fingerprint() -> str:
+        return idempotency.request_fingerprint("DELETE", request.url.path, None)
+
+    return await _write_once(caller, idempotency_key, fingerprint, now, write)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from booking.api.deps import CatalogDep, RuntimeDep
+from booking.api.deps import Manager
 from booking.api.problems import responses as problems
-from booking.api.routes.paths import CALENDAR, CALENDAR_UNIT, CalendarDateParams, CalendarParams
-from booking.api.schemas import CalendarOut, VacanciesOut
+from booking.api.routes.paths import CALENDAR, CALENDAR_UNIT, CuIndex, OnDate, ServiceId
+from booking.api.schemas import CalendarOut, VacanciesOut, json_response
 from booking.service import calendars
+from booking.store.db import driver_connection
 
 router = APIRouter(tags=["calendars"])
 
@@ -25,27 +26,24 @@ router = APIRouter(tags=["calendars"])
     "give an empty list. Every listed start can be booked at this moment.",
 )
 async def get_vacancies(
-    calendar: CalendarParams,
+    caller: Manager,
+    service_id: ServiceId,
+    on_date: OnDate,
+    cu_index: CuIndex,
     service_type_id: Annotated[uuid.UUID, Query(alias="serviceTypeId")],
-    catalog: CatalogDep,
-    runtime: RuntimeDep,
-) -> VacanciesOut:
-    async with runtime.reader.connect() as conn:
+) -> Response:
+    runtime = caller.runtime
+    async with driver_connection(runtime.engine) as conn:
         result = await calendars.vacancies(
-            conn,
-            catalog,
-            calendar.service_id,
-            calendar.on_date,
-            calendar.cu_index,
-            service_type_id,
-            runtime.clock(),
+            conn, caller.catalog, service_id, on_date, cu_index, service_type_id, runtime.clock()
         )
-    return VacanciesOut(
+    vacancies = VacanciesOut(
         service_type_id=result.service_type.id,
         service_type_name=result.service_type.name,
         duration=result.service_type.duration_minutes,
         slots=result.slots,
     )
+    return json_response(vacancies)
 
 
 @router.get(
@@ -54,13 +52,10 @@ async def get_vacancies(
     responses=problems(401, 403, 404, 422, 503),
     summary="The service's calendars on a date, with stats",
 )
-async def get_calendars(
-    calendar: CalendarDateParams,
-    catalog: CatalogDep,
-    runtime: RuntimeDep,
-) -> list[CalendarOut]:
+async def get_calendars(caller: Manager, service_id: ServiceId, on_date: OnDate) -> Response:
+    runtime = caller.runtime
     async with runtime.reader.connect() as conn:
         days = await calendars.calendars_on_date(
-            conn, catalog, calendar.service_id, calendar.on_date, runtime.clock()
+            conn, caller.catalog, service_id, on_date, runtime.clock()
         )
-    return [CalendarOut.from_day(day) for day in days]
+    return json_response([CalendarOut.from_day(day) for day in days])

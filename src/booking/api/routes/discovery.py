@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from booking.api.deps import CatalogDep
+from booking.api.deps import Manager
 from booking.api.problems import responses as problems
 from booking.api.schemas import FieldTypeOut, LanguagesOut, ServiceOut, TagOut
 
@@ -18,8 +18,8 @@ router = APIRouter(tags=["discovery"])
     responses=problems(401, 403, 404, 422, 503),
     summary="The organization's services, service types and calendar units",
 )
-async def list_services(catalog: CatalogDep) -> list[ServiceOut]:
-    services = sorted(catalog.services.values(), key=lambda s: (s.name, str(s.id)))
+async def list_services(caller: Manager) -> list[ServiceOut]:
+    services = sorted(caller.catalog.services.values(), key=lambda s: (s.name, str(s.id)))
     return [ServiceOut.from_config(s) for s in services]
 
 
@@ -29,8 +29,8 @@ async def list_services(catalog: CatalogDep) -> list[ServiceOut]:
     responses=problems(401, 403, 404, 422, 503),
     summary="The organization's custom field types",
 )
-async def list_field_types(catalog: CatalogDep) -> list[FieldTypeOut]:
-    field_types = sorted(catalog.field_types.values(), key=lambda f: (f.name, str(f.id)))
+async def list_field_types(caller: Manager) -> list[FieldTypeOut]:
+    field_types = sorted(caller.catalog.field_types.values(), key=lambda f: (f.name, str(f.id)))
     return [
         FieldTypeOut(
             id=f.id, name=f.name, kind=f.kind, options=list(f.options), required=f.required
@@ -45,10 +45,10 @@ async def list_field_types(catalog: CatalogDep) -> list[FieldTypeOut]:
     responses=problems(401, 403, 404, 422, 503),
     summary="The organization's tags",
 )
-async def list_tags(catalog: CatalogDep) -> list[TagOut]:
+async def list_tags(caller: Manager) -> list[TagOut]:
     return [
         TagOut(id=tag_id, name=name)
-        for tag_id, name in sorted(catalog.tags.items(), key=lambda t: (t[1], str(t[0])))
+        for tag_id, name in sorted(caller.catalog.tags.items(), key=lambda t: (t[1], str(t[0])))
     ]
 
 
@@ -58,8 +58,8 @@ async def list_tags(catalog: CatalogDep) -> list[TagOut]:
     responses=problems(401, 403, 404, 422, 503),
     summary="The organization's supported and default languages",
 )
-async def list_languages(catalog: CatalogDep) -> LanguagesOut:
+async def list_languages(caller: Manager) -> LanguagesOut:
     return LanguagesOut(
-        default_language=catalog.default_language,
-        supported_languages=list(catalog.supported_languages),
+        default_language=caller.catalog.default_language,
+        supported_languages=list(caller.catalog.supported_languages),
     )

@@ -1,47 +1,19 @@
-"""Route parameters shared by every calendar route, validated once."""
+"""Route parameters shared by the calendar routes: declared on each handler itself (not as a
+dependency, which costs more per request), validated by FastAPI."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import date
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Path
 
 from booking.api.schemas import PathDate
 
-
-@dataclass(frozen=True, slots=True)
-class CalendarDate:
-    service_id: uuid.UUID
-    on_date: date
-
-
-@dataclass(frozen=True, slots=True)
-class CalendarPath:
-    service_id: uuid.UUID
-    on_date: date
-    cu_index: int
-
-
-async def calendar_date(
-    service_id: Annotated[uuid.UUID, Path(alias="serviceId")],
-    on_date: Annotated[PathDate, Path(alias="date")],
-) -> CalendarDate:
-    return CalendarDate(service_id, on_date)  # type: ignore[arg-type]  # validated into a date
-
-
-async def calendar_path(
-    service_id: Annotated[uuid.UUID, Path(alias="serviceId")],
-    on_date: Annotated[PathDate, Path(alias="date")],
-    cu_index: Annotated[int, Path(alias="cuIndex", ge=0, le=1_000_000)],
-) -> CalendarPath:
-    return CalendarPath(service_id, on_date, cu_index)  # type: ignore[arg-type]
-
-
-CalendarDateParams = Annotated[CalendarDate, Depends(calendar_date)]
-CalendarParams = Annotated[CalendarPath, Depends(calendar_path)]
+ServiceId = Annotated[uuid.UUID, Path(alias="serviceId")]
+OnDate = Annotated[PathDate, Path(alias="date")]
+CuIndex = Annotated[int, Path(alias="cuIndex", ge=0, le=1_000_000)]
+CaseId = Annotated[uuid.UUID, Path(alias="caseId")]
 
 CALENDAR = "/{applicationId}/calendars/{serviceId}/{date}"
 CALENDAR_UNIT = CALENDAR + "/{cuIndex}"

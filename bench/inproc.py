@@ -1,0 +1,181 @@
+"""In-process profiler of the booking route: no HTTP, no wrk, no other process competing for the
+CPU but PostgreSQL. The ASGI app is called directly, `--concurrency` requests at a time, and the
+process CPU time per request is printed (the figure that decides throughput on one worker), then,
+with `--profile`, the cProfile functions that cost the most.
+
+    .venv/bin/python bench/inproc.py                     # booking, 4000 requests
+    .venv/bin/python bench/inproc.py --route vacancies --profile
+    .venv/bin/python bench/inproc.py --route bare
+
+Uses the embedded PostgreSQL (database `booking_inproc`, recreated) or BENCH_DATABASE_URL. A
+development tool for finding where the time goes; `make bench` is the measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import pstats
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, os.path.dirname(__file__))
+import benchkit
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--route", choices=["booking", "vacancies", "bare"], default="booking")
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--profile", action="store_true", help="cProfile the measured requests")
+    parser.add_argument("--top", type=int, default=45, help="functions shown by --profile")
+    return parser.parse_args()
+
+
+def asgi_call(
+    app: Any, method: str, path: str, headers: dict[str, str], body: bytes
+) -> Callable[[], Any]:
+    path, _, query = path.partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        + [(b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+
+    async def call() -> int:
+        status = 0
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                await asyncio.sleep(3600)
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+
+        await app({**scope}, receive, send)
+        return status
+
+    return call
+
+
+def requests_for(route: str, world: benchkit.World, token: str, count: int) -> list[Any]:
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    app_id = world.application_id
+    calls: list[tuple[str, str, bytes]] = []
+    dates = world.dates(400)
+    for k in range(count):
+        service_index, cu = world.places[k % len(world.places)]
+        service_id, type_id = world.services[service_index]
+        rest = k // len(world.places)
+        start = benchkit.STARTS[rest % len(benchkit.STARTS)]
+        day = dates[rest // len(benchkit.STARTS)]
+        body = orjson.dumps(
+            {
+                "serviceTypeId": str(type_id),
+                "startTime": start,
+                "channel": "FaceToFace",
+                "contactPhoneNumber": "020 7946 0018",
+                "contactEmail": "bench@example.com",
+            }
+        )
+        if route == "booking":
+            path = f"/{app_id}/calendars/{service_id}/{day}/{cu}/appointments"
+            calls.append(("POST", path, body))
+        elif route == "vacancies":
+            day = dates[random.randrange(7)]
+            path = f"/{app_id}/calendars/{service_id}/{day}/{cu}/vacancies?serviceTypeId={type_id}"
+            calls.append(("GET", path, b""))
+        else:
+            calls.append(("POST", "/bench/bare", body))
+    return [(m, p, headers, b) for m, p, b in calls]
+
+
+async def drive(app: Any, calls: list[Any], concurrency: int) -> Counter[int]:
+    statuses: Counter[int] = Counter()
+    queue = iter(calls)
+
+    async def worker() -> None:
+        for method, path, headers, body in queue:
+            statuses[await asgi_call(app, method, path, headers, body)()] += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return statuses
+
+
+async def main() -> int:
+    args = parse_args()
+    db = benchkit.Database.start("booking_inproc", os.environ.get("BENCH_DATABASE_URL"))
+    try:
+        benchkit.migrate(db)
+        conn = await benchkit.connect(db)
+        world = await benchkit.seed(conn)
+        secret = benchkit.new_secret()
+        token = benchkit.mint_token(secret, world.client_id)
+
+        from booking.api.app import create_app
+        from booking.settings import Settings
+
+        settings = Settings(
+            jwt_mode="dev",  # type: ignore[arg-type]
+            jwt_dev_secret=secret,
+            enable_bench_routes=True,
+            log_level="WARNING",
+        )
+        app = create_app(settings, db.url, access_log=False)
+        async with app.router.lifespan_context(app):
+            warm = requests_for(args.route, world, token, args.requests + 500)
+            await drive(app, warm[:500], args.concurrency)
+            measured = warm[500:]
+            profiler = cProfile.Profile() if args.profile else None
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            if profiler:
+                profiler.enable()
+            statuses = await drive(app, measured, args.concurrency)
+            if profiler:
+                profiler.disable()
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        await benchkit.reset_bookings(conn, world)
+        await conn.close()
+        n = len(measured)
+        print(
+            f"{args.route}: {n} requests, concurrency {args.concurrency}: "
+            f"cpu {cpu / n * 1000:.3f} ms/req, wall {n / wall:.0f} req/s, statuses {dict(statuses)}"
+        )
+        if profiler:
+            stats = pstats.Stats(profiler)
+            stats.sort_stats("tottime").print_stats(args.top)
+            stats.sort_stats("cumulative").print_stats(args.top)
+    finally:
+        db.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    import uvloop  # the event loop the server runs on
+
+    raise SystemExit(uvloop.run(main()))
