@@ -302,15 +302,26 @@ async def _customer_name(
     return name
 
 
-async def book_appointment(
-    conn: asyncpg.Connection,
-    catalog: Catalog,
-    application_id: uuid.UUID,
-    command: BookAppointment,
-    now: datetime,
-) -> AppointmentRecord:
-    """Check every rule and insert the appointment. `conn` must be in a transaction that the
-    caller commits; any exception leaves nothing behind once the caller rolls back."""
+@dataclass(frozen=True, slots=True)
+class CheckedBooking:
+    """A booking request that passed every rule that does not depend on other bookings."""
+
+    command: BookAppointment
+    service: ServiceConfig
+    unit: CalendarUnitConfig
+    service_type: ServiceTypeConfig
+    day: availability.CalendarDay
+    starts_at: datetime
+    language: str
+    phone: str | None
+    email: str | None
+    fields: dict[str, Any]
+    tag_ids: list[uuid.UUID]
+
+
+def check_booking(catalog: Catalog, command: BookAppointment, now: datetime) -> CheckedBooking:
+    """Every rule that needs no database: run before a connection is taken, so that the
+    transaction (and the calendar's lock) lasts only as long as the database work."""
     service = find_service(catalog, command.service_id)
     unit = find_calendar_unit(service, command.cu_index)
     service_type = find_service_type(service, command.service_type_id)
@@ -377,6 +388,45 @@ async def book_appointment(
             code="start_not_on_grid",
             field="startTime",
         )
+
+    return CheckedBooking(
+        command=command,
+        service=service,
+        unit=unit,
+        service_type=service_type,
+        day=day,
+        starts_at=starts_at,
+        language=language,
+        phone=phone,
+        email=email,
+        fields=fields,
+        tag_ids=tag_ids,
+    )
+
+
+async def book_appointment(
+    conn: asyncpg.Connection,
+    catalog: Catalog,
+    application_id: uuid.UUID,
+    checked: CheckedBooking,
+    now: datetime,
+) -> AppointmentRecord:
+    """Check vacancy under the calendar's lock and insert the appointment. `conn` must be in a
+    transaction that the caller commits; any exception leaves nothing behind once the caller
+    rolls back."""
+    command, service, unit = checked.command, checked.service, checked.unit
+    service_type, day, duration = (
+        checked.service_type,
+        checked.day,
+        checked.service_type.duration_minutes,
+    )
+    starts_at, language, phone, email = (
+        checked.starts_at,
+        checked.language,
+        checked.phone,
+        checked.email,
+    )
+    fields, tag_ids = checked.fields, checked.tag_ids
 
     customer_name = None
     if command.customer_record_id is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import asyncpg
 from fastapi import APIRouter, Header, Query, Request, Response, status
@@ -20,6 +20,8 @@ from booking.service.idempotency import StoredResponse
 from booking.store.db import driver_transaction
 
 router = APIRouter(tags=["appointments"])
+
+T = TypeVar("T")
 
 
 IdempotencyKey = Annotated[
@@ -42,23 +44,31 @@ async def _write_once(
     key: str | None,
     fingerprint: Callable[[], str],
     now: datetime,
-    write: Callable[[asyncpg.Connection], Awaitable[StoredResponse]],
+    check: Callable[[], T],
+    write: Callable[[asyncpg.Connection, T], Awaitable[StoredResponse]],
 ) -> Response:
-    """Run `write` in one transaction, at most once per Idempotency-Key."""
-    if key is not None:
-        key = idempotency.check_key(key)
-    async with driver_transaction(caller.runtime.engine) as conn:
-        if key is None:
-            answer = await write(conn)
-            return _json(answer.status_code, answer.body, answer.headers)
-        ttl = timedelta(seconds=caller.runtime.settings.idempotency_ttl_s)
-        application_id = caller.application.id
-        stored = await idempotency.claim(conn, application_id, key, fingerprint(), now, ttl)
-        if stored is not None:
-            return _json(stored.status_code, stored.body, {**stored.headers, REPLAYED: "true"})
-        answer = await write(conn)
-        await idempotency.store(conn, application_id, key, answer)
+    """Run `check`, then `write` in one transaction, at most once per Idempotency-Key.
+
+    Without a key the checks run before a connection is taken, so the transaction lasts only as
+    long as its statements. With a key they run after the key is claimed: a retry replays the
+    first answer even when the checks would fail by now (the start time has passed, say)."""
+    engine = caller.runtime.engine
+    if key is None:
+        checked = check()
+        async with driver_transaction(engine) as conn:
+            answer = await write(conn, checked)
         return _json(answer.status_code, answer.body, answer.headers)
+    key = idempotency.check_key(key)
+    ttl = timedelta(seconds=caller.runtime.settings.idempotency_ttl_s)
+    application_id = caller.application.id
+    async with driver_transaction(engine) as conn:
+        stored = await idempotency.claim(conn, application_id, key, fingerprint(), now, ttl)
+        if stored is None:
+            answer = await write(conn, check())
+            await idempotency.store(conn, application_id, key, answer)
+    if stored is not None:
+        return _json(stored.status_code, stored.body, {**stored.headers, REPLAYED: "true"})
+    return _json(answer.status_code, answer.body, answer.headers)
 
 
 REPLAYED = "Idempotent-Replayed"
@@ -99,8 +109,11 @@ async def book_appointment(
     now = caller.runtime.clock()
     application_id = caller.application.id
 
-    async def write(conn: asyncpg.Connection) -> StoredResponse:
-        record = await booking.book_appointment(conn, caller.catalog, application_id, command, now)
+    def check() -> booking.CheckedBooking:
+        return booking.check_booking(caller.catalog, command, now)
+
+    async def write(conn: asyncpg.Connection, checked: booking.CheckedBooking) -> StoredResponse:
+        record = await booking.book_appointment(conn, caller.catalog, application_id, checked, now)
         location = f"/{application_id}/appointments/{record.case_id}"
         return StoredResponse(201, _appointment_json(record), {"Location": location})
 
@@ -108,7 +121,7 @@ async def book_appointment(
         payload = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
         return idempotency.request_fingerprint("POST", request.url.path, payload)
 
-    return await _write_once(caller, idempotency_key, fingerprint, now, write)
+    return await _write_once(caller, idempotency_key, fingerprint, now, check, write)
 
 
 def _appointment_json(record: AppointmentRecord) -> bytes:
@@ -167,7 +180,7 @@ async def cancel_appointment(
 ) -> Response:
     now = caller.runtime.clock()
 
-    async def write(conn: asyncpg.Connection) -> StoredResponse:
+    async def write(conn: asyncpg.Connection, _: None) -> StoredResponse:
         record = await booking.cancel_appointment(
             conn, caller.catalog, service_id, on_date, cu_index, case_id, now
         )
@@ -176,4 +189,4 @@ async def cancel_appointment(
     def fingerprint() -> str:
         return idempotency.request_fingerprint("DELETE", request.url.path, None)
 
-    return await _write_once(caller, idempotency_key, fingerprint, now, write)
+    return await _write_once(caller, idempotency_key, fingerprint, now, lambda: None, write)
