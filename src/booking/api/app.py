@@ -16,7 +16,6 @@ from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.api import problems
 from booking.api.auth import TokenVerifier
@@ -28,7 +27,7 @@ from booking.service import idempotency
 from booking.service.catalog import ConfigCache
 from booking.service.wallclock import Clock, system_clock
 from booking.settings import Settings
-from booking.store.db import create_engine, driver_transaction
+from booking.store.db import Database, create_engine
 
 DESCRIPTION = """\
 Open-source appointment booking, wire-compatible with the appointment endpoints of a
@@ -43,13 +42,13 @@ PURGE_INTERVAL_S = 600.0
 log = logging.getLogger("booking.api")
 
 
-async def _purge_expired_idempotency_keys(engine: AsyncEngine, clock: Clock) -> None:
+async def _purge_expired_idempotency_keys(db: Database, clock: Clock) -> None:
     """Every few minutes, forget Idempotency-Keys past their TTL (expired ones are already
     ignored; this only keeps the table small). A failure waits for the next round."""
     while True:
         await asyncio.sleep(PURGE_INTERVAL_S)
         try:
-            async with driver_transaction(engine) as conn:
+            async with db.transaction() as conn:
                 purged = await idempotency.purge_expired(conn, clock())
             if purged:
                 log.info("purged expired idempotency keys", extra={"purged": purged})
@@ -66,18 +65,19 @@ def create_app(
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings, database_url)
-        # One-statement reads need no BEGIN/ROLLBACK: two round trips saved per request.
-        reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        db = Database(
+            create_engine(settings, database_url),
+            size=settings.database_pool_size + settings.database_max_overflow,
+            wait_s=settings.database_pool_timeout_s,
+        )
         app.state.runtime = Runtime(
             settings=settings,
-            engine=engine,
-            reader=reader,
-            cache=ConfigCache(reader, settings.config_cache_ttl_s),
+            db=db,
+            cache=ConfigCache(db.reader, settings.config_cache_ttl_s),
             verifier=TokenVerifier(settings),
             clock=clock,
         )
-        purger = asyncio.create_task(_purge_expired_idempotency_keys(engine, clock))
+        purger = asyncio.create_task(_purge_expired_idempotency_keys(db, clock))
         # The modules, routes and models loaded so far live as long as the process: keep them
         # out of the garbage collector's full passes, which otherwise rescan them all.
         gc.collect()
@@ -88,7 +88,7 @@ def create_app(
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
-            await engine.dispose()
+            await db.dispose()
 
     app = FastAPI(
         title="Booking API",
@@ -109,7 +109,7 @@ def create_app(
 
     @app.get("/readyz", tags=["ops"], summary="The database answers", responses={503: {}})
     async def readyz(request: Request) -> dict[str, Any]:
-        async with runtime_of(request).reader.connect() as conn:
+        async with runtime_of(request).db.read() as conn:
             await conn.execute(text("SELECT 1"))
         return {"status": "ready"}
 

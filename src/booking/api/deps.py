@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.api.auth import TokenVerifier, authorize
 from booking.service.catalog import ApplicationConfig, Catalog, ConfigCache
 from booking.service.errors import UnsupportedMediaType
 from booking.service.wallclock import Clock
 from booking.settings import Settings
+from booking.store.db import Database
 
 APPOINTMENTS_MANAGER = "Appointments Manager"
 BEARER_SCHEME = "HTTPBearer"  # the OpenAPI security scheme every application route declares
@@ -28,8 +28,7 @@ class Runtime:
     """Process-wide state, built by the app's lifespan."""
 
     settings: Settings
-    engine: AsyncEngine  # transactions (booking, cancelling)
-    reader: AsyncEngine  # the same pool in autocommit, for one-statement reads
+    db: Database
     cache: ConfigCache
     verifier: TokenVerifier
     clock: Clock

@@ -17,7 +17,6 @@ from booking.api.schemas import AppointmentOut, BookAppointmentRequest, json_res
 from booking.service import booking, calendars, idempotency
 from booking.service.appointments import AppointmentRecord
 from booking.service.idempotency import StoredResponse
-from booking.store.db import driver_transaction
 
 router = APIRouter(tags=["appointments"])
 
@@ -52,16 +51,16 @@ async def _write_once(
     Without a key the checks run before a connection is taken, so the transaction lasts only as
     long as its statements. With a key they run after the key is claimed: a retry replays the
     first answer even when the checks would fail by now (the start time has passed, say)."""
-    engine = caller.runtime.engine
+    db = caller.runtime.db
     if key is None:
         checked = check()
-        async with driver_transaction(engine) as conn:
+        async with db.transaction() as conn:
             answer = await write(conn, checked)
         return _json(answer.status_code, answer.body, answer.headers)
     key = idempotency.check_key(key)
     ttl = timedelta(seconds=caller.runtime.settings.idempotency_ttl_s)
     application_id = caller.application.id
-    async with driver_transaction(engine) as conn:
+    async with db.transaction() as conn:
         stored = await idempotency.claim(conn, application_id, key, fingerprint(), now, ttl)
         if stored is None:
             answer = await write(conn, check())
@@ -141,7 +140,7 @@ async def list_appointments(
     cu_index: CuIndex,
     customer_record_id: Annotated[uuid.UUID | None, Query(alias="customerRecordId")] = None,
 ) -> list[AppointmentOut]:
-    async with caller.runtime.reader.connect() as conn:
+    async with caller.runtime.db.read() as conn:
         records = await calendars.list_appointments(
             conn, caller.catalog, service_id, on_date, cu_index, customer_record_id
         )
@@ -155,7 +154,7 @@ async def list_appointments(
     summary="Read one appointment",
 )
 async def get_appointment(caller: Manager, case_id: CaseId) -> Response:
-    async with caller.runtime.reader.connect() as conn:
+    async with caller.runtime.db.read() as conn:
         record = await calendars.get_appointment(conn, caller.catalog, case_id)
     return json_response(AppointmentOut.from_record(record))
 

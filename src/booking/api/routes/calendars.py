@@ -12,7 +12,6 @@ from booking.api.problems import responses as problems
 from booking.api.routes.paths import CALENDAR, CALENDAR_UNIT, CuIndex, OnDate, ServiceId
 from booking.api.schemas import CalendarOut, VacanciesOut, json_response
 from booking.service import calendars
-from booking.store.db import driver_connection
 
 router = APIRouter(tags=["calendars"])
 
@@ -33,7 +32,7 @@ async def get_vacancies(
     service_type_id: Annotated[uuid.UUID, Query(alias="serviceTypeId")],
 ) -> Response:
     runtime = caller.runtime
-    async with driver_connection(runtime.engine) as conn:
+    async with runtime.db.driver() as conn:
         result = await calendars.vacancies(
             conn, caller.catalog, service_id, on_date, cu_index, service_type_id, runtime.clock()
         )
@@ -54,7 +53,7 @@ async def get_vacancies(
 )
 async def get_calendars(caller: Manager, service_id: ServiceId, on_date: OnDate) -> Response:
     runtime = caller.runtime
-    async with runtime.reader.connect() as conn:
+    async with runtime.db.read() as conn:
         days = await calendars.calendars_on_date(
             conn, caller.catalog, service_id, on_date, runtime.clock()
         )

@@ -1,0 +1,88 @@
+"""Connections are handed out first come, first served, and waiting for one is bounded."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from booking.store.db import Database
+from tests.builders import World
+from tests.conftest import TODAY
+
+DAY = TODAY + timedelta(days=1)
+
+
+async def test_a_latecomer_does_not_overtake_a_request_already_waiting(
+    engine: AsyncEngine,
+) -> None:
+    db = Database(engine, size=1, wait_s=5)
+    order: list[str] = []
+
+    async def waiter() -> None:
+        async with db.driver() as conn:
+            order.append("waiter")
+            await conn.fetchval("SELECT 1")
+
+    holder = db.driver()
+    await holder.__aenter__()
+    waiting = asyncio.create_task(waiter())
+    await asyncio.sleep(0.05)  # the waiter is queued for the only connection
+    await holder.__aexit__(None, None, None)  # gives it back, waking the waiter ...
+    async with db.driver():  # ... but this request asks before the waiter has run
+        order.append("latecomer")
+    await waiting
+    assert order == ["waiter", "latecomer"]
+
+
+async def test_waiters_are_served_in_the_order_they_asked(engine: AsyncEngine) -> None:
+    db = Database(engine, size=1, wait_s=5)
+    order: list[int] = []
+
+    async def ask(n: int) -> None:
+        async with db.transaction() as conn:
+            order.append(await conn.fetchval("SELECT $1::int", n))
+
+    tasks = []
+    for n in range(12):
+        tasks.append(asyncio.create_task(ask(n)))
+        await asyncio.sleep(0)  # each asks in turn
+    await asyncio.gather(*tasks)
+    assert order == list(range(12))
+
+
+async def test_waiting_longer_than_the_pool_timeout_raises_timeout(engine: AsyncEngine) -> None:
+    db = Database(engine, size=1, wait_s=0.2)
+    async with db.driver():
+        with pytest.raises(TimeoutError):
+            async with db.driver():
+                pass
+    async with db.driver() as conn:  # the place was given back
+        assert await conn.fetchval("SELECT 1") == 1
+
+
+async def test_an_exhausted_pool_answers_503_with_retry_after(
+    app: FastAPI, client: httpx.AsyncClient, world: World, auth: dict[str, str]
+) -> None:
+    db: Database = app.state.runtime.db
+    db.wait_s = 0.2
+    held = [db.driver() for _ in range(app.state.runtime.settings.database_pool_size)]
+    for place in held:
+        await place.__aenter__()
+    try:
+        response = await client.post(
+            world.appointments_path(DAY), json=world.body(570), headers=auth
+        )
+    finally:
+        for place in held:
+            await place.__aexit__(None, None, None)
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "database_unavailable"
+    assert "retry-after" in response.headers
+    retry = await client.post(world.appointments_path(DAY), json=world.body(570), headers=auth)
+    assert retry.status_code == 201, retry.text
