@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from booking.store.db import Database
+from booking.store.db import Database, to_async_url
 from tests.builders import World
 from tests.conftest import TODAY
 
 DAY = TODAY + timedelta(days=1)
 
 
+@pytest.fixture
+async def one_connection(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine whose pool holds a single connection, like a busy pool."""
+    engine = create_async_engine(to_async_url(database_url), pool_size=1, max_overflow=0)
+    yield engine
+    await engine.dispose()
+
+
 async def test_a_latecomer_does_not_overtake_a_request_already_waiting(
-    engine: AsyncEngine,
+    one_connection: AsyncEngine,
 ) -> None:
-    db = Database(engine, size=1, wait_s=5)
+    db = Database(one_connection, size=1, wait_s=5)
     order: list[str] = []
 
     async def waiter() -> None:
@@ -39,8 +48,8 @@ async def test_a_latecomer_does_not_overtake_a_request_already_waiting(
     assert order == ["waiter", "latecomer"]
 
 
-async def test_waiters_are_served_in_the_order_they_asked(engine: AsyncEngine) -> None:
-    db = Database(engine, size=1, wait_s=5)
+async def test_waiters_are_served_in_the_order_they_asked(one_connection: AsyncEngine) -> None:
+    db = Database(one_connection, size=1, wait_s=5)
     order: list[int] = []
 
     async def ask(n: int) -> None:
@@ -55,8 +64,10 @@ async def test_waiters_are_served_in_the_order_they_asked(engine: AsyncEngine) -
     assert order == list(range(12))
 
 
-async def test_waiting_longer_than_the_pool_timeout_raises_timeout(engine: AsyncEngine) -> None:
-    db = Database(engine, size=1, wait_s=0.2)
+async def test_waiting_longer_than_the_pool_timeout_raises_timeout(
+    one_connection: AsyncEngine,
+) -> None:
+    db = Database(one_connection, size=1, wait_s=0.2)
     async with db.driver():
         with pytest.raises(TimeoutError):
             async with db.driver():

@@ -72,6 +72,20 @@ async def test_openapi_describes_every_route_with_models_and_problems(
         content = book["responses"][status]["content"]
         assert list(content) == ["application/problem+json"], status
     assert {"HTTPBearer": []} in book["security"]
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    parameters = {(p["in"], p["name"]) for p in book["parameters"]}
+    assert parameters == {
+        ("path", "applicationId"),
+        ("path", "serviceId"),
+        ("path", "date"),
+        ("path", "cuIndex"),
+        ("header", "Idempotency-Key"),
+    }
+    cancel = paths["/{applicationId}/calendars/{serviceId}/{date}/{cuIndex}/appointments/{caseId}"][
+        "delete"
+    ]
+    assert ("header", "Idempotency-Key") in {(p["in"], p["name"]) for p in cancel["parameters"]}
+    assert "security" not in paths["/healthz"]["get"]
     expected = {
         "/{applicationId}/calendars/{serviceId}/{date}/{cuIndex}/appointments",
         "/{applicationId}/calendars/{serviceId}/{date}/{cuIndex}/appointments/{caseId}",

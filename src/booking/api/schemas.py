@@ -177,9 +177,11 @@ class AppointmentOut(ApiModel):
 
     @classmethod
     def from_record(cls, r: AppointmentRecord) -> AppointmentOut:
-        return cls(
+        # model_construct: the values come from the database, typed by the service layer;
+        # validating them again cost a fifth of the response's time.
+        return cls.model_construct(
             case_id=r.case_id,
-            appointment=AppointmentTime(
+            appointment=AppointmentTime.model_construct(
                 service_id=r.service_id,
                 date=_iso_local(local_datetime(r.on_date, 0)),
                 cu_index=r.cu_index,
@@ -189,7 +191,7 @@ class AppointmentOut(ApiModel):
                 time_utc=_iso_utc(r.starts_at),
                 time_zone_id=r.time_zone,
             ),
-            ticket=Ticket(prefix=r.ticket_prefix, number=r.ticket_number),
+            ticket=Ticket.model_construct(prefix=r.ticket_prefix, number=r.ticket_number),
             service_type_id=r.service_type_id,
             service_type_name=r.service_type_name,
             status=r.status,
@@ -198,7 +200,7 @@ class AppointmentOut(ApiModel):
             date_opened=_iso_utc(r.created_at),
             date_closed=_iso_utc(r.closed_at) if r.closed_at else None,
             date_cancelled=_iso_utc(r.cancelled_at) if r.cancelled_at else None,
-            customer=CustomerRef(
+            customer=CustomerRef.model_construct(
                 record_id=r.customer_record_id, display_name=r.customer_display_name
             )
             if r.customer_record_id is not None and r.customer_display_name is not None
