@@ -7,11 +7,11 @@ ticket number and inserts. A second booking of the same calendar and date waits 
 sees the first one's row; bookings of other calendars take other locks and never wait. The lock
 lives in Postgres, so this holds for any number of server processes.
 
-Round trips of a booking (configuration comes from the per-process catalog cache):
-BEGIN, lock, read occupied intervals, insert-with-ticket (one CTE statement), COMMIT;
-plus one read of the customer record when the request names one. The statements are written
-once as SQL and sent on the asyncpg connection (`booking.store.db.driver_transaction`), which
-prepares each once per connection.
+Round trips of a booking (configuration comes from the per-process catalog cache; every rule that
+needs no database is checked before a connection is taken): BEGIN with the lock, read occupied
+intervals, insert-with-ticket (one CTE statement), COMMIT; plus one read of the customer record
+when the request names one. The statements are written once as SQL and sent on the asyncpg
+connection, which prepares each once per connection.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import uuid
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -47,6 +48,7 @@ from booking.service.catalog import (
 )
 from booking.service.errors import Conflict, NotFound, RuleViolation
 from booking.service.wallclock import instant_of, local_today
+from booking.store.db import Database
 
 MAX_TEXT_FIELD_LENGTH = 2000
 
@@ -259,8 +261,6 @@ def future_vacant_starts(
 
 # The hot path's statements, written once as SQL: building SQLAlchemy constructs and their cache
 # keys on every booking cost more CPU than the database work itself.
-_LOCK_CALENDAR_DAY = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
-
 _BOOKED_INTERVALS = """
     SELECT start_minute, duration_minutes
     FROM appointment
@@ -270,16 +270,17 @@ _BOOKED_INTERVALS = """
 _CUSTOMER_NAME = "SELECT display_name FROM customer_record WHERE id = $1 AND organization_id = $2"
 
 
-async def lock_calendar_day(
-    conn: asyncpg.Connection, service_id: uuid.UUID, cu_index: int, on_date: date
-) -> None:
-    """Serialize writers of one calendar unit on one date until the transaction ends.
+def calendar_transaction(
+    db: Database, service_id: uuid.UUID, cu_index: int, on_date: date
+) -> AbstractAsyncContextManager[asyncpg.Connection]:
+    """The transaction every write of one calendar unit on one date runs in. It begins holding
+    a transaction-scoped advisory lock of that calendar-day (BEGIN and the lock in one round
+    trip), so writers of one calendar-day run one after the other until COMMIT; writers of other
+    calendars take other locks and never wait.
 
     A hash collision between two calendars only makes them wait for each other; it never lets
     two bookings of the same calendar through together."""
-    await conn.execute(
-        _LOCK_CALENDAR_DAY, f"calendar:{service_id}:{cu_index}:{on_date.isoformat()}"
-    )
+    return db.transaction(lock_key=f"calendar:{service_id}:{cu_index}:{on_date.isoformat()}")
 
 
 async def booked_intervals(
@@ -411,9 +412,9 @@ async def book_appointment(
     checked: CheckedBooking,
     now: datetime,
 ) -> AppointmentRecord:
-    """Check vacancy under the calendar's lock and insert the appointment. `conn` must be in a
-    transaction that the caller commits; any exception leaves nothing behind once the caller
-    rolls back."""
+    """Check vacancy and insert the appointment. `conn` must be the `calendar_transaction` of
+    the booking's calendar-day (so no other writer of it runs meanwhile); any exception leaves
+    nothing behind once it rolls back."""
     command, service, unit = checked.command, checked.service, checked.unit
     service_type, day, duration = (
         checked.service_type,
@@ -432,7 +433,6 @@ async def book_appointment(
     if command.customer_record_id is not None:
         customer_name = await _customer_name(conn, catalog, command.customer_record_id)
 
-    await lock_calendar_day(conn, service.id, unit.cu_index, command.on_date)
     booked = await booked_intervals(conn, service.id, unit.cu_index, command.on_date)
     verdict = availability.check_start(
         day,
@@ -585,10 +585,10 @@ async def cancel_appointment(
     now: datetime,
 ) -> AppointmentRecord:
     """Set status Cancelled (never delete). Cancelling a cancelled appointment answers the same;
-    a checked-in or past one cannot be cancelled."""
+    a checked-in or past one cannot be cancelled. `conn`: the calendar-day's
+    `calendar_transaction`."""
     service = find_service(catalog, service_id)
     find_calendar_unit(service, cu_index)
-    await lock_calendar_day(conn, service_id, cu_index, on_date)
     row = await conn.fetchrow(
         _SELECT_FOR_CANCEL, case_id, catalog.organization_id, service_id, on_date, cu_index
     )

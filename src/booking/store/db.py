@@ -4,6 +4,8 @@ the hot paths borrow from its pool."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -70,12 +72,36 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
                 await conn.invalidate()
 
 
+# What an advisory-lock key may contain: it is written into the BEGIN statement as a literal.
+_LOCK_KEY = re.compile(r"[A-Za-z0-9:._-]{1,200}")
+
+
 @asynccontextmanager
-async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+async def driver_transaction(
+    engine: AsyncEngine, *, lock_key: str | None = None
+) -> AsyncIterator[asyncpg.Connection]:
     """`driver_connection` inside a transaction: committed when the block ends, rolled back
-    when it raises."""
-    async with driver_connection(engine) as driver, driver.transaction():
-        yield driver
+    when it raises.
+
+    With `lock_key`, the transaction starts holding the transaction-scoped advisory lock of
+    that key (released at COMMIT or ROLLBACK), taken in the same round trip as BEGIN."""
+    begin = "BEGIN"
+    if lock_key is not None:
+        if not _LOCK_KEY.fullmatch(lock_key):
+            raise ValueError(f"unsafe advisory lock key: {lock_key!r}")
+        begin = f"BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('{lock_key}', 0))"
+    async with driver_connection(engine) as driver:
+        await driver.execute(begin)
+        try:
+            yield driver
+        except BaseException:
+            # A failed ROLLBACK leaves the connection closed or in a transaction: then
+            # driver_connection invalidates it. The original error is the one to report.
+            with contextlib.suppress(Exception):
+                if not driver.is_closed():
+                    await driver.execute("ROLLBACK")
+            raise
+        await driver.execute("COMMIT")
 
 
 class Database:
@@ -116,9 +142,11 @@ class Database:
             yield conn
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+    async def transaction(
+        self, *, lock_key: str | None = None
+    ) -> AsyncIterator[asyncpg.Connection]:
         """`driver_transaction`: the asyncpg connection, in a transaction."""
-        async with self._place(), driver_transaction(self.engine) as conn:
+        async with self._place(), driver_transaction(self.engine, lock_key=lock_key) as conn:
             yield conn
 
     async def dispose(self) -> None:

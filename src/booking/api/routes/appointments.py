@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, TypeVar
 
 import asyncpg
@@ -44,12 +44,14 @@ def _json(status_code: int, payload: bytes, headers: dict[str, str]) -> Response
 async def _write_once(
     caller: Caller,
     request: Request,
+    calendar: tuple[uuid.UUID, int, date],
     fingerprint: Callable[[], str],
     now: datetime,
     check: Callable[[], T],
     write: Callable[[asyncpg.Connection, T], Awaitable[StoredResponse]],
 ) -> Response:
-    """Run `check`, then `write` in one transaction, at most once per Idempotency-Key.
+    """Run `check`, then `write` in the calendar-day's transaction, at most once per
+    Idempotency-Key.
 
     Without a key the checks run before a connection is taken, so the transaction lasts only as
     long as its statements. With a key they run after the key is claimed: a retry replays the
@@ -58,13 +60,13 @@ async def _write_once(
     key = request.headers.get("idempotency-key")
     if key is None:
         checked = check()
-        async with db.transaction() as conn:
+        async with booking.calendar_transaction(db, *calendar) as conn:
             answer = await write(conn, checked)
         return _json(answer.status_code, answer.body, answer.headers)
     key = idempotency.check_key(key)
     ttl = timedelta(seconds=caller.runtime.settings.idempotency_ttl_s)
     application_id = caller.application.id
-    async with db.transaction() as conn:
+    async with booking.calendar_transaction(db, *calendar) as conn:
         stored = await idempotency.claim(conn, application_id, key, fingerprint(), now, ttl)
         if stored is None:
             answer = await write(conn, check())
@@ -124,7 +126,9 @@ async def book_appointment(
         payload = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
         return idempotency.request_fingerprint("POST", request.url.path, payload)
 
-    return await _write_once(caller, request, fingerprint, now, check, write)
+    return await _write_once(
+        caller, request, (service_id, cu_index, on_date), fingerprint, now, check, write
+    )
 
 
 def _appointment_json(record: AppointmentRecord) -> bytes:
@@ -192,4 +196,6 @@ async def cancel_appointment(
     def fingerprint() -> str:
         return idempotency.request_fingerprint("DELETE", request.url.path, None)
 
-    return await _write_once(caller, request, fingerprint, now, lambda: None, write)
+    return await _write_once(
+        caller, request, (service_id, cu_index, on_date), fingerprint, now, lambda: None, write
+    )
