@@ -1,4 +1,5 @@
-"""Connections are handed out first come, first served, and waiting for one is bounded."""
+"""Connections: handed out first come, first served, waiting bounded, transactions that begin
+holding a calendar lock."""
 
 from __future__ import annotations
 
@@ -97,3 +98,31 @@ async def test_an_exhausted_pool_answers_503_with_retry_after(
     assert "retry-after" in response.headers
     retry = await client.post(world.appointments_path(DAY), json=world.body(570), headers=auth)
     assert retry.status_code == 201, retry.text
+
+
+async def test_a_locked_transaction_holds_its_lock_until_it_ends(
+    engine: AsyncEngine,
+) -> None:
+    db = Database(engine, size=4, wait_s=5)
+    key = "calendar:test:0:2026-12-01"
+    probe = f"SELECT pg_try_advisory_lock(hashtextextended('{key}', 0))"
+    async with db.driver() as other:
+        async with db.transaction(lock_key=key):
+            assert await other.fetchval(probe) is False  # held by the transaction
+        assert await other.fetchval(probe) is True  # released at COMMIT
+        await other.execute("SELECT pg_advisory_unlock_all()")
+        with pytest.raises(RuntimeError):
+            async with db.transaction(lock_key=key):
+                raise RuntimeError("fails inside")
+        assert await other.fetchval(probe) is True  # released at ROLLBACK
+        await other.execute("SELECT pg_advisory_unlock_all()")
+
+
+@pytest.mark.parametrize("key", ["x'); DROP TABLE appointment; --", "", "a b", "ü"])
+async def test_a_lock_key_that_is_not_plain_text_is_refused(engine: AsyncEngine, key: str) -> None:
+    db = Database(engine, size=1, wait_s=5)
+    with pytest.raises(ValueError, match="unsafe advisory lock key"):
+        async with db.transaction(lock_key=key):
+            pass
+    async with db.driver() as conn:  # nothing was left open
+        assert await conn.fetchval("SELECT count(*) FROM appointment") == 0
