@@ -36,6 +36,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--route", choices=["booking", "vacancies", "bare"], default="booking")
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=1, help="measured rounds, one line each")
     parser.add_argument("--profile", action="store_true", help="cProfile the measured requests")
     parser.add_argument("--top", type=int, default=45, help="functions shown by --profile")
     return parser.parse_args()
@@ -148,28 +149,31 @@ async def main() -> int:
         )
         app = create_app(settings, db.url, access_log=False)
         async with app.router.lifespan_context(app):
-            warm = requests_for(args.route, world, token, args.requests + 500)
-            await drive(app, warm[:500], args.concurrency)
-            measured = warm[500:]
-            profiler = cProfile.Profile() if args.profile else None
-            cpu0, wall0 = time.process_time(), time.perf_counter()
-            if profiler:
-                profiler.enable()
-            statuses = await drive(app, measured, args.concurrency)
-            if profiler:
-                profiler.disable()
-            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+            per_round = args.requests
+            calls = requests_for(args.route, world, token, 500 + per_round * args.rounds)
+            await drive(app, calls[:500], args.concurrency)  # warm-up
+            for n in range(args.rounds):
+                measured = calls[500 + n * per_round : 500 + (n + 1) * per_round]
+                profiler = cProfile.Profile() if args.profile else None
+                cpu0, wall0 = time.process_time(), time.perf_counter()
+                if profiler:
+                    profiler.enable()
+                statuses = await drive(app, measured, args.concurrency)
+                if profiler:
+                    profiler.disable()
+                cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+                print(
+                    f"{args.route}: {per_round} requests, concurrency {args.concurrency}: "
+                    f"cpu {cpu / per_round * 1000:.3f} ms/req, wall {per_round / wall:.0f} req/s, "
+                    f"statuses {dict(statuses)}",
+                    flush=True,
+                )
+                if profiler:
+                    stats = pstats.Stats(profiler)
+                    stats.sort_stats("tottime").print_stats(args.top)
+                    stats.sort_stats("cumulative").print_stats(args.top)
         await benchkit.reset_bookings(conn, world)
         await conn.close()
-        n = len(measured)
-        print(
-            f"{args.route}: {n} requests, concurrency {args.concurrency}: "
-            f"cpu {cpu / n * 1000:.3f} ms/req, wall {n / wall:.0f} req/s, statuses {dict(statuses)}"
-        )
-        if profiler:
-            stats = pstats.Stats(profiler)
-            stats.sort_stats("tottime").print_stats(args.top)
-            stats.sort_stats("cumulative").print_stats(args.top)
     finally:
         db.stop()
     return 0

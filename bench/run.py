@@ -36,9 +36,6 @@ from typing import Any
 import benchkit
 import httpx
 from benchkit import Database, Server, World
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import ClauseElement, Executable
 
 TARGETS = {
     "booking_vs_reference_rps": 0.5,  # booking rps >= 50 % of the reference's
@@ -336,21 +333,23 @@ async def explain_hot_queries(db: Database, world: World, dense_date: date) -> d
 
     from booking.service import booking, calendars
     from booking.service.catalog import load_catalog
+    from booking.store.db import Database as AppDatabase
 
-    engine = create_async_engine(db.url)
+    app_db = AppDatabase(create_async_engine(db.url), size=2, wait_s=30)
     service_id = world.services[0][0]
     past_day = world.first_date - timedelta(days=2)
     explained: dict[str, Any] = {}
     try:
-        async with engine.connect() as conn:
-            catalog = await load_catalog(conn, world.organization_id)
-            assert catalog is not None
-            await conn.rollback()  # end the read's implicit transaction
-            now = datetime.now(UTC)
+        async with app_db.read() as read:
+            catalog = await load_catalog(read, world.organization_id)
+        assert catalog is not None
+        now = datetime.now(UTC)
+        async with app_db.driver() as conn:
 
-            async def record(fn: Any) -> list[tuple[Any, Any]]:
+            async def record(fn: Any) -> list[tuple[str, tuple[Any, ...]]]:
                 recorder = RecordingConnection(conn)
-                transaction = await conn.begin()
+                transaction = conn.transaction()
+                await transaction.start()
                 try:
                     await fn(recorder)
                 finally:
@@ -365,7 +364,6 @@ async def explain_hot_queries(db: Database, world: World, dense_date: date) -> d
             vacant = await calendars.vacancies(
                 conn, catalog, world.dense_service, dense_date, 0, world.dense_type, now
             )
-            await conn.rollback()
             command = booking.BookAppointment(
                 service_id=world.dense_service,
                 on_date=dense_date,
@@ -376,8 +374,14 @@ async def explain_hot_queries(db: Database, world: World, dense_date: date) -> d
                 contact_phone="020 7946 0018",
                 contact_email="bench@example.com",
             )
-            booking_calls = await record(
-                lambda c: booking.book_appointment(c, catalog, world.application_id, command, now)
+            checked = booking.check_booking(catalog, command, now)
+            # The lock is taken in the BEGIN of booking.calendar_transaction; shown on its own.
+            lock = (
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                (f"calendar:{world.dense_service}:0:{dense_date.isoformat()}",),
+            )
+            booking_calls = [lock] + await record(
+                lambda c: booking.book_appointment(c, catalog, world.application_id, checked, now)
             )
             typical_calls = await record(
                 lambda c: booking.booked_intervals(c, service_id, 0, past_day)
@@ -388,50 +392,45 @@ async def explain_hot_queries(db: Database, world: World, dense_date: date) -> d
                 f"booked intervals, typical day ({past_day}, 54 rows)": typical_calls,
             }
             for group, calls in groups.items():
-                transaction = await conn.begin()
+                transaction = conn.transaction()
+                await transaction.start()
                 try:
-                    explained[group] = [await explain(conn, s, p) for s, p in calls]
+                    explained[group] = [await explain(conn, sql, args) for sql, args in calls]
                 finally:
                     await transaction.rollback()
     finally:
-        await engine.dispose()
+        await app_db.dispose()
     return explained
 
 
 class RecordingConnection:
-    """Forwards execute() to a real AsyncConnection and notes each statement."""
+    """Forwards the statements of an asyncpg connection and notes each (SQL, arguments)."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
-        self.calls: list[tuple[Any, Any]] = []
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
 
-    async def execute(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
-        self.calls.append((statement, parameters))
-        return await self.conn.execute(statement, parameters, **kwargs)
+    async def execute(self, sql: str, *args: Any) -> Any:
+        self.calls.append((sql, args))
+        return await self.conn.execute(sql, *args)
 
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        self.calls.append((sql, args))
+        return await self.conn.fetch(sql, *args)
 
-class Explain(Executable, ClauseElement):
-    """`EXPLAIN (ANALYZE, BUFFERS) <statement>` with the statement's own bound parameters."""
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        self.calls.append((sql, args))
+        return await self.conn.fetchrow(sql, *args)
 
-    inherit_cache = False
-
-    def __init__(self, statement: Any) -> None:
-        self.statement = statement
-
-
-@compiles(Explain)
-def _compile_explain(element: Explain, compiler: Any, **kw: Any) -> str:
-    sql = "EXPLAIN (ANALYZE, BUFFERS) " + compiler.process(element.statement, **kw)
-    # Do not treat the EXPLAIN as the INSERT it contains (RETURNING handling, row counts).
-    compiler.isinsert = compiler.isupdate = compiler.isdelete = False
-    return sql
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        self.calls.append((sql, args))
+        return await self.conn.fetchval(sql, *args)
 
 
-async def explain(conn: Any, statement: Any, parameters: Any) -> dict[str, Any]:
-    sql = str(statement.compile(dialect=asyncpg_dialect()))
-    rows = await conn.execute(Explain(statement), parameters)
+async def explain(conn: Any, sql: str, args: tuple[Any, ...]) -> dict[str, Any]:
+    rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)
     plan = "\n".join(row[0] for row in rows)
-    return {"sql": " ".join(sql.split()), "parameters": _jsonable(parameters), "plan": plan}
+    return {"sql": " ".join(sql.split()), "parameters": _jsonable(list(args)), "plan": plan}
 
 
 def _jsonable(value: Any) -> Any:
