@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 
 from booking.settings import Settings
 
@@ -58,18 +59,22 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
 
     The hot paths (booking, cancelling, vacancies) send their few hand-written statements on it
     directly: SQLAlchemy's execution layer costs about 0.1 ms of CPU per statement, more than
-    the statement itself. The pool, its size and timeouts, and the connections' settings and
-    codecs (jsonb in and out as JSON text / Python objects) stay SQLAlchemy's. A connection
-    that broke, or that an interruption left inside a transaction, is invalidated rather than
-    handed to the next request."""
-    async with engine.connect() as conn:
-        driver = (await conn.get_raw_connection()).driver_connection
-        assert isinstance(driver, asyncpg.Connection)
-        try:
-            yield driver
-        finally:
-            if driver.is_closed() or driver.is_in_transaction():
-                await conn.invalidate()
+    the statement itself, and its connection objects another 0.05 ms per request, so the raw
+    pooled connection is borrowed instead. The pool, its size and timeouts, and the connections'
+    settings and codecs (jsonb in and out as JSON text / Python objects) stay SQLAlchemy's. A
+    connection that broke, or that an interruption left inside a transaction, is invalidated
+    rather than handed to the next request."""
+    pooled = await engine.raw_connection()
+    driver = pooled.driver_connection
+    assert isinstance(driver, asyncpg.Connection)
+    try:
+        yield driver
+    finally:
+        # Returning (or invalidating) may close a socket, which SQLAlchemy's asyncio adapter
+        # awaits: it must run inside greenlet_spawn, as AsyncConnection does.
+        if driver.is_closed() or driver.is_in_transaction():
+            await greenlet_spawn(pooled.invalidate)
+        await greenlet_spawn(pooled.close)
 
 
 # What an advisory-lock key may contain: it is written into the BEGIN statement as a literal.
