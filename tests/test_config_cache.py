@@ -68,3 +68,64 @@ async def test_a_failed_load_reaches_every_waiter_and_the_next_call_retries(
     with pytest.raises(ConnectionError):
         await cache.catalog(world.organization_id)
     assert len(attempts) == 2
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_catalog_past_half_its_ttl_is_served_at_once_and_refreshed_behind(
+    engine: AsyncEngine, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads = count_loads(monkeypatch)  # each load takes 50 ms
+    clock = FakeMonotonic()
+    cache = ConfigCache(engine, ttl_s=10, monotonic=clock)
+    first = await cache.catalog(world.organization_id)
+    clock.now += 6  # past half the TTL, within it
+    started = asyncio.get_running_loop().time()
+    again = await asyncio.gather(*(cache.catalog(world.organization_id) for _ in range(10)))
+    assert asyncio.get_running_loop().time() - started < 0.04  # nobody waited for the load
+    assert all(c is first for c in again)
+    await asyncio.sleep(0.2)  # the one background refresh finishes
+    assert len(loads) == 2
+    refreshed = await cache.catalog(world.organization_id)
+    assert refreshed is not first
+    assert len(loads) == 2  # fresh again: no further load
+    await cache.close()
+
+
+async def test_a_catalog_past_its_ttl_is_never_served_stale(
+    engine: AsyncEngine, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads = count_loads(monkeypatch)
+    clock = FakeMonotonic()
+    cache = ConfigCache(engine, ttl_s=10, monotonic=clock)
+    first = await cache.catalog(world.organization_id)
+    clock.now += 10
+    assert await cache.catalog(world.organization_id) is not first  # waited for a new load
+    assert len(loads) == 2
+
+
+async def test_a_failed_background_refresh_keeps_the_entry_until_its_ttl(
+    engine: AsyncEngine, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeMonotonic()
+    cache = ConfigCache(engine, ttl_s=10, monotonic=clock)
+    first = await cache.catalog(world.organization_id)
+
+    async def failing(conn: Any, organization_id: Any) -> Any:
+        raise ConnectionError("database went away")
+
+    monkeypatch.setattr(catalog_module, "load_catalog", failing)
+    clock.now += 6
+    assert await cache.catalog(world.organization_id) is first
+    await asyncio.sleep(0.05)  # the refresh failed, quietly
+    assert await cache.catalog(world.organization_id) is first
+    clock.now += 4  # past the TTL: the failure now reaches the caller
+    with pytest.raises(ConnectionError):
+        await cache.catalog(world.organization_id)
+    await cache.close()

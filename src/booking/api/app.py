@@ -88,6 +88,7 @@ def create_app(
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
+            await app.state.runtime.cache.close()
             await db.dispose()
 
     app = FastAPI(

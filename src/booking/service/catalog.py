@@ -235,17 +235,18 @@ class _Entry(Generic[T]):
 class ConfigCache:
     """Applications and catalogs by id, each kept for `ttl_s` seconds (0 disables caching).
 
-    Single flight: when an entry is missing or stale, one task reloads it and the others that
-    want it meanwhile wait for that load instead of each running their own."""
+    Refresh ahead: an entry past half its TTL is still served, and one task reloads it in the
+    background, so under steady traffic no request waits for configuration and nothing served
+    is ever older than the TTL. Past the TTL, callers wait for a fresh load. Single flight: one
+    load per entry at a time; the others that need it meanwhile wait for that load."""
 
     engine: AsyncEngine
     ttl_s: float
+    monotonic: Callable[[], float] = time.monotonic
     _applications: dict[uuid.UUID, _Entry[ApplicationConfig | None]] = field(default_factory=dict)
     _catalogs: dict[uuid.UUID, _Entry[Catalog | None]] = field(default_factory=dict)
     _loading: dict[tuple[str, uuid.UUID], asyncio.Future[Any]] = field(default_factory=dict)
-
-    def _fresh(self, entry: _Entry[Any] | None) -> bool:
-        return entry is not None and time.monotonic() - entry.loaded_at < self.ttl_s
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def _get(
         self,
@@ -255,25 +256,63 @@ class ConfigCache:
         load: Callable[[AsyncConnection, uuid.UUID], Awaitable[Any]],
     ) -> Any:
         entry = entries.get(key)
-        if entry is not None and self._fresh(entry):
-            return entry.value
         pending = self._loading.get((kind, key))
-        if pending is not None:
-            return await asyncio.shield(pending)
+        if entry is not None:
+            age = self.monotonic() - entry.loaded_at
+            if age < self.ttl_s / 2:
+                return entry.value
+            if age < self.ttl_s:
+                if pending is None:
+                    self._start_load(kind, entries, key, load)
+                return entry.value
+        if pending is None:
+            pending = self._start_load(kind, entries, key, load)
+        # shield: a caller that gives up (cancelled request) does not cancel the others' load
+        return await asyncio.shield(pending)
+
+    def _start_load(
+        self,
+        kind: str,
+        entries: dict[uuid.UUID, _Entry[Any]],
+        key: uuid.UUID,
+        load: Callable[[AsyncConnection, uuid.UUID], Awaitable[Any]],
+    ) -> asyncio.Future[Any]:
+        """Register the load at once (so that it is the only one), and run it as a task."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         future.add_done_callback(lambda f: f.cancelled() or f.exception())  # never "unretrieved"
         self._loading[(kind, key)] = future
+        task = asyncio.create_task(self._fill(kind, entries, key, load, future))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return future
+
+    async def _fill(
+        self,
+        kind: str,
+        entries: dict[uuid.UUID, _Entry[Any]],
+        key: uuid.UUID,
+        load: Callable[[AsyncConnection, uuid.UUID], Awaitable[Any]],
+        future: asyncio.Future[Any],
+    ) -> None:
         try:
+            started = self.monotonic()
             async with self.engine.connect() as conn:
                 value = await load(conn, key)
-            entries[key] = _Entry(value, time.monotonic())
+            entries[key] = _Entry(value, started)
             future.set_result(value)
-            return value
-        except BaseException as error:
-            future.set_exception(error)
+        except asyncio.CancelledError:
+            future.cancel()
             raise
+        except Exception as error:  # reaches every waiter; a background refresh has none
+            future.set_exception(error)
         finally:
             del self._loading[(kind, key)]
+
+    async def close(self) -> None:
+        """Stop the loads still running (at shutdown)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def application(self, application_id: uuid.UUID) -> ApplicationConfig | None:
         value: ApplicationConfig | None = await self._get(
