@@ -538,8 +538,9 @@ class Server:
             self.process.wait(timeout=5)
 
 
-def start_api(db: Database, secret: str, workers: int) -> Server:
+def start_api(db: Database, secret: str, workers: int, pool_size: int) -> Server:
     env = {
+        "DATABASE_POOL_SIZE": str(pool_size),
         "DATABASE_URL": db.url,
         "JWT_MODE": "dev",
         "JWT_DEV_SECRET": secret,
@@ -554,8 +555,8 @@ def start_api(db: Database, secret: str, workers: int) -> Server:
     return server
 
 
-def start_reference(db: Database, workers: int) -> Server:
-    env = {"REFERENCE_DATABASE_URL": db.dsn}
+def start_reference(db: Database, workers: int, pool_size: int) -> Server:
+    env = {"REFERENCE_DATABASE_URL": db.dsn, "REFERENCE_POOL_SIZE": str(pool_size)}
     server = Server(
         "reference app", ["--app-dir", str(BENCH_DIR), "reference_app:app"], env, workers=workers
     )

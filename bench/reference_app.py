@@ -12,7 +12,8 @@ full appointment row in one statement; COMMIT; 201 with a small JSON body.
 Deliberately minimal: no authentication, no phone/email validation (stored as sent), only the
 checks a booking cannot do without (known service, unit and type, working hours, slot grid).
 Configuration is read once at startup. Environment: REFERENCE_DATABASE_URL (postgresql://...),
-REFERENCE_POOL_SIZE (default 20, the API's pool size plus overflow).
+REFERENCE_POOL_SIZE (default 10, the API's default pool size; `make bench` passes its --pool-size
+to both).
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ class ReferenceApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                size = int(os.environ.get("REFERENCE_POOL_SIZE", "20"))
+                size = int(os.environ.get("REFERENCE_POOL_SIZE", "10"))
                 self.pool = await asyncpg.create_pool(
                     os.environ["REFERENCE_DATABASE_URL"], min_size=2, max_size=size
                 )

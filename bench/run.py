@@ -51,6 +51,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (>= 10)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=10,
+        help="database connections per worker, of the API and of the reference (10, the default)",
+    )
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up before runs")
     parser.add_argument("--skip-growth", action="store_true", help="no 1M-row phase")
     parser.add_argument("--growth-rows", type=int, default=1_000_000, help="rows for growth")
@@ -484,7 +490,7 @@ async def run(args: argparse.Namespace, wrk: str, report: dict[str, Any]) -> int
         secret = benchkit.new_secret()
         bench = Bench(args, wrk, world, benchkit.mint_token(secret, world.client_id), db)
 
-        api = benchkit.start_api(db, secret, args.workers)
+        api = benchkit.start_api(db, secret, args.workers, args.pool_size)
         servers.append(api)
         print(
             f"API on {api.base_url} ({args.workers} worker(s)); wrk {args.connections} "
@@ -501,7 +507,7 @@ async def run(args: argparse.Namespace, wrk: str, report: dict[str, Any]) -> int
         bench.warm_up("bare.lua", api)
         bare = bench.run_wrk("(c) bare, API (no db)", "bare.lua", api, args.duration)
 
-        reference_server = benchkit.start_reference(db, args.workers)
+        reference_server = benchkit.start_reference(db, args.workers, args.pool_size)
         servers.append(reference_server)
         reference, reference_check = await bench.booking_run(
             "(d) booking, reference", reference_server
@@ -661,6 +667,7 @@ def main() -> int:
             "threads": args.threads,
             "duration_s": args.duration,
             "warmup_s": args.warmup,
+            "pool_size": args.pool_size,
             "growth_rows": None if args.skip_growth else args.growth_rows,
         },
         "machine": machine(),

@@ -208,7 +208,7 @@ def main() -> int:
         world = asyncio.run(prepare())
         secret = benchkit.new_secret()
         token = benchkit.mint_token(secret, world.client_id)
-        api = benchkit.start_api(db, secret, args.workers)
+        api = benchkit.start_api(db, secret, args.workers, pool_size=10)
         print(
             f"Soak: {args.duration} s, {args.concurrency} clients, {args.workers} uvicorn "
             f"workers on {api.base_url}, seed {seed} ...",
