@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -75,6 +76,39 @@ class Database:
             print("Stopping the embedded PostgreSQL ...", flush=True)
             self.embedded.stop()
             self.embedded = None
+
+    def sibling(self, name: str) -> Database:
+        """Another database on the same server (not started or stopped by it)."""
+        parts = urlsplit(self.dsn)
+        dsn = urlunsplit(parts._replace(path="/" + name))
+        return Database(url=async_url(dsn), dsn=dsn)
+
+    @property
+    def name(self) -> str:
+        return urlsplit(self.dsn).path.lstrip("/")
+
+
+async def copy_database(source: Database, name: str) -> Database:
+    """`name` recreated as a copy of `source` (CREATE DATABASE ... TEMPLATE: nobody may be
+    connected to `source` meanwhile; an external server needs the CREATEDB privilege)."""
+    for database in (source.name, name):
+        if not database.replace("_", "").isalnum():
+            raise ValueError(f"unsafe database name {database!r}")
+    conn = await asyncpg.connect(source.sibling("postgres").dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source.name}"')
+    finally:
+        await conn.close()
+    return source.sibling(name)
+
+
+async def drop_database(db: Database) -> None:
+    conn = await asyncpg.connect(db.sibling("postgres").dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 def plain_dsn(url: str) -> str:

@@ -25,6 +25,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -60,6 +61,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up before runs")
     parser.add_argument("--skip-growth", action="store_true", help="no 1M-row phase")
     parser.add_argument("--growth-rows", type=int, default=1_000_000, help="rows for growth")
+    parser.add_argument(
+        "--growth-rounds",
+        type=int,
+        default=2,
+        help="alternated rounds of (a) and (b) on the empty and the grown table (2)",
+    )
     parser.add_argument(
         "--timing-requests", type=int, default=200, help="sequential vacancies requests (200)"
     )
@@ -530,52 +537,11 @@ async def run(args: argparse.Namespace, wrk: str, report: dict[str, Any]) -> int
             report["profile"] = str(profile.relative_to(benchkit.ROOT))
 
         if not args.skip_growth:
-            print(
-                f"\nGrowth: inserting {args.growth_rows:,} appointments on past dates ...",
-                flush=True,
-            )
-            started = time.perf_counter()
-            conn = await benchkit.connect(db)
-            try:
-                await benchkit.insert_past_appointments(conn, world, args.growth_rows)
-                await conn.execute("VACUUM (ANALYZE) appointment")
-                # Write the bulk load's dirty pages out now: the runs below measure a big
-                # table, not the checkpoint that a 400 MB insert would otherwise trigger
-                # in the middle of them.
-                await conn.execute("CHECKPOINT")
-                size = await conn.fetchval(
-                    "SELECT pg_size_pretty(pg_total_relation_size('appointment'))"
-                )
-            finally:
-                await conn.close()
-            print(
-                f"  done in {time.perf_counter() - started:.1f} s (table with indexes: {size})",
-                flush=True,
-            )
-            grown, grown_check = await bench.booking_run("(a) booking, API, 1M rows", api)
-            grown_vacancies = bench.vacancies_run("(b) vacancies, API, 1M rows", api)
-            dense_grown = await dense_phase(bench, api, "(1M)")
-            try:
-                explained = await explain_hot_queries(
-                    db, world, world.first_date + timedelta(days=3)
-                )
-            except Exception as error:  # it calls src/ internals: report, do not lose the run
-                print(f"  EXPLAIN failed: {error!r}", flush=True)
-                explained = {"error": repr(error)}
-            await bench.reset()
-            checks["booking_1m"] = grown_check
-            report["runs"]["booking_1m"] = _run_json(grown)
-            report["runs"]["vacancies_1m"] = _run_json(grown_vacancies)
-            report["dense_vacancies"]["1m"] = dense_grown
-            report["growth"] = {
-                "rows": args.growth_rows,
-                "table_size": size,
-                "booking_p50_ratio": ratio(grown.p50_ms, booking.p50_ms),
-                "booking_rps_ratio": ratio(booking.rps, grown.rps),
-                "vacancies_p50_ratio": ratio(grown_vacancies.p50_ms, vacancies.p50_ms),
-                "vacancies_rps_ratio": ratio(vacancies.rps, grown_vacancies.rps),
-            }
-            report["explain"] = explained
+            growth = await growth_phase(args, bench, api, secret, servers, checks)
+            api = growth.pop("api")
+            report["growth"] = growth
+            report["dense_vacancies"]["1m"] = growth.pop("dense_1m")
+            report["explain"] = growth.pop("explain")
 
         report["targets"] = evaluate_targets(report)
         return 0 if all(c["ok"] for c in checks.values()) else 1
@@ -583,6 +549,111 @@ async def run(args: argparse.Namespace, wrk: str, report: dict[str, Any]) -> int
         for server in reversed(servers):
             server.stop()
         db.stop()
+
+
+async def growth_phase(
+    args: argparse.Namespace,
+    bench: Bench,
+    api: Server,
+    secret: str,
+    servers: list[Server],
+    checks: dict[str, Any],
+) -> dict[str, Any]:
+    """The same runs on the empty table and on a copy of the database holding --growth-rows
+    past appointments, alternated (empty, 1M, 1M, empty, ...) on two API servers, so that a
+    machine that slows down or speeds up meanwhile weighs on both sides alike; the ratios are
+    those of the medians."""
+    db, world = bench.db, bench.world
+    print(
+        f"\nGrowth: a copy of the database with {args.growth_rows:,} appointments on past dates "
+        "...",
+        flush=True,
+    )
+    started = time.perf_counter()
+    api.stop()  # CREATE DATABASE ... TEMPLATE needs the source database idle
+    grown_db = await benchkit.copy_database(db, db.name + "_grown")
+    try:
+        conn = await benchkit.connect(grown_db)
+        try:
+            await benchkit.insert_past_appointments(conn, world, args.growth_rows)
+            await conn.execute("VACUUM (ANALYZE) appointment")
+            # Write the bulk load's dirty pages out now, not during the measured runs.
+            await conn.execute("CHECKPOINT")
+            size = await conn.fetchval(
+                "SELECT pg_size_pretty(pg_total_relation_size('appointment'))"
+            )
+        finally:
+            await conn.close()
+        print(
+            f"  done in {time.perf_counter() - started:.1f} s (table with indexes: {size})",
+            flush=True,
+        )
+        api = benchkit.start_api(db, secret, args.workers, args.pool_size)
+        servers.append(api)
+        grown_api = benchkit.start_api(grown_db, secret, args.workers, args.pool_size)
+        servers.append(grown_api)
+        grown_bench = Bench(args, bench.wrk, world, bench.token, grown_db)
+        grown_label = f"{args.growth_rows:,} rows"
+        sides = {"empty": (bench, api, "empty"), "1m": (grown_bench, grown_api, grown_label)}
+        results: dict[str, dict[str, list[WrkResult]]] = {
+            side: {"booking": [], "vacancies": []} for side in sides
+        }
+        for round_ in range(1, args.growth_rounds + 1):
+            order = ["empty", "1m"] if round_ % 2 else ["1m", "empty"]
+            for side in order:
+                side_bench, server, label = sides[side]
+                result, check = await side_bench.booking_run(
+                    f"(a) booking, {label}, round {round_}", server
+                )
+                results[side]["booking"].append(result)
+                checks[f"booking_{side}_round_{round_}"] = check
+            for side in order:
+                side_bench, server, label = sides[side]
+                results[side]["vacancies"].append(
+                    side_bench.vacancies_run(f"(b) vacancies, {label}, round {round_}", server)
+                )
+        dense_grown = await dense_phase(grown_bench, grown_api, "(1M)")
+        try:
+            explained = await explain_hot_queries(
+                grown_db, world, world.first_date + timedelta(days=3)
+            )
+        except Exception as error:  # it calls src/ internals: report, do not lose the run
+            print(f"  EXPLAIN failed: {error!r}", flush=True)
+            explained = {"error": repr(error)}
+        grown_api.stop()
+    finally:
+        await benchkit.drop_database(grown_db)
+
+    def median(side: str, kind: str, field: str) -> float:
+        return round(statistics.median(getattr(r, field) for r in results[side][kind]), 2)
+
+    medians = {
+        side: {
+            "booking_rps": median(side, "booking", "rps"),
+            "booking_p50_ms": median(side, "booking", "p50_ms"),
+            "vacancies_rps": median(side, "vacancies", "rps"),
+            "vacancies_p50_ms": median(side, "vacancies", "p50_ms"),
+        }
+        for side in sides
+    }
+    empty, grown = medians["empty"], medians["1m"]
+    return {
+        "api": api,
+        "rows": args.growth_rows,
+        "table_size": size,
+        "rounds": args.growth_rounds,
+        "runs": {
+            side: {kind: [_run_json(r) for r in rs] for kind, rs in kinds.items()}
+            for side, kinds in results.items()
+        },
+        "medians": medians,
+        "booking_p50_ratio": ratio(grown["booking_p50_ms"], empty["booking_p50_ms"]),
+        "booking_rps_ratio": ratio(empty["booking_rps"], grown["booking_rps"]),
+        "vacancies_p50_ratio": ratio(grown["vacancies_p50_ms"], empty["vacancies_p50_ms"]),
+        "vacancies_rps_ratio": ratio(empty["vacancies_rps"], grown["vacancies_rps"]),
+        "dense_1m": dense_grown,
+        "explain": explained,
+    }
 
 
 def _run_json(result: WrkResult) -> dict[str, Any]:
@@ -638,7 +709,8 @@ def print_summary(report: dict[str, Any]) -> None:
     growth = report.get("growth")
     if growth:
         print(
-            f"growth ({growth['rows']:,} rows, {growth['table_size']}), 1M / empty: booking p50 "
+            f"growth ({growth['rows']:,} rows, {growth['table_size']}, medians of "
+            f"{growth['rounds']} alternated rounds), 1M / empty: booking p50 "
             f"x{growth['booking_p50_ratio']}, rps x{growth['booking_rps_ratio']} (empty/1M); "
             f"vacancies p50 x{growth['vacancies_p50_ratio']}, "
             f"rps x{growth['vacancies_rps_ratio']} (empty/1M)"
