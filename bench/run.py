@@ -342,13 +342,13 @@ async def explain_hot_queries(db: Database, world: World, dense_date: date) -> d
     """EXPLAIN (ANALYZE, BUFFERS) of the statements the app itself sends: they are recorded by
     running booking.book_appointment, calendars.vacancies and booking.booked_intervals on a
     connection that notes every statement, then explained in a transaction rolled back."""
-    from sqlalchemy.ext.asyncio import create_async_engine
-
     from booking.service import booking, calendars
     from booking.service.catalog import load_catalog
+    from booking.settings import Settings
     from booking.store.db import Database as AppDatabase
 
-    app_db = AppDatabase(create_async_engine(db.url), size=2, wait_s=30)
+    settings = Settings(jwt_dev_secret="unused", database_pool_size=2)
+    app_db = await AppDatabase.open(settings, db.url)
     service_id = world.services[0][0]
     past_day = world.first_date - timedelta(days=2)
     explained: dict[str, Any] = {}
@@ -412,7 +412,7 @@ async def explain_hot_queries(db: Database, world: World, dense_date: date) -> d
                 finally:
                     await transaction.rollback()
     finally:
-        await app_db.dispose()
+        await app_db.close()
     return explained
 
 

@@ -10,27 +10,39 @@ from datetime import timedelta
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from booking.store.db import Database, to_async_url
+from booking.settings import Settings
+from booking.store.db import Database
 from tests.builders import World
 from tests.conftest import TODAY
 
 DAY = TODAY + timedelta(days=1)
 
 
+async def open_db(settings: Settings, database_url: str, size: int, wait_s: float) -> Database:
+    limits = {"database_pool_size": size, "database_pool_timeout_s": wait_s}
+    return await Database.open(settings.model_copy(update=limits), database_url)
+
+
 @pytest.fixture
-async def one_connection(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine whose pool holds a single connection, like a busy pool."""
-    engine = create_async_engine(to_async_url(database_url), pool_size=1, max_overflow=0)
-    yield engine
-    await engine.dispose()
+async def one_connection(settings: Settings, database_url: str) -> AsyncIterator[Database]:
+    """A database whose pools hold a single connection, like a busy pool."""
+    db = await open_db(settings, database_url, size=1, wait_s=5)
+    yield db
+    await db.close()
+
+
+@pytest.fixture
+async def four_connections(settings: Settings, database_url: str) -> AsyncIterator[Database]:
+    db = await open_db(settings, database_url, size=4, wait_s=5)
+    yield db
+    await db.close()
 
 
 async def test_a_latecomer_does_not_overtake_a_request_already_waiting(
-    one_connection: AsyncEngine,
+    one_connection: Database,
 ) -> None:
-    db = Database(one_connection, size=1, wait_s=5)
+    db = one_connection
     order: list[str] = []
 
     async def waiter() -> None:
@@ -49,8 +61,8 @@ async def test_a_latecomer_does_not_overtake_a_request_already_waiting(
     assert order == ["waiter", "latecomer"]
 
 
-async def test_waiters_are_served_in_the_order_they_asked(one_connection: AsyncEngine) -> None:
-    db = Database(one_connection, size=1, wait_s=5)
+async def test_waiters_are_served_in_the_order_they_asked(one_connection: Database) -> None:
+    db = one_connection
     order: list[int] = []
 
     async def ask(n: int) -> None:
@@ -66,9 +78,10 @@ async def test_waiters_are_served_in_the_order_they_asked(one_connection: AsyncE
 
 
 async def test_waiting_longer_than_the_pool_timeout_raises_timeout(
-    one_connection: AsyncEngine,
+    one_connection: Database,
 ) -> None:
-    db = Database(one_connection, size=1, wait_s=0.2)
+    db = one_connection
+    db.wait_s = 0.2
     async with db.driver():
         with pytest.raises(TimeoutError):
             async with db.driver():
@@ -101,9 +114,9 @@ async def test_an_exhausted_pool_answers_503_with_retry_after(
 
 
 async def test_a_locked_transaction_holds_its_lock_until_it_ends(
-    engine: AsyncEngine,
+    four_connections: Database,
 ) -> None:
-    db = Database(engine, size=4, wait_s=5)
+    db = four_connections
     key = "calendar:test:0:2026-12-01"
     probe = f"SELECT pg_try_advisory_lock(hashtextextended('{key}', 0))"
     async with db.driver() as other:
@@ -119,10 +132,13 @@ async def test_a_locked_transaction_holds_its_lock_until_it_ends(
 
 
 @pytest.mark.parametrize("key", ["x'); DROP TABLE appointment; --", "", "a b", "ü"])
-async def test_a_lock_key_that_is_not_plain_text_is_refused(engine: AsyncEngine, key: str) -> None:
-    db = Database(engine, size=1, wait_s=5)
+async def test_a_lock_key_that_is_not_plain_text_is_refused(
+    one_connection: Database, key: str
+) -> None:
+    db = one_connection
     with pytest.raises(ValueError, match="unsafe advisory lock key"):
         async with db.transaction(lock_key=key):
             pass
-    async with db.driver() as conn:  # nothing was left open
-        assert await conn.fetchval("SELECT count(*) FROM appointment") == 0
+    async with db.driver() as conn:  # the only connection: no transaction was left open
+        assert not conn.is_in_transaction()
+        assert await conn.fetchval("SELECT 1") == 1

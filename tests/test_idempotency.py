@@ -158,7 +158,7 @@ async def test_expired_keys_are_purged_and_live_ones_kept(
     engine: AsyncEngine,
 ) -> None:
     from booking.service.idempotency import purge_expired
-    from booking.store.db import driver_transaction
+    from booking.store.db import Database
     from booking.store.models import IdempotencyRecord
 
     path = world.appointments_path(DAY)
@@ -166,8 +166,12 @@ async def test_expired_keys_are_purged_and_live_ones_kept(
     clock.advance(seconds=settings.idempotency_ttl_s - 10)
     await client.post(path, json=world.body(600), headers=with_key(auth, "new-key"))
     clock.advance(seconds=20)  # the first key is now past its TTL, the second is not
-    async with driver_transaction(engine) as driver:
-        assert await purge_expired(driver, clock()) == 1
+    db = await Database.open(settings, str(engine.url.render_as_string(hide_password=False)))
+    try:
+        async with db.transaction() as driver:
+            assert await purge_expired(driver, clock()) == 1
+    finally:
+        await db.close()
     async with engine.connect() as conn:
         keys = (await conn.execute(select(IdempotencyRecord.key))).scalars().all()
     assert keys == ["new-key"]

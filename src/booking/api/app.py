@@ -27,7 +27,7 @@ from booking.service import idempotency
 from booking.service.catalog import ConfigCache
 from booking.service.wallclock import Clock, system_clock
 from booking.settings import Settings
-from booking.store.db import Database, create_engine
+from booking.store.db import Database
 
 DESCRIPTION = """\
 Open-source appointment booking, wire-compatible with the appointment endpoints of a
@@ -65,11 +65,7 @@ def create_app(
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(
-            create_engine(settings, database_url),
-            size=settings.database_pool_size + settings.database_max_overflow,
-            wait_s=settings.database_pool_timeout_s,
-        )
+        db = await Database.open(settings, database_url)
         app.state.runtime = Runtime(
             settings=settings,
             db=db,
@@ -89,7 +85,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
             await app.state.runtime.cache.close()
-            await db.dispose()
+            await db.close()
 
     app = FastAPI(
         title="Booking API",

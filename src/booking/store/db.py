@@ -1,5 +1,6 @@
-"""The engine, its connections handed out first come first served, and the driver connections
-the hot paths borrow from its pool."""
+"""The database of a server process: SQLAlchemy's engine for the reads and configuration, an
+asyncpg pool for the hot paths (booking, cancelling, vacancies), and one first-come-first-served
+queue in front of both."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ import contextlib
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
+import orjson
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.util import greenlet_spawn
 
 from booking.settings import Settings
 
@@ -65,77 +66,80 @@ def _replace_if_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         raise DisconnectionError("the server closed this pooled connection")
 
 
-@asynccontextmanager
-async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    """The asyncpg connection of a connection checked out of the engine's pool, in autocommit.
+def to_driver_dsn(url: str) -> str:
+    """The asyncpg form (`postgresql://...`) of a database URL."""
+    async_url = to_async_url(url)
+    prefix = "postgresql+asyncpg://"
+    return "postgresql://" + async_url[len(prefix) :] if async_url.startswith(prefix) else url
 
-    The hot paths (booking, cancelling, vacancies) send their few hand-written statements on it
-    directly: SQLAlchemy's execution layer costs about 0.1 ms of CPU per statement, more than
-    the statement itself, and its connection objects another 0.05 ms per request, so the raw
-    pooled connection is borrowed instead. The pool, its size and timeouts, and the connections'
-    settings and codecs (jsonb in and out as JSON text / Python objects) stay SQLAlchemy's. A
-    connection that broke, or that an interruption left inside a transaction, is invalidated
-    rather than handed to the next request."""
-    pooled = await engine.raw_connection()
-    driver = pooled.driver_connection
-    assert isinstance(driver, asyncpg.Connection)
-    try:
-        yield driver
-    finally:
-        # Returning (or invalidating) may close a socket, which SQLAlchemy's asyncio adapter
-        # awaits: it must run inside greenlet_spawn, as AsyncConnection does.
-        if driver.is_closed() or driver.is_in_transaction():
-            await greenlet_spawn(pooled.invalidate)
-        await greenlet_spawn(pooled.close)
+
+async def _set_codecs(conn: asyncpg.Connection) -> None:
+    """jsonb goes in as JSON text and comes out parsed, as on the SQLAlchemy side."""
+    await conn.set_type_codec(
+        "jsonb", encoder=str, decoder=orjson.loads, schema="pg_catalog", format="text"
+    )
+
+
+async def create_driver_pool(settings: Settings, url: str, size: int) -> asyncpg.Pool:
+    """The asyncpg pool of the hot paths, with the engine's connection settings. Connections
+    are opened on first use (the server starts while the database is down) and, when a
+    database restart closed them, replaced at acquire. Released connections are not reset
+    with a query (asyncpg's default costs a round trip): the hot paths leave no session state,
+    and a transaction left open by an interruption is rolled back by asyncpg itself."""
+
+    async def no_reset(conn: asyncpg.Connection) -> None:
+        return None
+
+    timeout_ms = settings.database_statement_timeout_ms
+    return await asyncpg.create_pool(
+        to_driver_dsn(url),
+        min_size=0,
+        max_size=size,
+        init=_set_codecs,
+        reset=no_reset,
+        timeout=settings.database_connect_timeout_s,
+        command_timeout=timeout_ms / 1000 + 1 if timeout_ms else None,
+        server_settings={
+            "statement_timeout": str(timeout_ms),
+            "application_name": "booking-api",
+        },
+    )
 
 
 # What an advisory-lock key may contain: it is written into the BEGIN statement as a literal.
 _LOCK_KEY = re.compile(r"[A-Za-z0-9:._-]{1,200}")
 
 
-@asynccontextmanager
-async def driver_transaction(
-    engine: AsyncEngine, *, lock_key: str | None = None
-) -> AsyncIterator[asyncpg.Connection]:
-    """`driver_connection` inside a transaction: committed when the block ends, rolled back
-    when it raises.
-
-    With `lock_key`, the transaction starts holding the transaction-scoped advisory lock of
-    that key (released at COMMIT or ROLLBACK), taken in the same round trip as BEGIN."""
-    begin = "BEGIN"
-    if lock_key is not None:
-        if not _LOCK_KEY.fullmatch(lock_key):
-            raise ValueError(f"unsafe advisory lock key: {lock_key!r}")
-        begin = f"BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('{lock_key}', 0))"
-    async with driver_connection(engine) as driver:
-        await driver.execute(begin)
-        try:
-            yield driver
-        except BaseException:
-            # A failed ROLLBACK leaves the connection closed or in a transaction: then
-            # driver_connection invalidates it. The original error is the one to report.
-            with contextlib.suppress(Exception):
-                if not driver.is_closed():
-                    await driver.execute("ROLLBACK")
-            raise
-        await driver.execute("COMMIT")
-
-
 class Database:
-    """The connections of the engine's pool, handed out in the order they were asked for.
+    """The connections of a server process, handed out in the order they were asked for.
 
-    SQLAlchemy's async pool lets a request that arrives just as a connection is returned take
-    it ahead of those already waiting, so under load a few requests wait far longer than the
-    rest (the bench saw booking p99 at three times p50). Every request of the API therefore
-    queues on a FIFO semaphore with as many places as the pool has connections, and only then
-    checks one out: waiting is fair, and bounded by DATABASE_POOL_TIMEOUT_S (then 503)."""
+    Two pools: SQLAlchemy's (configuration, listings, the loader) and an asyncpg pool for the
+    hot paths, whose few hand-written statements skip SQLAlchemy altogether: its execution
+    layer costs about 0.1 ms of CPU per statement and its pool another 0.05 ms per request,
+    more than the database spends on them. In front of both, one FIFO semaphore with
+    DATABASE_POOL_SIZE places: at most that many connections are in use at once, and requests
+    get them first come, first served (SQLAlchemy's own queue lets a late arrival overtake
+    those waiting, which tripled the booking p99 under load). Waiting is bounded by
+    DATABASE_POOL_TIMEOUT_S, then TimeoutError (503)."""
 
-    def __init__(self, engine: AsyncEngine, size: int, wait_s: float) -> None:
+    def __init__(self, engine: AsyncEngine, pool: asyncpg.Pool, size: int, wait_s: float) -> None:
         self.engine = engine
         # One-statement reads need no BEGIN/ROLLBACK: two round trips saved per request.
         self.reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.pool = pool
         self.wait_s = wait_s
         self._places = asyncio.Semaphore(size)
+
+    @classmethod
+    async def open(cls, settings: Settings, url: str) -> Database:
+        size = settings.database_pool_size + settings.database_max_overflow
+        engine = create_engine(settings, url)
+        pool = await create_driver_pool(settings, url, size)
+        return cls(engine, pool, size, settings.database_pool_timeout_s)
+
+    async def close(self) -> None:
+        await self.pool.close()
+        await self.engine.dispose()
 
     @asynccontextmanager
     async def _place(self) -> AsyncIterator[None]:
@@ -154,17 +158,34 @@ class Database:
 
     @asynccontextmanager
     async def driver(self) -> AsyncIterator[asyncpg.Connection]:
-        """`driver_connection`: the asyncpg connection, in autocommit."""
-        async with self._place(), driver_connection(self.engine) as conn:
-            yield conn
+        """An asyncpg connection, in autocommit."""
+        async with self._place(), self.pool.acquire() as conn:
+            yield cast(asyncpg.Connection, conn)  # the pool's proxy forwards every call
 
     @asynccontextmanager
     async def transaction(
         self, *, lock_key: str | None = None
     ) -> AsyncIterator[asyncpg.Connection]:
-        """`driver_transaction`: the asyncpg connection, in a transaction."""
-        async with self._place(), driver_transaction(self.engine, lock_key=lock_key) as conn:
-            yield conn
+        """An asyncpg connection in a transaction: committed when the block ends, rolled back
+        when it raises.
 
-    async def dispose(self) -> None:
-        await self.engine.dispose()
+        With `lock_key`, the transaction starts holding the transaction-scoped advisory lock of
+        that key (released at COMMIT or ROLLBACK), taken in the same round trip as BEGIN."""
+        begin = "BEGIN"
+        if lock_key is not None:
+            if not _LOCK_KEY.fullmatch(lock_key):
+                raise ValueError(f"unsafe advisory lock key: {lock_key!r}")
+            begin = f"BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('{lock_key}', 0))"
+        async with self.driver() as conn:
+            await conn.execute(begin)
+            try:
+                yield conn
+            except BaseException:
+                # If the ROLLBACK fails too, the connection is broken or still in the
+                # transaction: the pool's release then closes it or rolls back. The original
+                # error is the one to report.
+                with contextlib.suppress(Exception):
+                    if not conn.is_closed():
+                        await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
