@@ -416,18 +416,8 @@ async def book_appointment(
     the booking's calendar-day (so no other writer of it runs meanwhile); any exception leaves
     nothing behind once it rolls back."""
     command, service, unit = checked.command, checked.service, checked.unit
-    service_type, day, duration = (
-        checked.service_type,
-        checked.day,
-        checked.service_type.duration_minutes,
-    )
-    starts_at, language, phone, email = (
-        checked.starts_at,
-        checked.language,
-        checked.phone,
-        checked.email,
-    )
-    fields, tag_ids = checked.fields, checked.tag_ids
+    service_type = checked.service_type
+    duration = service_type.duration_minutes
 
     customer_name = None
     if command.customer_record_id is not None:
@@ -435,7 +425,7 @@ async def book_appointment(
 
     booked = await booked_intervals(conn, service.id, unit.cu_index, command.on_date)
     verdict = availability.check_start(
-        day,
+        checked.day,
         booked,
         command.start_minute,
         duration,
@@ -459,7 +449,7 @@ async def book_appointment(
         "on_date": command.on_date,
         "start_minute": command.start_minute,
         "duration_minutes": duration,
-        "starts_at": starts_at,
+        "starts_at": checked.starts_at,
         "time_zone": unit.zone.key,
         "service_type_id": service_type.id,
         "status": PLANNED,
@@ -467,12 +457,12 @@ async def book_appointment(
         "ticket_prefix": service.ticket_prefix,
         "customer_record_id": command.customer_record_id,
         "channel": command.channel,
-        "language": language,
-        "contact_phone": phone,
-        "contact_email": email,
+        "language": checked.language,
+        "contact_phone": checked.phone,
+        "contact_email": checked.email,
         "prevent_self_check_in": command.prevent_self_check_in,
-        "fields": orjson.dumps(fields).decode(),  # jsonb goes in as JSON text
-        "tag_ids": tag_ids,
+        "fields": orjson.dumps(checked.fields).decode(),  # jsonb goes in as JSON text
+        "tag_ids": checked.tag_ids,
         "bypassed_timeslot_check": command.bypass_timeslot_check,
         "created_by_application_id": application_id,
         "created_at": now,
@@ -485,7 +475,7 @@ async def book_appointment(
         cu_index=unit.cu_index,
         start_minute=command.start_minute,
         duration_minutes=duration,
-        starts_at=starts_at,
+        starts_at=checked.starts_at,
         time_zone=unit.zone.key,
         ticket_prefix=service.ticket_prefix,
         ticket_number=ticket_number,
@@ -499,12 +489,12 @@ async def book_appointment(
         customer_record_id=command.customer_record_id,
         customer_display_name=customer_name,
         channel=command.channel,
-        language=language,
-        contact_phone=phone,
-        contact_email=email,
+        language=checked.language,
+        contact_phone=checked.phone,
+        contact_email=checked.email,
         prevent_self_check_in=command.prevent_self_check_in,
-        fields=fields,
-        tag_ids=tag_ids,
+        fields=checked.fields,
+        tag_ids=checked.tag_ids,
     )
 
 
