@@ -239,7 +239,16 @@ def is_database_outage(exc: BaseException) -> bool:
 async def _on_dbapi_error(request: Request, exc: Exception) -> Response:
     if is_database_outage(exc):
         return await _on_database_unavailable(request, exc)
-    return await _on_unexpected(request, exc)
+    # Not the message or the traceback: PostgreSQL quotes the failing row in constraint errors
+    # ("DETAIL: Failing row contains (...)"), phone numbers and emails included.
+    log.error(
+        "database error on %s %s: %s (SQLSTATE %s)",
+        request.method,
+        request.url.path,
+        type(exc.__cause__ or exc).__name__ if isinstance(exc, DBAPIError) else type(exc).__name__,
+        _sqlstate(exc),
+    )
+    return problem(500, "internal_error", "Internal server error", "An unexpected error occurred.")
 
 
 def install(app: FastAPI) -> None:
