@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -147,3 +148,26 @@ async def test_after_a_database_restart_the_first_requests_succeed(
         client.post(path, json=world.body(840), headers=auth),
     )
     assert [r.status_code for r in answers] == [201, 200, 200, 201], [r.text for r in answers]
+
+
+@pytest.mark.parametrize(
+    ("error", "outage"),
+    [
+        (asyncpg.ConnectionDoesNotExistError("connection was closed in the middle"), True),
+        (asyncpg.InterfaceError("connection is closed"), True),
+        (asyncpg.QueryCanceledError("canceling statement due to statement timeout"), True),
+        (asyncpg.CannotConnectNowError("the database system is starting up"), True),
+        (ConnectionRefusedError(111, "Connection refused"), True),
+        (TimeoutError(), True),
+        (asyncpg.InterfaceError("the server expects 3 arguments, 2 were passed"), False),
+        (asyncpg.DivisionByZeroError("division by zero"), False),
+        (asyncpg.NotNullViolationError("null value in column"), False),
+    ],
+)
+def test_only_connection_failures_and_timeouts_count_as_an_outage(
+    error: BaseException, outage: bool
+) -> None:
+    """An outage answers 503 (retry later); anything else is a bug or bad data: 500."""
+    from booking.api.problems import is_database_outage
+
+    assert is_database_outage(error) is outage

@@ -221,15 +221,13 @@ def is_database_outage(exc: BaseException) -> bool:
     """Connection-level failures and timeouts (not constraint violations or bad SQL), from
     SQLAlchemy or from asyncpg itself (the hot paths use the driver connection directly)."""
     if isinstance(
-        exc,
-        PoolTimeoutError
-        | OperationalError
-        | InterfaceError
-        | asyncpg.InterfaceError
-        | OSError
-        | TimeoutError,
+        exc, PoolTimeoutError | OperationalError | InterfaceError | OSError | TimeoutError
     ):
         return True
+    # asyncpg's InterfaceError also means misuse (wrong argument count, a concurrent operation
+    # on one connection): a bug, so 500. Only a closed connection is an outage.
+    if isinstance(exc, asyncpg.InterfaceError):
+        return "closed" in str(exc)
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     state = _sqlstate(exc)
@@ -258,7 +256,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(PoolTimeoutError, _on_database_unavailable)
     app.add_exception_handler(DBAPIError, _on_dbapi_error)
     app.add_exception_handler(asyncpg.PostgresError, _on_dbapi_error)
-    app.add_exception_handler(asyncpg.InterfaceError, _on_database_unavailable)
+    app.add_exception_handler(asyncpg.InterfaceError, _on_dbapi_error)
     app.add_exception_handler(TimeoutError, _on_database_unavailable)
     app.add_exception_handler(OSError, _on_database_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)
