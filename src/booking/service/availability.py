@@ -140,11 +140,24 @@ def grid_starts(day: CalendarDay, duration: int) -> list[int]:
 def vacant_starts(day: CalendarDay, booked: Iterable[Interval], duration: int) -> list[int]:
     """All vacant starts for `duration`, ascending."""
     starts = grid_starts(day, duration)
-    if not starts:
-        return []
-    counts = occupancy(booked)
     capacity = day.capacity
-    return [s for s in starts if max(counts[s : s + duration]) < capacity]
+    booked = list(booked)
+    if not starts or not booked:
+        return starts if capacity > 0 else []
+    # Occupancy (as `occupancy`) over the minutes the starts can cover only: a day's hours
+    # span a third of its 1440 minutes, and this runs on every vacancies request.
+    low, high = starts[0], starts[-1] + duration
+    counts = [0] * (high - low + 1)
+    for interval in booked:
+        start, end = max(interval.start, low), min(interval.end, high)
+        if start < end:
+            counts[start - low] += 1
+            counts[end - low] -= 1
+    running = 0
+    for minute in range(high - low):
+        running += counts[minute]
+        counts[minute] = running
+    return [s for s in starts if max(counts[s - low : s - low + duration]) < capacity]
 
 
 def nearest(vacant: Sequence[int], start: int, limit: int = 3) -> list[int]:

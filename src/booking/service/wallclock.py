@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -18,6 +19,9 @@ def local_datetime(on_date: date, minute: int) -> datetime:
     return datetime.combine(on_date, time()) + timedelta(minutes=minute)
 
 
+# Memoized: a pure function of its arguments, called for every start of every vacancies
+# request, and the same dates and starts come back all day.
+@functools.lru_cache(maxsize=65536)
 def instant_of(on_date: date, minute: int, zone: ZoneInfo) -> datetime | None:
     """The UTC instant of a wall time, or None when that wall time does not exist (it falls in a
     spring-forward gap). An ambiguous wall time (fall-back overlap) means its first occurrence."""
