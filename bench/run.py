@@ -64,6 +64,12 @@ def parse_args() -> argparse.Namespace:
         default=20,
         help="connections per worker of the reference (20: it did better with 20 than with 10)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="alternated rounds of (a) and (d); a/d is the ratio of their medians (2)",
+    )
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up before runs")
     parser.add_argument("--skip-growth", action="store_true", help="no 1M-row phase")
     parser.add_argument("--growth-rows", type=int, default=1_000_000, help="rows for growth")
@@ -513,31 +519,49 @@ async def run(args: argparse.Namespace, wrk: str, report: dict[str, Any]) -> int
 
         stamp = report["started_at"].replace(":", "").replace("-", "")
         profile = benchkit.RESULTS_DIR / f"profile-{stamp}.txt" if args.profile else None
-        booking, booking_check = await bench.booking_run(
-            "(a) booking, API", api, profile_to=profile
-        )
+        # (a) and (d) alternate (a, d, then d, a, ...) so that a machine that slows down or
+        # speeds up meanwhile weighs on both alike; a/d is the ratio of the medians.
+        reference_server = benchkit.start_reference(db, args.workers, args.reference_pool_size)
+        servers.append(reference_server)
+        sides = {
+            "booking": ("(a) booking, API", api),
+            "reference": ("(d) booking, reference", reference_server),
+        }
+        rounds: dict[str, list[WrkResult]] = {"booking": [], "reference": []}
+        checks: dict[str, Any] = {}
+        for round_ in range(1, args.rounds + 1):
+            for side in ["booking", "reference"] if round_ % 2 else ["reference", "booking"]:
+                label, server = sides[side]
+                result, check = await bench.booking_run(
+                    f"{label}, round {round_}",
+                    server,
+                    profile_to=profile if side == "booking" and round_ == 1 else None,
+                )
+                rounds[side].append(result)
+                checks[f"{side}_round_{round_}"] = check
+        reference_server.stop()
         vacancies = bench.vacancies_run("(b) vacancies, API", api)
         bench.warm_up("bare.lua", api)
         bare = bench.run_wrk("(c) bare, API (no db)", "bare.lua", api, args.duration)
 
-        reference_server = benchkit.start_reference(db, args.workers, args.reference_pool_size)
-        servers.append(reference_server)
-        reference, reference_check = await bench.booking_run(
-            "(d) booking, reference", reference_server
-        )
-        reference_server.stop()
-
         dense = await dense_phase(bench, api, "(empty)")
         await bench.reset()
 
-        checks = {"booking": booking_check, "reference": reference_check}
+        booking_rps = statistics.median(r.rps for r in rounds["booking"])
+        reference_rps = statistics.median(r.rps for r in rounds["reference"])
+        # The figures of record: the API's slowest-tailed round, the reference's fastest.
+        booking = max(rounds["booking"], key=lambda r: r.p99_ms)
+        reference = max(rounds["reference"], key=lambda r: r.rps)
         runs = {"booking": booking, "vacancies": vacancies, "bare": bare, "reference": reference}
         report["runs"] = {k: _run_json(v) for k, v in runs.items()}
+        report["rounds"] = {k: [_run_json(r) for r in rs] for k, rs in rounds.items()}
         report["checks"] = checks
         report["dense_vacancies"] = {"empty": dense}
         report["ratios"] = {
-            "booking_over_bare_rps": ratio(booking.rps, bare.rps),
-            "booking_over_reference_rps": ratio(booking.rps, reference.rps),
+            "booking_over_bare_rps": ratio(booking_rps, bare.rps),
+            "booking_over_reference_rps": ratio(booking_rps, reference_rps),
+            "booking_median_rps": round(booking_rps, 1),
+            "reference_median_rps": round(reference_rps, 1),
         }
         if profile is not None:
             report["profile"] = str(profile.relative_to(benchkit.ROOT))
@@ -677,7 +701,7 @@ def evaluate_targets(report: dict[str, Any]) -> dict[str, Any]:
             "met": (ratios["booking_over_reference_rps"] or 0)
             >= TARGETS["booking_vs_reference_rps"],
         },
-        "booking p99 <= 50 ms": {
+        "booking p99 <= 50 ms (the worst round)": {
             "value": runs["booking"]["p99_ms"],
             "target": TARGETS["booking_p99_ms"],
             "met": runs["booking"]["p99_ms"] <= TARGETS["booking_p99_ms"],
@@ -710,7 +734,9 @@ def print_summary(report: dict[str, Any]) -> None:
     if ratios:
         print(
             f"\nratios: booking/bare (a/c) {ratios['booking_over_bare_rps']}   "
-            f"booking/reference (a/d) {ratios['booking_over_reference_rps']}"
+            f"booking/reference (a/d) {ratios['booking_over_reference_rps']}   (medians: "
+            f"booking {ratios['booking_median_rps']} req/s, "
+            f"reference {ratios['reference_median_rps']} req/s)"
         )
     growth = report.get("growth")
     if growth:
@@ -749,6 +775,7 @@ def main() -> int:
             "threads": args.threads,
             "duration_s": args.duration,
             "warmup_s": args.warmup,
+            "rounds": args.rounds,
             "pool_size": args.pool_size,
             "reference_pool_size": args.reference_pool_size,
             "growth_rows": None if args.skip_growth else args.growth_rows,
