@@ -231,6 +231,9 @@ class _Entry(Generic[T]):
     loaded_at: float
 
 
+Loader = Callable[[AsyncConnection, uuid.UUID], Awaitable[Any]]
+
+
 @dataclass
 class ConfigCache:
     """Applications and catalogs by id, each kept for `ttl_s` seconds (0 disables caching).
@@ -243,62 +246,45 @@ class ConfigCache:
     engine: AsyncEngine
     ttl_s: float
     monotonic: Callable[[], float] = time.monotonic
-    _applications: dict[uuid.UUID, _Entry[ApplicationConfig | None]] = field(default_factory=dict)
-    _catalogs: dict[uuid.UUID, _Entry[Catalog | None]] = field(default_factory=dict)
+    # Keyed by (kind, id): ("application", application id) or ("catalog", organization id).
+    _entries: dict[tuple[str, uuid.UUID], _Entry[Any]] = field(default_factory=dict)
     _loading: dict[tuple[str, uuid.UUID], asyncio.Future[Any]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    async def _get(
-        self,
-        kind: str,
-        entries: dict[uuid.UUID, _Entry[Any]],
-        key: uuid.UUID,
-        load: Callable[[AsyncConnection, uuid.UUID], Awaitable[Any]],
-    ) -> Any:
-        entry = entries.get(key)
-        pending = self._loading.get((kind, key))
+    async def _get(self, slot: tuple[str, uuid.UUID], load: Loader) -> Any:
+        entry = self._entries.get(slot)
+        pending = self._loading.get(slot)
         if entry is not None:
             age = self.monotonic() - entry.loaded_at
             if age < self.ttl_s / 2:
                 return entry.value
             if age < self.ttl_s:
                 if pending is None:
-                    self._start_load(kind, entries, key, load)
+                    self._start_load(slot, load)
                 return entry.value
         if pending is None:
-            pending = self._start_load(kind, entries, key, load)
+            pending = self._start_load(slot, load)
         # shield: a caller that gives up (cancelled request) does not cancel the others' load
         return await asyncio.shield(pending)
 
-    def _start_load(
-        self,
-        kind: str,
-        entries: dict[uuid.UUID, _Entry[Any]],
-        key: uuid.UUID,
-        load: Callable[[AsyncConnection, uuid.UUID], Awaitable[Any]],
-    ) -> asyncio.Future[Any]:
+    def _start_load(self, slot: tuple[str, uuid.UUID], load: Loader) -> asyncio.Future[Any]:
         """Register the load at once (so that it is the only one), and run it as a task."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         future.add_done_callback(lambda f: f.cancelled() or f.exception())  # never "unretrieved"
-        self._loading[(kind, key)] = future
-        task = asyncio.create_task(self._fill(kind, entries, key, load, future))
+        self._loading[slot] = future
+        task = asyncio.create_task(self._fill(slot, load, future))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return future
 
     async def _fill(
-        self,
-        kind: str,
-        entries: dict[uuid.UUID, _Entry[Any]],
-        key: uuid.UUID,
-        load: Callable[[AsyncConnection, uuid.UUID], Awaitable[Any]],
-        future: asyncio.Future[Any],
+        self, slot: tuple[str, uuid.UUID], load: Loader, future: asyncio.Future[Any]
     ) -> None:
         try:
             started = self.monotonic()
             async with self.engine.connect() as conn:
-                value = await load(conn, key)
-            entries[key] = _Entry(value, started)
+                value = await load(conn, slot[1])
+            self._entries[slot] = _Entry(value, started)
             future.set_result(value)
         except asyncio.CancelledError:
             future.cancel()
@@ -306,7 +292,7 @@ class ConfigCache:
         except Exception as error:  # reaches every waiter; a background refresh has none
             future.set_exception(error)
         finally:
-            del self._loading[(kind, key)]
+            del self._loading[slot]
 
     async def close(self) -> None:
         """Stop the loads still running (at shutdown)."""
@@ -316,18 +302,15 @@ class ConfigCache:
 
     async def application(self, application_id: uuid.UUID) -> ApplicationConfig | None:
         value: ApplicationConfig | None = await self._get(
-            "application", self._applications, application_id, load_application
+            ("application", application_id), load_application
         )
         return value
 
     async def catalog(self, organization_id: uuid.UUID) -> Catalog:
-        value: Catalog | None = await self._get(
-            "catalog", self._catalogs, organization_id, load_catalog
-        )
+        value: Catalog | None = await self._get(("catalog", organization_id), load_catalog)
         if value is None:  # an application always belongs to an organization (foreign key)
             raise LookupError(f"organization {organization_id} vanished")
         return value
 
     def clear(self) -> None:
-        self._applications.clear()
-        self._catalogs.clear()
+        self._entries.clear()
