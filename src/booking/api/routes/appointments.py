@@ -147,12 +147,12 @@ async def list_appointments(
     on_date: OnDate,
     cu_index: CuIndex,
     customer_record_id: Annotated[uuid.UUID | None, Query(alias="customerRecordId")] = None,
-) -> list[AppointmentOut]:
+) -> Response:
     async with caller.runtime.db.read() as conn:
         records = await calendars.list_appointments(
             conn, caller.catalog, service_id, on_date, cu_index, customer_record_id
         )
-    return [AppointmentOut.from_record(r) for r in records]
+    return json_response([AppointmentOut.from_record(r) for r in records])
 
 
 @router.get(
