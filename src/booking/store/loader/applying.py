@@ -1,0 +1,339 @@
+"""Applying a configuration document to the database: every entity created or updated by the
+id the file gives it (calendar units by service id and cuIndex) with INSERT ... ON CONFLICT DO
+UPDATE, so loading the same file twice changes nothing the second time. A calendar unit's working
+hours and date exceptions are replaced by the file's; entities the file does not mention are left
+alone; an id that already belongs to another organization (or a service type of another service)
+is refused, never moved. A constraint the database enforces becomes a ConfigFileError naming the
+key path.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import CursorResult, Executable, delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from booking.store.loader.document import (
+    ApplicationSpec,
+    CalendarUnitSpec,
+    ConfigDocument,
+    ConfigFileError,
+    OrganizationSpec,
+    ServiceSpec,
+)
+from booking.store.loader.reading import read_config_file
+from booking.store.models import (
+    Base,
+    CalendarException,
+    CalendarUnit,
+    CustomerRecord,
+    ExceptionHours,
+    FieldType,
+    Organization,
+    RegisteredApplication,
+    Service,
+    ServiceType,
+    Tag,
+    WorkingHours,
+)
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    """What a load created or updated: a count per entity kind, plus the applications as
+    (id, client_id, name, roles) and the services as (id, name), in file order."""
+
+    organizations: int
+    applications: list[tuple[uuid.UUID, str, str, tuple[str, ...]]]
+    services: list[tuple[uuid.UUID, str]]
+    service_types: int
+    calendar_units: int
+    customer_records: int
+    field_types: int
+    tags: int
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "organizations": self.organizations,
+            "applications": len(self.applications),
+            "services": len(self.services),
+            "serviceTypes": self.service_types,
+            "calendarUnits": self.calendar_units,
+            "customerRecords": self.customer_records,
+            "fieldTypes": self.field_types,
+            "tags": self.tags,
+        }
+
+    def __str__(self) -> str:
+        return ", ".join(f"{kind}={count}" for kind, count in self.counts().items())
+
+
+async def _execute(
+    conn: AsyncConnection,
+    statement: Executable,
+    path: str,
+    rows: list[dict[str, Any]] | None = None,
+) -> CursorResult[Any]:
+    """Run one statement; a constraint the database enforces becomes a ConfigFileError."""
+    try:
+        return await conn.execute(statement, rows)
+    except (IntegrityError, DataError) as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise ConfigFileError(f"{path}: the database refused it: {reason}") from error
+
+
+async def _upsert(
+    conn: AsyncConnection,
+    model: type[Base],
+    values: dict[str, Any],
+    path: str,
+    *,
+    owner: str | None = None,
+) -> None:
+    """INSERT ... ON CONFLICT (primary key) DO UPDATE every other column of `values`.
+
+    With `owner` (the parent column, e.g. organization_id), an existing row of another parent is
+    not updated but refused: ids are global, and moving an entity between organizations (or a
+    service type between services) would leave its appointments pointing at the wrong parent.
+    """
+    table = model.__table__
+    key = [column.name for column in table.primary_key]
+    row = insert(model).values(values)
+    upsert = row.on_conflict_do_update(
+        index_elements=key,
+        set_={name: row.excluded[name] for name in values if name not in key},
+        where=(table.c[owner] == row.excluded[owner]) if owner else None,
+    ).returning(*(table.c[name] for name in key))
+    if (await _execute(conn, upsert, path)).first() is not None or owner is None:
+        return
+    current = await conn.scalar(select(table.c[owner]).where(table.c.id == values["id"]))
+    parent = owner.removesuffix("_id").replace("_", " ")
+    raise ConfigFileError(
+        f"{path}.id: {values['id']} already belongs to another {parent} ({current}); ids are "
+        f"global, so give this one a new id"
+    )
+
+
+async def _check_client_id_free(
+    conn: AsyncConnection, application: ApplicationSpec, path: str
+) -> None:
+    other = (
+        await conn.execute(
+            select(RegisteredApplication.id, RegisteredApplication.organization_id).where(
+                RegisteredApplication.client_id == application.client_id,
+                RegisteredApplication.id != application.id,
+            )
+        )
+    ).first()
+    if other is not None:
+        raise ConfigFileError(
+            f"{path}.clientId: {application.client_id!r} is already the client id of "
+            f"application {other.id} (organization {other.organization_id})"
+        )
+
+
+async def _replace_hours(
+    conn: AsyncConnection, service_id: uuid.UUID, unit: CalendarUnitSpec, path: str
+) -> None:
+    """The unit's working hours and date exceptions become exactly the file's."""
+    await _execute(
+        conn,
+        delete(WorkingHours).where(
+            WorkingHours.service_id == service_id, WorkingHours.cu_index == unit.cu_index
+        ),
+        path,
+    )
+    await _execute(  # exception_hours go with them (ON DELETE CASCADE)
+        conn,
+        delete(CalendarException).where(
+            CalendarException.service_id == service_id,
+            CalendarException.cu_index == unit.cu_index,
+        ),
+        path,
+    )
+    rows = [
+        {
+            "service_id": service_id,
+            "cu_index": unit.cu_index,
+            "weekday": weekday,
+            "start_minute": start,
+            "end_minute": end,
+        }
+        for weekday, intervals in unit.working_hours.by_weekday().items()
+        for start, end in intervals
+    ]
+    if rows:
+        await _execute(conn, insert(WorkingHours), f"{path}.workingHours", rows)
+    for e, exception in enumerate(unit.exceptions):
+        exception_at = f"{path}.exceptions[{e}]"
+        exception_id = (
+            await _execute(
+                conn,
+                insert(CalendarException)
+                .values(
+                    service_id=service_id,
+                    cu_index=unit.cu_index,
+                    on_date=exception.date,
+                    closed=exception.closed,
+                )
+                .returning(CalendarException.id),
+                exception_at,
+            )
+        ).scalar_one()
+        hours = [
+            {"exception_id": exception_id, "start_minute": start, "end_minute": end}
+            for start, end in exception.hours
+        ]
+        if hours:
+            await _execute(conn, insert(ExceptionHours), f"{exception_at}.hours", hours)
+
+
+async def _apply_service(
+    conn: AsyncConnection, organization_id: uuid.UUID, service: ServiceSpec, path: str
+) -> None:
+    await _upsert(
+        conn,
+        Service,
+        {
+            "id": service.id,
+            "organization_id": organization_id,
+            "name": service.name,
+            "requires_customer": service.requires_customer,
+            "requires_phone": service.requires_phone,
+            "requires_email": service.requires_email,
+            "ticket_prefix": service.ticket_prefix,
+            "booking_window_days": service.booking_window_days,
+        },
+        path,
+        owner="organization_id",
+    )
+    for t, service_type in enumerate(service.service_types):
+        await _upsert(
+            conn,
+            ServiceType,
+            {
+                "id": service_type.id,
+                "service_id": service.id,
+                "name": service_type.name,
+                "duration_minutes": service_type.duration_minutes,
+                "channels": list(service_type.channels),
+            },
+            f"{path}.serviceTypes[{t}]",
+            owner="service_id",
+        )
+    for c, unit in enumerate(service.calendar_units):
+        unit_at = f"{path}.calendarUnits[{c}]"
+        await _upsert(
+            conn,
+            CalendarUnit,
+            {
+                "service_id": service.id,
+                "cu_index": unit.cu_index,
+                "slot_minutes": unit.slot_minutes,
+                "capacity": unit.capacity,
+                "time_zone": unit.time_zone,
+            },
+            unit_at,
+        )
+        await _replace_hours(conn, service.id, unit, unit_at)
+
+
+async def _apply_organization(conn: AsyncConnection, org: OrganizationSpec, path: str) -> None:
+    await _upsert(
+        conn,
+        Organization,
+        {
+            "id": org.id,
+            "name": org.name,
+            "time_zone": org.time_zone,
+            "default_language": org.default_language,
+            "supported_languages": list(org.supported_languages),
+            "default_phone_region": org.default_phone_region,
+        },
+        path,
+    )
+    for a, application in enumerate(org.applications):
+        application_at = f"{path}.applications[{a}]"
+        await _check_client_id_free(conn, application, application_at)
+        await _upsert(
+            conn,
+            RegisteredApplication,
+            {
+                "id": application.id,
+                "organization_id": org.id,
+                "client_id": application.client_id,
+                "name": application.name,
+                "enabled": application.enabled,
+                "roles": list(application.roles),
+            },
+            application_at,
+            owner="organization_id",
+        )
+    for s, service in enumerate(org.services):
+        await _apply_service(conn, org.id, service, f"{path}.services[{s}]")
+    for r, record in enumerate(org.customer_records):
+        await _upsert(
+            conn,
+            CustomerRecord,
+            {"id": record.id, "organization_id": org.id, "display_name": record.display_name},
+            f"{path}.customerRecords[{r}]",
+            owner="organization_id",
+        )
+    for f, field_type in enumerate(org.field_types):
+        await _upsert(
+            conn,
+            FieldType,
+            {
+                "id": field_type.id,
+                "organization_id": org.id,
+                "name": field_type.name,
+                "kind": field_type.kind,
+                "options": list(field_type.options),
+                "required": field_type.required,
+            },
+            f"{path}.fieldTypes[{f}]",
+            owner="organization_id",
+        )
+    for g, tag in enumerate(org.tags):
+        await _upsert(
+            conn,
+            Tag,
+            {"id": tag.id, "organization_id": org.id, "name": tag.name},
+            f"{path}.tags[{g}]",
+            owner="organization_id",
+        )
+
+
+async def apply_config(conn: AsyncConnection, document: ConfigDocument) -> LoadSummary:
+    """Create or update everything in `document`, inside the caller's transaction (never
+    committed here). It runs in a savepoint: on a ConfigFileError none of its writes remain and
+    the caller's transaction is still usable."""
+    async with conn.begin_nested():
+        for o, org in enumerate(document.organizations):
+            await _apply_organization(conn, org, f"organizations[{o}]")
+    orgs = document.organizations
+    return LoadSummary(
+        organizations=len(orgs),
+        applications=[
+            (a.id, a.client_id, a.name, tuple(a.roles)) for o in orgs for a in o.applications
+        ],
+        services=[(s.id, s.name) for o in orgs for s in o.services],
+        service_types=sum(len(s.service_types) for o in orgs for s in o.services),
+        calendar_units=sum(len(s.calendar_units) for o in orgs for s in o.services),
+        customer_records=sum(len(o.customer_records) for o in orgs),
+        field_types=sum(len(o.field_types) for o in orgs),
+        tags=sum(len(o.tags) for o in orgs),
+    )
+
+
+async def load_file(engine: AsyncEngine, path: pathlib.Path) -> LoadSummary:
+    """Read, parse and apply `path` in one transaction: a bad file changes nothing."""
+    document = await read_config_file(path)
+    async with engine.begin() as conn:
+        return await apply_config(conn, document)

@@ -1,0 +1,290 @@
+"""The configuration document: the pydantic models of the YAML file (camelCase keys, unknown
+keys rejected, every rule one entity can break checked), the rules across entities that the
+file alone can break (ids repeated), and the error that names where a file is wrong.
+
+The models know nothing of YAML or of the database: `reading` turns text into a
+`ConfigDocument`, `applying` writes one to the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+import uuid
+from collections.abc import Hashable
+from typing import Annotated, Any, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from booking.store.models import CHANNELS, FIELD_KINDS
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # ISO weekday = index + 1
+
+
+class ConfigFileError(Exception):
+    """A configuration file that cannot be loaded. The message names the YAML line (syntax errors)
+    or the key path (e.g. organizations[0].services[1].calendarUnits[0].workingHours.mon[1]) and
+    the rule; `problems` lists every problem found, one line each."""
+
+    def __init__(self, *problems: str) -> None:
+        self.problems: tuple[str, ...] = problems
+        if len(problems) == 1:
+            message = problems[0]
+        else:
+            message = f"{len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems)
+        super().__init__(message)
+
+
+def _time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"unknown IANA time zone {name!r} (e.g. 'Europe/London')") from None
+    return name
+
+
+def _phone_region(region: str) -> str:
+    if not re.fullmatch(r"[A-Z]{2}", region):
+        raise ValueError(f"{region!r} is not an uppercase ISO 3166 alpha-2 code such as 'GB'")
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{region!r} is not a region known to the phone-number parser")
+    return region
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{value!r} is listed twice")
+        seen.add(value)
+    return values
+
+
+def _pair(value: Any) -> Any:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise ValueError("expected a [start, end] pair of minutes after midnight, e.g. [480, 720]")
+    return value
+
+
+def _start_before_end(interval: tuple[int, int]) -> tuple[int, int]:
+    start, end = interval
+    if start >= end:
+        raise ValueError(f"start {start} must be before end {end}")
+    return interval
+
+
+def _no_overlap(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    for (s1, e1), (s2, e2) in itertools.pairwise(sorted(intervals)):
+        if s2 < e1:
+            raise ValueError(f"intervals [{s1}, {e1}] and [{s2}, {e2}] overlap")
+    return intervals
+
+
+Name = Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1)]
+ClientId = Annotated[StrictStr, StringConstraints(pattern=r"^\S+$")]
+LanguageTag = Annotated[
+    StrictStr, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+]
+TimeZoneName = Annotated[StrictStr, AfterValidator(_time_zone)]
+PhoneRegion = Annotated[StrictStr, AfterValidator(_phone_region)]
+Minute = Annotated[StrictInt, Field(ge=0, le=1440)]
+Minutes = Annotated[StrictInt, Field(ge=1, le=1440)]
+Interval = Annotated[
+    tuple[Minute, Minute], BeforeValidator(_pair), AfterValidator(_start_before_end)
+]
+Hours = Annotated[list[Interval], AfterValidator(_no_overlap)]
+Channel = Literal["FaceToFace", "Video", "Phone"]
+FieldKind = Literal["text", "number", "boolean", "date", "choice"]
+assert set(get_args(Channel)) == set(CHANNELS)  # the schema's CHECK constraints agree
+assert set(get_args(FieldKind)) == set(FIELD_KINDS)
+
+
+class Spec(BaseModel):
+    """The base of every model in the file: camelCase keys, unknown keys rejected, immutable."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, frozen=True)
+
+
+class ApplicationSpec(Spec):
+    id: uuid.UUID
+    client_id: ClientId
+    name: Name
+    enabled: StrictBool = True
+    roles: Annotated[list[Name], AfterValidator(_unique)] = Field(default_factory=list)
+
+
+class ServiceTypeSpec(Spec):
+    id: uuid.UUID
+    name: Name
+    duration_minutes: Minutes
+    channels: Annotated[list[Channel], Field(min_length=1), AfterValidator(_unique)]
+
+
+class WorkingHoursSpec(Spec):
+    """Per ISO weekday, the open intervals; a day not given is closed."""
+
+    mon: Hours = Field(default_factory=list)
+    tue: Hours = Field(default_factory=list)
+    wed: Hours = Field(default_factory=list)
+    thu: Hours = Field(default_factory=list)
+    fri: Hours = Field(default_factory=list)
+    sat: Hours = Field(default_factory=list)
+    sun: Hours = Field(default_factory=list)
+
+    def by_weekday(self) -> dict[int, list[tuple[int, int]]]:
+        return {number: getattr(self, day) for number, day in enumerate(WEEKDAYS, start=1)}
+
+
+class ExceptionSpec(Spec):
+    """A date that differs from the weekly hours: `closed: true`, or open only `hours`."""
+
+    date: dt.date
+    closed: StrictBool = False
+    hours: Hours = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _closed_or_hours(self) -> ExceptionSpec:
+        if self.closed and self.hours:
+            raise ValueError("a closed date cannot also have hours")
+        if not self.closed and not self.hours:
+            raise ValueError("give either 'closed: true' or the date's 'hours'")
+        return self
+
+
+class CalendarUnitSpec(Spec):
+    cu_index: Annotated[StrictInt, Field(ge=0)]
+    slot_minutes: Minutes
+    capacity: Annotated[StrictInt, Field(ge=1)] = 1
+    time_zone: TimeZoneName | None = None  # None: the organization's zone
+    working_hours: WorkingHoursSpec = Field(default_factory=WorkingHoursSpec)
+    exceptions: list[ExceptionSpec] = Field(default_factory=list)
+
+
+class ServiceSpec(Spec):
+    id: uuid.UUID
+    name: Name
+    ticket_prefix: StrictStr = ""
+    booking_window_days: Annotated[StrictInt, Field(ge=0)] | None = None  # None: no limit
+    requires_customer: StrictBool = False
+    requires_phone: StrictBool = False
+    requires_email: StrictBool = False
+    service_types: list[ServiceTypeSpec] = Field(default_factory=list)
+    calendar_units: list[CalendarUnitSpec] = Field(default_factory=list)
+
+
+class CustomerRecordSpec(Spec):
+    id: uuid.UUID
+    display_name: Name
+
+
+class FieldTypeSpec(Spec):
+    id: uuid.UUID
+    name: Name
+    kind: FieldKind
+    options: Annotated[list[Name], AfterValidator(_unique)] = Field(
+        default_factory=list, validate_default=True
+    )
+    required: StrictBool = False
+
+    @field_validator("options")
+    @classmethod
+    def _options_match_kind(cls, options: list[str], info: ValidationInfo) -> list[str]:
+        kind = info.data.get("kind")  # absent when the kind itself was invalid
+        if kind == "choice" and not options:
+            raise ValueError("a field type of kind 'choice' needs at least one option")
+        if kind is not None and kind != "choice" and options:
+            raise ValueError(f"only kind 'choice' has options, not kind {kind!r}")
+        return options
+
+
+class TagSpec(Spec):
+    id: uuid.UUID
+    name: Name
+
+
+class OrganizationSpec(Spec):
+    id: uuid.UUID
+    name: Name
+    time_zone: TimeZoneName
+    # Declared before defaultLanguage so that its check can see them.
+    supported_languages: Annotated[list[LanguageTag], Field(min_length=1), AfterValidator(_unique)]
+    default_language: LanguageTag
+    default_phone_region: PhoneRegion
+    applications: list[ApplicationSpec] = Field(default_factory=list)
+    services: list[ServiceSpec] = Field(default_factory=list)
+    customer_records: list[CustomerRecordSpec] = Field(default_factory=list)
+    field_types: list[FieldTypeSpec] = Field(default_factory=list)
+    tags: list[TagSpec] = Field(default_factory=list)
+
+    @field_validator("default_language")
+    @classmethod
+    def _default_is_supported(cls, language: str, info: ValidationInfo) -> str:
+        supported = info.data.get("supported_languages")  # absent when they were invalid
+        if supported is not None and language not in supported:
+            raise ValueError(f"{language!r} is not one of supportedLanguages {supported}")
+        return language
+
+
+class ConfigDocument(Spec):
+    organizations: list[OrganizationSpec]
+
+
+def duplicates(document: ConfigDocument) -> list[str]:
+    """The problems of values repeated in the file, one line each, named by key path. Ids are
+    primary keys: one entity per id in the whole file; cuIndex unique per service; exception
+    dates unique per calendar unit; client ids unique in the file."""
+    problems: list[str] = []
+    first_seen: dict[tuple[str, Hashable, Hashable], str] = {}
+
+    def claim(what: str, value: Hashable, path: str, scope: Hashable = None) -> bool:
+        first = first_seen.setdefault((what, scope, value), path)
+        if first != path:
+            problems.append(f"{path}: {what} {value} appears twice (first at {first})")
+        return first == path
+
+    for o, org in enumerate(document.organizations):
+        at = f"organizations[{o}]"
+        claim("organization id", org.id, f"{at}.id")
+        for a, app in enumerate(org.applications):
+            claim("application id", app.id, f"{at}.applications[{a}].id")
+            claim("clientId", app.client_id, f"{at}.applications[{a}].clientId")
+        for s, service in enumerate(org.services):
+            service_at = f"{at}.services[{s}]"
+            first_time = claim("service id", service.id, f"{service_at}.id")
+            for t, service_type in enumerate(service.service_types):
+                claim("service type id", service_type.id, f"{service_at}.serviceTypes[{t}].id")
+            # cuIndex is unique per service: a repeated service was reported above already.
+            for c, unit in enumerate(service.calendar_units if first_time else []):
+                unit_at = f"{service_at}.calendarUnits[{c}]"
+                claim("cuIndex", unit.cu_index, f"{unit_at}.cuIndex", scope=service.id)
+                for e, exception in enumerate(unit.exceptions):
+                    claim(
+                        "exception date",
+                        exception.date,
+                        f"{unit_at}.exceptions[{e}].date",
+                        scope=(service.id, unit.cu_index),
+                    )
+        for r, record in enumerate(org.customer_records):
+            claim("customer record id", record.id, f"{at}.customerRecords[{r}].id")
+        for f, field_type in enumerate(org.field_types):
+            claim("field type id", field_type.id, f"{at}.fieldTypes[{f}].id")
+        for g, tag in enumerate(org.tags):
+            claim("tag id", tag.id, f"{at}.tags[{g}].id")
+    return problems
