@@ -1,6 +1,6 @@
-"""Shared by bench/run.py and bench/soak.py: the database, the bench organization, the server
-processes and the invariant checks. Plain asyncpg and subprocess; nothing here imports the app
-except for minting a dev token."""
+"""Shared by bench/run.py, bench/soak.py and bench/inproc.py: the database, the bench
+organization, the server processes and the invariant checks. Plain asyncpg and subprocess; the
+app is imported only to seed through its configuration loader and to mint a dev token."""
 
 from __future__ import annotations
 
@@ -164,65 +164,87 @@ class World:
         return [(self.first_date + timedelta(days=i)).isoformat() for i in range(count)]
 
 
-async def seed(conn: asyncpg.Connection) -> World:
-    """10 services x 10 calendar units of capacity 1 (plus unit 10 of service 0 with capacity
-    2), open 08:00-17:00 every day on a 10-minute grid, one 10-minute service type each, no
-    booking window; a dense service (capacity 20, open all day, 30-minute type, UTC); an
-    application with the Appointments Manager role."""
+def bench_organization() -> tuple[World, dict[str, Any]]:
+    """The bench organization, with fresh ids, as a configuration document (plain data with the
+    YAML file's keys), and what the bench needs to know of it. 10 services x 10 calendar units of
+    capacity 1 (plus unit 10 of service 0 with capacity 2), open 08:00-17:00 every day on a
+    10-minute grid, one 10-minute service type each, no booking window; a dense service
+    (capacity 20, open all day, 30-minute type, UTC); an application with the Appointments
+    Manager role."""
+    from booking.store.loader.document import WEEKDAYS
+
+    open_hours = {day: [[OPEN, CLOSE]] for day in WEEKDAYS}
+    all_day = {day: [[0, 1440]] for day in WEEKDAYS}
+
+    def unit(cu_index: int, capacity: int, hours: dict[str, Any], **zone: str) -> dict[str, Any]:
+        return {
+            "cuIndex": cu_index,
+            "slotMinutes": SLOT_MINUTES,
+            "capacity": capacity,
+            "workingHours": hours,
+            **zone,
+        }
+
+    def service(
+        ids: tuple[uuid.UUID, uuid.UUID], name: str, prefix: str, duration: int, units: list[Any]
+    ) -> dict[str, Any]:
+        service_id, type_id = ids
+        return {
+            "id": service_id,
+            "name": name,
+            "ticketPrefix": prefix,
+            "serviceTypes": [
+                {
+                    "id": type_id,
+                    "name": f"{duration}-minute visit",
+                    "durationMinutes": duration,
+                    "channels": ["FaceToFace", "Video", "Phone"],
+                }
+            ],
+            "calendarUnits": units,
+        }
+
     org_id, app_id = uuid.uuid4(), uuid.uuid4()
     client_id = f"bench-{app_id.hex[:8]}"
-    async with conn.transaction():
-        await conn.execute(
-            "INSERT INTO organization (id, name, time_zone, default_language, "
-            "supported_languages, default_phone_region) VALUES ($1, $2, $3, 'en', '{en}', 'GB')",
-            org_id,
-            "Bench organization",
-            ORG_TIME_ZONE,
+    services = [(uuid.uuid4(), uuid.uuid4()) for _ in range(SERVICES)]
+    prefixes = [chr(ord("A") + index) for index in range(SERVICES)]
+    dense_service, dense_type = uuid.uuid4(), uuid.uuid4()
+    extra_unit = [unit(UNITS_PER_SERVICE, 2, open_hours)]  # service 0's capacity-2 unit
+    documents = [
+        service(
+            ids,
+            f"Bench {index}",
+            prefixes[index],
+            DURATION,
+            [unit(cu, 1, open_hours) for cu in range(UNITS_PER_SERVICE)]
+            + (extra_unit if index == 0 else []),
         )
-        await conn.execute(
-            "INSERT INTO registered_application (id, organization_id, client_id, name, enabled, "
-            "roles) VALUES ($1, $2, $3, 'bench', true, $4)",
-            app_id,
-            org_id,
-            client_id,
-            [MANAGER],
+        for index, ids in enumerate(services)
+    ]
+    documents.append(
+        service(
+            (dense_service, dense_type),
+            "Dense",
+            "Z",
+            DENSE_DURATION,
+            [unit(0, DENSE_CAPACITY, all_day, timeZone="UTC")],
         )
-        services: list[tuple[uuid.UUID, uuid.UUID]] = []
-        prefixes: list[str] = []
-        hours: list[tuple[uuid.UUID, int, int, int, int]] = []
-        units: list[tuple[uuid.UUID, int, int, int, str | None]] = []
-        for index in range(SERVICES):
-            service_id, type_id = uuid.uuid4(), uuid.uuid4()
-            prefix = chr(ord("A") + index)
-            await insert_service(conn, org_id, service_id, type_id, f"Bench {index}", prefix)
-            await insert_service_type(conn, service_id, type_id, DURATION)
-            services.append((service_id, type_id))
-            prefixes.append(prefix)
-            for cu in range(UNITS_PER_SERVICE):
-                units.append((service_id, cu, SLOT_MINUTES, 1, None))
-        units.append((services[0][0], UNITS_PER_SERVICE, SLOT_MINUTES, 2, None))
-
-        dense_service, dense_type = uuid.uuid4(), uuid.uuid4()
-        await insert_service(conn, org_id, dense_service, dense_type, "Dense", "Z")
-        await insert_service_type(conn, dense_service, dense_type, DENSE_DURATION)
-        units.append((dense_service, 0, SLOT_MINUTES, DENSE_CAPACITY, "UTC"))
-
-        await conn.executemany(
-            "INSERT INTO calendar_unit (service_id, cu_index, slot_minutes, capacity, time_zone) "
-            "VALUES ($1, $2, $3, $4, $5)",
-            units,
-        )
-        for service_id, cu, _, _, zone in units:
-            start, end = (0, 1440) if zone == "UTC" else (OPEN, CLOSE)
-            hours.extend((service_id, cu, weekday, start, end) for weekday in range(1, 8))
-        await conn.executemany(
-            "INSERT INTO working_hours (service_id, cu_index, weekday, start_minute, end_minute) "
-            "VALUES ($1, $2, $3, $4, $5)",
-            hours,
-        )
+    )
+    organization = {
+        "id": org_id,
+        "name": "Bench organization",
+        "timeZone": ORG_TIME_ZONE,
+        "supportedLanguages": ["en"],
+        "defaultLanguage": "en",
+        "defaultPhoneRegion": "GB",
+        "applications": [
+            {"id": app_id, "clientId": client_id, "name": "bench", "roles": [MANAGER]}
+        ],
+        "services": documents,
+    }
     places = [(s, cu) for s in range(SERVICES) for cu in range(UNITS_PER_SERVICE)]
     places += [(0, UNITS_PER_SERVICE)] * 2
-    return World(
+    world = World(
         organization_id=org_id,
         application_id=app_id,
         client_id=client_id,
@@ -233,38 +255,25 @@ async def seed(conn: asyncpg.Connection) -> World:
         dense_type=dense_type,
         first_date=datetime.now(UTC).date() + timedelta(days=1),
     )
+    return world, {"organizations": [organization]}
 
 
-async def insert_service(
-    conn: asyncpg.Connection,
-    org_id: uuid.UUID,
-    service_id: uuid.UUID,
-    type_id: uuid.UUID,
-    name: str,
-    prefix: str,
-) -> None:
-    await conn.execute(
-        "INSERT INTO service (id, organization_id, name, requires_customer, requires_phone, "
-        "requires_email, ticket_prefix, booking_window_days) "
-        "VALUES ($1, $2, $3, false, false, false, $4, NULL)",
-        service_id,
-        org_id,
-        name,
-        prefix,
-    )
+async def seed(db: Database) -> World:
+    """Creates the bench organization through the app's configuration loader: the document is
+    validated by the loader's schema and applied by its `apply_config`, in one transaction."""
+    from sqlalchemy.ext.asyncio import create_async_engine
 
+    from booking.store.loader import ConfigDocument, apply_config
 
-async def insert_service_type(
-    conn: asyncpg.Connection, service_id: uuid.UUID, type_id: uuid.UUID, duration: int
-) -> None:
-    await conn.execute(
-        "INSERT INTO service_type (id, service_id, name, duration_minutes, channels) "
-        "VALUES ($1, $2, $3, $4, '{FaceToFace,Video,Phone}')",
-        type_id,
-        service_id,
-        f"{duration}-minute visit",
-        duration,
-    )
+    world, data = bench_organization()
+    document = ConfigDocument.model_validate(data)
+    engine = create_async_engine(db.url)
+    try:
+        async with engine.begin() as conn:
+            await apply_config(conn, document)
+    finally:
+        await engine.dispose()
+    return world
 
 
 def wrk_env(world: World, token: str, threads: int, days: int = 400) -> dict[str, str]:

@@ -133,8 +133,8 @@ async def main() -> int:
     db = benchkit.Database.start("booking_inproc", os.environ.get("BENCH_DATABASE_URL"))
     try:
         benchkit.migrate(db)
+        world = await benchkit.seed(db)
         conn = await benchkit.connect(db)
-        world = await benchkit.seed(conn)
         secret = benchkit.new_secret()
         token = benchkit.mint_token(secret, world.client_id)
 

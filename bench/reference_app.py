@@ -5,9 +5,9 @@ same settings as the API. `make bench` compares the API's booking throughput wit
     POST /{applicationId}/calendars/{serviceId}/{date}/{cuIndex}/appointments
     {"serviceTypeId": "...", "startTime": 570, "channel": "FaceToFace", ...}
 
-BEGIN; advisory lock on the same key as booking.py; count the overlapping non-cancelled
-appointments; 409 when that reaches the capacity; else bump the ticket counter and insert the
-full appointment row in one statement; COMMIT; 201 with a small JSON body.
+BEGIN; advisory lock on the same key as booking.py (bench/calendar_lock.py); count the
+overlapping non-cancelled appointments; 409 when that reaches the capacity; else bump the ticket
+counter and insert the full appointment row in one statement; COMMIT; 201 with a small JSON body.
 
 Deliberately minimal: no authentication, no phone/email validation (stored as sent), only the
 checks a booking cannot do without (known service, unit and type, working hours, slot grid).
@@ -27,8 +27,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import orjson
-
-LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+from calendar_lock import LOCK_CALENDAR_DAY, calendar_day_key
 
 OVERLAPPING = """
 SELECT count(*) FROM appointment
@@ -215,10 +214,10 @@ class ReferenceApp:
         starts_at = local.replace(tzinfo=unit.zone).astimezone(UTC)
         now = datetime.now(UTC)
         case_id = uuid.uuid4()
-        key = f"calendar:{service_id}:{cu_index}:{on_date.isoformat()}"
+        key = calendar_day_key(service_id, cu_index, on_date)
 
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(LOCK, key)
+            await conn.execute(LOCK_CALENDAR_DAY, key)
             taken = await conn.fetchval(
                 OVERLAPPING, service_id, on_date, cu_index, start, start + duration
             )

@@ -38,6 +38,7 @@ from typing import Any
 import benchkit
 import httpx
 from benchkit import Database, Server, World
+from calendar_lock import LOCK_CALENDAR_DAY, calendar_day_key
 
 TARGETS = {
     "booking_vs_reference_rps": 0.5,  # booking rps >= 50 % of the reference's
@@ -402,10 +403,7 @@ async def explain_hot_queries(db: Database, world: World, dense_date: date) -> d
             )
             checked = booking.check_booking(catalog, command, now)
             # The lock is taken in the BEGIN of booking.calendar_transaction; shown on its own.
-            lock = (
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                (f"calendar:{world.dense_service}:0:{dense_date.isoformat()}",),
-            )
+            lock = (LOCK_CALENDAR_DAY, (calendar_day_key(world.dense_service, 0, dense_date),))
             booking_calls = [lock] + await record(
                 lambda c: booking.book_appointment(c, catalog, world.application_id, checked, now)
             )
@@ -503,10 +501,10 @@ async def run(args: argparse.Namespace, wrk: str, report: dict[str, Any]) -> int
         try:
             if external:
                 await benchkit.wipe(conn)
-            world = await benchkit.seed(conn)
             report["postgres"] = await conn.fetchval("SHOW server_version")
         finally:
             await conn.close()
+        world = await benchkit.seed(db)
         secret = benchkit.new_secret()
         bench = Bench(args, wrk, world, benchkit.mint_token(secret, world.client_id), db)
 

@@ -197,13 +197,13 @@ def main() -> int:
         benchkit.migrate(db)
 
         async def prepare() -> World:
-            conn = await benchkit.connect(db)
-            try:
-                if os.environ.get("BENCH_DATABASE_URL"):
+            if os.environ.get("BENCH_DATABASE_URL"):
+                conn = await benchkit.connect(db)
+                try:
                     await benchkit.wipe(conn)
-                return await benchkit.seed(conn)
-            finally:
-                await conn.close()
+                finally:
+                    await conn.close()
+            return await benchkit.seed(db)
 
         world = asyncio.run(prepare())
         secret = benchkit.new_secret()
