@@ -1,0 +1,159 @@
+"""The report of `make bench`: the machine it ran on, the figures of record (medians of the
+alternated rounds), the targets they are judged against, the printed summary and the JSON files
+in bench/results/."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import benchkit
+from wrk import WrkResult
+
+TARGETS = {
+    "booking_vs_reference_rps": 0.5,  # booking rps >= 50 % of the reference's
+    "booking_p99_ms": 50.0,  # at 32 connections
+    "dense_vacancies_server_ms": 5.0,  # median Server-Timing, day with 500 appointments
+    "growth_ratio": 1.2,  # 1M rows vs empty: p50 ratio and rps ratio
+}
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        cpu = platform.processor()
+    uname = subprocess.run(["uname", "-a"], capture_output=True, text=True, check=False)
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    return {
+        "uname": uname.stdout.strip(),
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu,
+        "python": sys.version.split()[0],
+        "wrk": (wrk.stdout + wrk.stderr).splitlines()[0] if (wrk.stdout + wrk.stderr) else "",
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def ratio(a: float, b: float) -> float | None:
+    return round(a / b, 3) if b else None
+
+
+def median_run(results: list[WrkResult], by: Callable[[WrkResult], float]) -> WrkResult:
+    """The middle run by `by` (the lower middle of an even number)."""
+    return sorted(results, key=by)[(len(results) - 1) // 2]
+
+
+def booking_figures(
+    rounds: dict[str, list[WrkResult]], vacancies: WrkResult, bare: WrkResult
+) -> dict[str, Any]:
+    """The runs of record and the ratios of the booking phase. a/d is the ratio of the medians
+    of the alternated rounds."""
+    booking_rps = statistics.median(r.rps for r in rounds["booking"])
+    reference_rps = statistics.median(r.rps for r in rounds["reference"])
+    # The figures of record: the median round of each (by p99 for the API, whose p99 is a
+    # target; by req/s for the reference). A slow spell of the machine spoils one round.
+    booking = median_run(rounds["booking"], lambda r: r.p99_ms)
+    reference = median_run(rounds["reference"], lambda r: r.rps)
+    runs = {"booking": booking, "vacancies": vacancies, "bare": bare, "reference": reference}
+    return {
+        "runs": {k: v.to_json() for k, v in runs.items()},
+        "rounds": {k: [r.to_json() for r in rs] for k, rs in rounds.items()},
+        "ratios": {
+            "booking_over_bare_rps": ratio(booking_rps, bare.rps),
+            "booking_over_reference_rps": ratio(booking_rps, reference_rps),
+            "booking_median_rps": round(booking_rps, 1),
+            "reference_median_rps": round(reference_rps, 1),
+        },
+    }
+
+
+def evaluate_targets(report: dict[str, Any]) -> dict[str, Any]:
+    runs, ratios = report["runs"], report["ratios"]
+    targets: dict[str, Any] = {
+        "booking >= 50% of reference rps": {
+            "value": ratios["booking_over_reference_rps"],
+            "target": TARGETS["booking_vs_reference_rps"],
+            "met": (ratios["booking_over_reference_rps"] or 0)
+            >= TARGETS["booking_vs_reference_rps"],
+        },
+        "booking p99 <= 50 ms (the median round)": {
+            "value": runs["booking"]["p99_ms"],
+            "target": TARGETS["booking_p99_ms"],
+            "met": runs["booking"]["p99_ms"] <= TARGETS["booking_p99_ms"],
+        },
+        "vacancies of a 500-appointment day <= 5 ms server time (median)": {
+            "value": report["dense_vacancies"]["empty"]["server_median_ms"],
+            "target": TARGETS["dense_vacancies_server_ms"],
+            "met": report["dense_vacancies"]["empty"]["server_median_ms"]
+            <= TARGETS["dense_vacancies_server_ms"],
+        },
+    }
+    growth = report.get("growth")
+    if growth:
+        worst = max(
+            growth["booking_p50_ratio"] or 0,
+            growth["booking_rps_ratio"] or 0,
+            growth["vacancies_p50_ratio"] or 0,
+            growth["vacancies_rps_ratio"] or 0,
+        )
+        targets["1M-row ratio <= 1.2 (worst of p50 and rps, booking and vacancies)"] = {
+            "value": worst,
+            "target": TARGETS["growth_ratio"],
+            "met": worst <= TARGETS["growth_ratio"],
+        }
+    return targets
+
+
+def print_summary(report: dict[str, Any]) -> None:
+    ratios = report.get("ratios", {})
+    if ratios:
+        print(
+            f"\nratios: booking/bare (a/c) {ratios['booking_over_bare_rps']}   "
+            f"booking/reference (a/d) {ratios['booking_over_reference_rps']}   (medians: "
+            f"booking {ratios['booking_median_rps']} req/s, "
+            f"reference {ratios['reference_median_rps']} req/s)"
+        )
+    growth = report.get("growth")
+    if growth:
+        print(
+            f"growth ({growth['rows']:,} rows, {growth['table_size']}, medians of "
+            f"{growth['rounds']} alternated rounds), 1M / empty: booking p50 "
+            f"x{growth['booking_p50_ratio']}, rps x{growth['booking_rps_ratio']} (empty/1M); "
+            f"vacancies p50 x{growth['vacancies_p50_ratio']}, "
+            f"rps x{growth['vacancies_rps_ratio']} (empty/1M)"
+        )
+    for name, checked in report.get("checks", {}).items():
+        print(f"invariants after {name}: {'OK' if checked['ok'] else 'BROKEN'}")
+    for name, target in report.get("targets", {}).items():
+        print(f"target {name}: {target['value']} -> {'met' if target['met'] else 'NOT met'}")
+    for group, statements in report.get("explain", {}).items():
+        if group == "error":
+            print(f"\nEXPLAIN failed: {statements}")
+            continue
+        print(f"\nEXPLAIN (ANALYZE, BUFFERS): {group}")
+        for statement in statements:
+            print(f"  {statement['sql'][:160]}{' ...' if len(statement['sql']) > 160 else ''}")
+            print("    " + statement["plan"].replace("\n", "\n    "))
+
+
+def write(report: dict[str, Any], started: datetime) -> Path:
+    """bench/results/<UTC timestamp>.json and bench/results/latest.json; the first one's path."""
+    benchkit.RESULTS_DIR.mkdir(exist_ok=True)
+    path = benchkit.RESULTS_DIR / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    text = json.dumps(report, indent=2, default=str)
+    path.write_text(text + "\n")
+    (benchkit.RESULTS_DIR / "latest.json").write_text(text + "\n")
+    return path
