@@ -59,6 +59,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from booking.service.roles import Role
 from booking.store.models import (
     CHANNELS,
     FIELD_KINDS,
@@ -203,7 +204,7 @@ class ApplicationSpec(Spec):
     client_id: ClientId
     name: Name
     enabled: StrictBool = True
-    roles: Annotated[list[Name], AfterValidator(_unique)] = Field(default_factory=list)
+    roles: Annotated[list[Role], AfterValidator(_unique)] = Field(default_factory=list)
 
 
 class ServiceTypeSpec(Spec):
@@ -715,7 +716,9 @@ async def apply_config(conn: AsyncConnection, document: ConfigDocument) -> LoadS
     return LoadSummary(
         organizations=len(orgs),
         applications=[
-            (a.id, a.client_id, a.name, tuple(a.roles)) for o in orgs for a in o.applications
+            (a.id, a.client_id, a.name, tuple(map(str, a.roles)))
+            for o in orgs
+            for a in o.applications
         ],
         services=[(s.id, s.name) for o in orgs for s in o.services],
         service_types=sum(len(s.service_types) for o in orgs for s in o.services),
