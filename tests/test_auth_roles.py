@@ -4,16 +4,27 @@ carried by the token."""
 
 from __future__ import annotations
 
+import json
+import uuid
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from booking.api.auth import TokenVerifier, authorize
+from booking.service.catalog import ConfigCache
+from booking.service.errors import Forbidden
+from booking.service.roles import Role
 from booking.settings import Settings
+from booking.store.loader import ConfigFileError, load_file, parse_config
+from booking.store.models import RegisteredApplication
 from tests import builders
 from tests.builders import MANAGER, World
-from tests.conftest import TEST_SECRET, TODAY, FakeClock, bearer
+from tests.conftest import ROOT, TEST_SECRET, TODAY, FakeClock, bearer
 from tests.jwt_kit import (
     MakeClient,
     as_bearer,
@@ -177,3 +188,137 @@ async def test_roles_claim_name_is_configurable(
 
     assert_problem(by_roles, 403, "role_missing")
     assert by_app_roles.status_code == 200, by_app_roles.text
+
+
+# --- the role: granted in the configuration and carried by the token ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("roles_claim", "granted", "claimed", "status"),
+    [
+        ("roles", True, True, 200),
+        ("roles", True, False, 403),
+        ("roles", False, True, 403),  # the token's claim alone no longer suffices
+        ("roles", False, False, 403),
+        ("", True, True, 200),  # empty JWT_ROLES_CLAIM: the configuration alone decides
+        ("", True, False, 200),
+        ("", False, True, 403),
+        ("", False, False, 403),
+    ],
+)
+async def test_the_role_must_be_granted_in_the_configuration_and_claimed_unless_the_claim_is_off(
+    make_client: MakeClient,
+    world: World,
+    engine: AsyncEngine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    roles_claim: str,
+    granted: bool,
+    claimed: bool,
+    status: int,
+) -> None:
+    async with engine.begin() as conn:
+        app_id, client_id = await builders.application(
+            conn, world.organization_id, roles=[MANAGER] if granted else []
+        )
+    caller = replace(world, application_id=app_id, client_id=client_id)
+    monkeypatch.setenv("JWT_ROLES_CLAIM", roles_claim)  # as an operator writes it
+    custom = Settings(jwt_dev_secret=TEST_SECRET, config_cache_ttl_s=0, data_dir=tmp_path)
+    assert custom.jwt_roles_claim == roles_claim
+    token = as_bearer(dev_token(custom, client_id, roles=[MANAGER] if claimed else []))
+
+    async with make_client(custom) as client:
+        listing = await client.get(services_path(caller), headers=token)
+        booking = await client.post(
+            caller.appointments_path(TODAY), json=caller.body(570), headers=token
+        )
+
+    if status == 200:
+        assert listing.status_code == 200, listing.text
+        assert booking.status_code == 201, booking.text
+    else:
+        assert_problem(listing, 403, "role_missing")
+        assert_problem(booking, 403, "role_missing")
+
+
+async def test_the_demo_read_only_application_answers_403_even_when_its_token_claims_the_role(
+    engine: AsyncEngine, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """examples/demo.yaml promises 403 for `demo-readonly` (roles: [])."""
+    summary = await load_file(engine, ROOT / "examples" / "demo.yaml")
+    readonly = next(a for a in summary.applications if a[1] == "demo-readonly")
+    assert readonly[3] == ()
+    service_id, _ = summary.services[0]
+    path = f"/{readonly[0]}/calendars/{service_id}/2026-12-02/0/appointments"
+
+    response = await client.post(
+        path,
+        json={"serviceTypeId": str(uuid.uuid4()), "startTime": 570, "channel": "FaceToFace"},
+        headers=bearer(settings, "demo-readonly", [MANAGER]),
+    )
+
+    problem = assert_problem(response, 403, "role_missing")
+    assert "application is not granted" in problem["detail"]
+
+
+async def test_a_role_removed_in_the_configuration_is_refused_within_the_cache_ttl(
+    engine: AsyncEngine, world: World, settings: Settings
+) -> None:
+    clock = Ticker()
+    cache = ConfigCache(engine, ttl_s=10, monotonic=clock)
+    verifier = TokenVerifier(settings)
+    authorization = bearer(settings, world.client_id)["Authorization"]
+    manager = Role.APPOINTMENTS_MANAGER
+    await authorize(verifier, cache, authorization, world.application_id, manager)
+
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(RegisteredApplication)
+            .where(RegisteredApplication.id == world.application_id)
+            .values(roles=[])
+        )
+    clock.now += 4  # within half the TTL: the cached configuration still grants it
+    await authorize(verifier, cache, authorization, world.application_id, manager)
+    clock.now += 6  # the TTL has passed
+    with pytest.raises(Forbidden) as refused:
+        await authorize(verifier, cache, authorization, world.application_id, manager)
+
+    assert refused.value.code == "role_missing"
+    await cache.close()
+
+
+def test_the_loader_refuses_a_role_name_it_does_not_know() -> None:
+    document = {
+        "organizations": [
+            {
+                "id": str(uuid.uuid4()),
+                "name": "Typo Org",
+                "timeZone": "Europe/London",
+                "supportedLanguages": ["en"],
+                "defaultLanguage": "en",
+                "defaultPhoneRegion": "GB",
+                "applications": [
+                    {
+                        "id": str(uuid.uuid4()),
+                        "clientId": "typo",
+                        "name": "Typo",
+                        "roles": ["Appointment Manager"],
+                    }
+                ],
+            }
+        ]
+    }
+
+    with pytest.raises(ConfigFileError) as refused:
+        parse_config(json.dumps(document))  # JSON is YAML
+
+    assert "applications[0].roles[0]" in str(refused.value)
+    assert "Appointments Manager" in str(refused.value)  # names the roles it knows
+
+
+class Ticker:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
