@@ -3,6 +3,7 @@ never a 500."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ from tests.conftest import TEST_SECRET, bearer
 from tests.jwt_kit import (
     as_bearer,
     assert_401,
+    b64url,
     b64url_json,
     dev_claims,
     dev_token,
@@ -216,3 +218,50 @@ async def test_claim_of_the_wrong_type_answers_401_not_500(
         response = await client.get(services_path(world), headers=as_bearer(token))
 
         assert_401(response)
+
+
+def signed_with_raw_claim(settings: Settings, client_id: str, name: str, literal: str) -> str:
+    """A validly signed dev token whose claim `name` is the JSON text `literal`, as written."""
+    claims = dev_claims(settings, client_id, **{name: "RAW"})
+    payload = json.dumps(claims, separators=(",", ":")).replace('"RAW"', literal)
+    signing_input = f"{b64url_json({'alg': 'HS256', 'typ': 'JWT'})}.{b64url(payload.encode())}"
+    signature = b64url(hs256_signer(TEST_SECRET)(signing_input.encode()))
+    return f"{signing_input}.{signature}"
+
+
+@pytest.mark.parametrize("name", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize(
+    "literal",
+    ["1e400", "Infinity", "-Infinity", "NaN", "1" + "0" * 400, str(2**64), "253402300800"],
+    ids=["1e400", "Infinity", "-Infinity", "NaN", "400 digits", "2**64", "year 10000"],
+)
+async def test_a_time_claim_beyond_any_date_answers_401_not_500(
+    client: httpx.AsyncClient, world: World, settings: Settings, name: str, literal: str
+) -> None:
+    token = signed_with_raw_claim(settings, world.client_id, name, literal)
+
+    response = await client.get(services_path(world), headers=as_bearer(token))
+
+    assert_401(response)
+
+
+async def test_a_time_claim_as_a_string_or_a_boolean_answers_401(
+    client: httpx.AsyncClient, world: World, settings: Settings
+) -> None:
+    """A NumericDate is a JSON number (RFC 7519); python-jose would take "exp": "2000000000"."""
+    for literal in (f'"{int(time.time()) + 600}"', "true"):
+        token = signed_with_raw_claim(settings, world.client_id, "iat", literal)
+
+        response = await client.get(services_path(world), headers=as_bearer(token))
+
+        assert_401(response)
+
+
+async def test_a_time_claim_written_as_a_fraction_is_accepted(
+    client: httpx.AsyncClient, world: World, settings: Settings
+) -> None:
+    token = signed_with_raw_claim(settings, world.client_id, "exp", f"{time.time() + 600:.3f}")
+
+    response = await client.get(services_path(world), headers=as_bearer(token))
+
+    assert response.status_code == 200, response.text
