@@ -53,6 +53,13 @@ _LAST_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z
 _ALG_KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
 
 
+def _not_compact_jws() -> Unauthenticated:
+    return Unauthenticated(
+        "The token is not a compact JWS (three base64url parts) of at most 8 KiB.",
+        code="token_invalid",
+    )
+
+
 def _shown(value: object) -> str:
     """An attacker-chosen header value, safe to echo in a WWW-Authenticate header (ASCII, short)."""
     text = ascii(value)
@@ -91,17 +98,17 @@ class TokenVerifier:
         return len(self._verified)
 
     async def claims(self, token: str) -> dict[str, Any]:
-        """The verified claims, or Unauthenticated saying why not."""
-        if len(token) > MAX_TOKEN_CHARS or _COMPACT_JWS.fullmatch(token) is None:
-            raise Unauthenticated(
-                "The token is not a compact JWS (three base64url parts) of at most 8 KiB.",
-                code="token_invalid",
-            )
+        """The verified claims, or Unauthenticated saying why not. A cached token passed the
+        shape check when it was verified, so a hit costs one digest and one lookup."""
+        if len(token) > MAX_TOKEN_CHARS:
+            raise _not_compact_jws()
         digest = hashlib.sha256(token.encode()).digest()
         self._drop_expired(self._monotonic())
         hit = self._verified.get(digest)
         if hit is not None:
             return hit[0]
+        if _COMPACT_JWS.fullmatch(token) is None:
+            raise _not_compact_jws()
         claims = await self._verify(token)
         self._remember(digest, claims)
         return claims
