@@ -1,8 +1,10 @@
-"""The per-process configuration cache: fresh within its TTL, one load at a time."""
+"""The per-process configuration cache: fresh within its TTL, one load at a time, bounded in
+entries and age (strangers' unknown application ids cannot grow it)."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import pytest
@@ -128,4 +130,70 @@ async def test_a_failed_background_refresh_keeps_the_entry_until_its_ttl(
     clock.now += 4  # past the TTL: the failure now reaches the caller
     with pytest.raises(ConnectionError):
         await cache.catalog(world.organization_id)
+    await cache.close()
+
+
+def count_application_loads(monkeypatch: pytest.MonkeyPatch) -> list[uuid.UUID]:
+    loaded: list[uuid.UUID] = []
+    real = catalog_module.load_application
+
+    async def counting(conn: Any, application_id: uuid.UUID) -> Any:
+        loaded.append(application_id)
+        return await real(conn, application_id)
+
+    monkeypatch.setattr(catalog_module, "load_application", counting)
+    return loaded
+
+
+async def test_unknown_application_ids_hold_at_most_max_entries_the_oldest_going_first(
+    engine: AsyncEngine, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded = count_application_loads(monkeypatch)
+    cache = ConfigCache(engine, ttl_s=60, max_entries=100)
+    strangers = [uuid.uuid4() for _ in range(1_000)]
+
+    for application_id in strangers:
+        assert await cache.application(application_id) is None
+    assert cache.cached_entries == 100
+
+    assert await cache.application(strangers[-1]) is None  # among the newest: still cached
+    assert len(loaded) == 1_000
+    assert await cache.application(strangers[0]) is None  # pushed out: loaded again
+    assert len(loaded) == 1_001
+
+
+async def test_entries_past_their_ttl_are_dropped(engine: AsyncEngine, world: World) -> None:
+    clock = FakeMonotonic()
+    cache = ConfigCache(engine, ttl_s=10, monotonic=clock)
+    for _ in range(50):
+        await cache.application(uuid.uuid4())
+    await cache.catalog(world.organization_id)
+    assert cache.cached_entries == 51
+
+    clock.now += 10  # the TTL has passed: none of them would be served again
+    assert await cache.application(world.application_id) is not None
+
+    assert cache.cached_entries == 1
+
+
+async def test_a_reloaded_entry_counts_as_the_newest(
+    engine: AsyncEngine, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partner's application, reloaded as its TTL runs out, outlives strangers' older ids."""
+    loaded = count_application_loads(monkeypatch)
+    clock = FakeMonotonic()
+    cache = ConfigCache(engine, ttl_s=10, monotonic=clock, max_entries=4)
+    await cache.application(world.application_id)
+    for _ in range(2):
+        await cache.application(uuid.uuid4())
+    clock.now += 6  # past half the TTL: served, and reloaded behind
+    await cache.application(world.application_id)
+    await asyncio.sleep(0.05)
+    assert len(loaded) == 4
+
+    for _ in range(2):  # the second one fills the cache: the oldest load goes
+        await cache.application(uuid.uuid4())
+    await cache.application(world.application_id)
+
+    assert len(loaded) == 6  # the partner's entry was not that one
     await cache.close()

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     jwt_client_id_claims: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["azp", "appid", "client_id"]
     )
+    # Empty: the roles granted in the configuration alone decide (tokens without a roles claim).
     jwt_roles_claim: str = "roles"
     jwt_leeway_s: int = Field(default=30, ge=0)
     jwks_cache_ttl_s: int = Field(default=3600, ge=1)

@@ -15,11 +15,11 @@ from fastapi import Depends, Path, Request
 from booking.api.auth import TokenVerifier, authorize
 from booking.service.catalog import ApplicationConfig, Catalog, ConfigCache
 from booking.service.errors import UnsupportedMediaType
+from booking.service.roles import Role
 from booking.service.wallclock import Clock
 from booking.settings import Settings
 from booking.store.db import Database
 
-APPOINTMENTS_MANAGER = "Appointments Manager"
 BEARER_SCHEME = "HTTPBearer"  # the OpenAPI security scheme every application route declares
 
 
@@ -58,7 +58,7 @@ async def caller(
     runtime = runtime_of(request)
     authorization = request.headers.get("authorization")
     application = await authorize(
-        runtime.verifier, runtime.cache, authorization, application_id, APPOINTMENTS_MANAGER
+        runtime.verifier, runtime.cache, authorization, application_id, Role.APPOINTMENTS_MANAGER
     )
     catalog = await runtime.cache.catalog(application.organization_id)
     return Caller(application, catalog, runtime)

@@ -232,6 +232,7 @@ class _Entry(Generic[T]):
 
 
 Loader = Callable[[AsyncConnection, uuid.UUID], Awaitable[Any]]
+CONFIG_CACHE_MAX_ENTRIES = 10_000  # applications and organizations together, per process
 
 
 @dataclass
@@ -241,12 +242,18 @@ class ConfigCache:
     Refresh ahead: an entry past half its TTL is still served, and one task reloads it in the
     background, so under steady traffic no request waits for configuration and nothing served
     is ever older than the TTL. Past the TTL, callers wait for a fresh load. Single flight: one
-    load per entry at a time; the others that need it meanwhile wait for that load."""
+    load per entry at a time; the others that need it meanwhile wait for that load.
+
+    Bounded, since any caller with a valid token can name unknown application ids (each cached
+    as None): an entry is dropped once past its TTL (it would not be served any more), and
+    beyond `max_entries` the oldest load goes first."""
 
     engine: AsyncEngine
     ttl_s: float
     monotonic: Callable[[], float] = time.monotonic
+    max_entries: int = CONFIG_CACHE_MAX_ENTRIES
     # Keyed by (kind, id): ("application", application id) or ("catalog", organization id).
+    # In load order (a reload moves its entry to the end): the oldest is first.
     _entries: dict[tuple[str, uuid.UUID], _Entry[Any]] = field(default_factory=dict)
     _loading: dict[tuple[str, uuid.UUID], asyncio.Future[Any]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -284,7 +291,7 @@ class ConfigCache:
             started = self.monotonic()
             async with self.engine.connect() as conn:
                 value = await load(conn, slot[1])
-            self._entries[slot] = _Entry(value, started)
+            self._keep(slot, _Entry(value, started))
             future.set_result(value)
         except asyncio.CancelledError:
             future.cancel()
@@ -293,6 +300,25 @@ class ConfigCache:
             future.set_exception(error)
         finally:
             del self._loading[slot]
+
+    def _keep(self, slot: tuple[str, uuid.UUID], entry: _Entry[Any]) -> None:
+        """Store a fresh load at the end, after dropping from the front what is past its TTL
+        and what exceeds `max_entries`."""
+        entries = self._entries
+        entries.pop(slot, None)
+        if self.ttl_s <= 0:
+            return
+        now = self.monotonic()
+        while entries:
+            oldest = next(iter(entries))
+            if len(entries) < self.max_entries and now - entries[oldest].loaded_at < self.ttl_s:
+                break
+            del entries[oldest]
+        entries[slot] = entry
+
+    @property
+    def cached_entries(self) -> int:
+        return len(self._entries)
 
     async def close(self) -> None:
         """Stop the loads still running (at shutdown)."""

@@ -321,7 +321,9 @@ async def apply_config(conn: AsyncConnection, document: ConfigDocument) -> LoadS
     return LoadSummary(
         organizations=len(orgs),
         applications=[
-            (a.id, a.client_id, a.name, tuple(a.roles)) for o in orgs for a in o.applications
+            (a.id, a.client_id, a.name, tuple(map(str, a.roles)))
+            for o in orgs
+            for a in o.applications
         ],
         services=[(s.id, s.name) for o in orgs for s in o.services],
         service_types=sum(len(s.service_types) for o in orgs for s in o.services),

@@ -33,6 +33,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from booking.service.roles import Role
 from booking.store.models import CHANNELS, FIELD_KINDS
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # ISO weekday = index + 1
@@ -127,7 +128,7 @@ class ApplicationSpec(Spec):
     client_id: ClientId
     name: Name
     enabled: StrictBool = True
-    roles: Annotated[list[Name], AfterValidator(_unique)] = Field(default_factory=list)
+    roles: Annotated[list[Role], AfterValidator(_unique)] = Field(default_factory=list)
 
 
 class ServiceTypeSpec(Spec):
