@@ -6,10 +6,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.service import catalog as catalog_module
 from booking.service.catalog import ConfigCache
+from booking.store.db import Database, DatabaseUnavailable
 from tests.builders import World
 
 
@@ -27,10 +27,10 @@ def count_loads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 async def test_concurrent_requests_for_a_stale_catalog_share_one_load(
-    engine: AsyncEngine, world: World, monkeypatch: pytest.MonkeyPatch
+    db: Database, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loads = count_loads(monkeypatch)
-    cache = ConfigCache(engine, ttl_s=60)
+    cache = ConfigCache(db, ttl_s=60)
     catalogs = await asyncio.gather(*(cache.catalog(world.organization_id) for _ in range(20)))
     assert len(loads) == 1
     assert all(c is catalogs[0] for c in catalogs)
@@ -39,17 +39,17 @@ async def test_concurrent_requests_for_a_stale_catalog_share_one_load(
 
 
 async def test_ttl_zero_reloads_every_time(
-    engine: AsyncEngine, world: World, monkeypatch: pytest.MonkeyPatch
+    db: Database, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loads = count_loads(monkeypatch)
-    cache = ConfigCache(engine, ttl_s=0)
+    cache = ConfigCache(db, ttl_s=0)
     await cache.catalog(world.organization_id)
     await cache.catalog(world.organization_id)
     assert len(loads) == 2
 
 
 async def test_a_failed_load_reaches_every_waiter_and_the_next_call_retries(
-    engine: AsyncEngine, world: World, monkeypatch: pytest.MonkeyPatch
+    db: Database, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     attempts: list[int] = []
 
@@ -59,13 +59,13 @@ async def test_a_failed_load_reaches_every_waiter_and_the_next_call_retries(
         raise ConnectionError("database went away")
 
     monkeypatch.setattr(catalog_module, "load_catalog", failing)
-    cache = ConfigCache(engine, ttl_s=60)
+    cache = ConfigCache(db, ttl_s=60)
     results = await asyncio.gather(
         *(cache.catalog(world.organization_id) for _ in range(5)), return_exceptions=True
     )
-    assert all(isinstance(r, ConnectionError) for r in results)
+    assert all(isinstance(r, DatabaseUnavailable) for r in results)
     assert len(attempts) == 1
-    with pytest.raises(ConnectionError):
+    with pytest.raises(DatabaseUnavailable):
         await cache.catalog(world.organization_id)
     assert len(attempts) == 2
 
@@ -79,11 +79,11 @@ class FakeMonotonic:
 
 
 async def test_a_catalog_past_half_its_ttl_is_served_at_once_and_refreshed_behind(
-    engine: AsyncEngine, world: World, monkeypatch: pytest.MonkeyPatch
+    db: Database, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loads = count_loads(monkeypatch)  # each load takes 50 ms
     clock = FakeMonotonic()
-    cache = ConfigCache(engine, ttl_s=10, monotonic=clock)
+    cache = ConfigCache(db, ttl_s=10, monotonic=clock)
     first = await cache.catalog(world.organization_id)
     clock.now += 6  # past half the TTL, within it
     started = asyncio.get_running_loop().time()
@@ -99,11 +99,11 @@ async def test_a_catalog_past_half_its_ttl_is_served_at_once_and_refreshed_behin
 
 
 async def test_a_catalog_past_its_ttl_is_never_served_stale(
-    engine: AsyncEngine, world: World, monkeypatch: pytest.MonkeyPatch
+    db: Database, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loads = count_loads(monkeypatch)
     clock = FakeMonotonic()
-    cache = ConfigCache(engine, ttl_s=10, monotonic=clock)
+    cache = ConfigCache(db, ttl_s=10, monotonic=clock)
     first = await cache.catalog(world.organization_id)
     clock.now += 10
     assert await cache.catalog(world.organization_id) is not first  # waited for a new load
@@ -111,10 +111,10 @@ async def test_a_catalog_past_its_ttl_is_never_served_stale(
 
 
 async def test_a_failed_background_refresh_keeps_the_entry_until_its_ttl(
-    engine: AsyncEngine, world: World, monkeypatch: pytest.MonkeyPatch
+    db: Database, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = FakeMonotonic()
-    cache = ConfigCache(engine, ttl_s=10, monotonic=clock)
+    cache = ConfigCache(db, ttl_s=10, monotonic=clock)
     first = await cache.catalog(world.organization_id)
 
     async def failing(conn: Any, organization_id: Any) -> Any:
@@ -126,6 +126,6 @@ async def test_a_failed_background_refresh_keeps_the_entry_until_its_ttl(
     await asyncio.sleep(0.05)  # the refresh failed, quietly
     assert await cache.catalog(world.organization_id) is first
     clock.now += 4  # past the TTL: the failure now reaches the caller
-    with pytest.raises(ConnectionError):
+    with pytest.raises(DatabaseUnavailable):
         await cache.catalog(world.organization_id)
     await cache.close()
