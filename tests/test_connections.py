@@ -7,16 +7,22 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from booking.api.app import create_app
 from booking.domain import CalendarDay
+from booking.service.catalog import ConfigCache
 from booking.settings import Settings
 from booking.store.db import Database, DatabaseUnavailable, calendar_day_lock_key
+from tests import builders
 from tests.builders import World
-from tests.conftest import TODAY
+from tests.conftest import TODAY, FakeClock, bearer, run_alembic
 
 DAY = TODAY + timedelta(days=1)
 
@@ -145,3 +151,62 @@ async def test_other_calendar_days_take_other_locks(four_connections: Database) 
         for other in others:
             async with asyncio.timeout(2), db.calendar_day(other):
                 pass
+
+
+async def test_the_configuration_cache_waits_for_a_place_like_every_request(
+    one_connection: Database, world: World
+) -> None:
+    db = one_connection
+    db.wait_s = 0.2
+    cache = ConfigCache(db, ttl_s=0)
+    async with db.read():  # the only place is taken
+        with pytest.raises(DatabaseUnavailable):
+            await cache.catalog(world.organization_id)
+    assert (await cache.catalog(world.organization_id)).organization_id == world.organization_id
+
+
+async def test_a_process_holds_at_most_database_pool_size_connections(
+    settings: Settings, make_database: Any, clock: FakeClock
+) -> None:
+    """Mixed traffic (bookings, cancels, vacancies, listings, configuration loads) of one app on
+    a database of its own: the server counts this process's connections."""
+    url: str = make_database("pool_count")
+    run_alembic(url, ("upgrade", "head"))
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        world = await builders.world(conn)
+    size = 3
+    limited = settings.model_copy(update={"database_pool_size": size})
+    app = create_app(limited, url, clock=clock)
+    auth = bearer(limited, world.client_id)
+    counts: list[int] = []
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                params = {"serviceTypeId": str(world.service_type_id)}
+                for days in range(1, 4):
+                    on_date = TODAY + timedelta(days=days)
+                    path = world.appointments_path(on_date)
+                    vacancies = f"{world.calendar_path(on_date)}/vacancies"
+                    answers = await asyncio.gather(
+                        *(
+                            client.post(path, json=world.body(480 + 30 * n), headers=auth)
+                            for n in range(8)
+                        ),
+                        *(client.get(vacancies, params=params, headers=auth) for _ in range(8)),
+                        *(client.get(path, headers=auth) for _ in range(4)),
+                    )
+                    assert {a.status_code for a in answers} == {200, 201}
+                    async with engine.connect() as conn:
+                        counted = await conn.execute(
+                            text(
+                                "SELECT count(*) FROM pg_stat_activity "
+                                "WHERE datname = current_database() "
+                                "AND application_name = 'booking-api'"
+                            )
+                        )
+                        counts.append(counted.scalar_one())
+    finally:
+        await engine.dispose()
+    assert 0 < max(counts) <= size, counts
