@@ -27,7 +27,8 @@ BEARER_SCHEME = "HTTPBearer"  # the OpenAPI security scheme every application ro
 
 @dataclass
 class Runtime:
-    """Process-wide state, built by the app's lifespan."""
+    """The process's services, built by the app's lifespan. The fault tests swap `db` for a
+    store double (`tests/kit.py`): the one seam for breaking the database on purpose."""
 
     settings: Settings
     db: Database

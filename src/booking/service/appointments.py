@@ -66,7 +66,9 @@ async def _insert(
                 code="customer_record_not_found",
                 field="customerRecordId",
             )
-    rules.check_vacant(checked, rules.booked(await store.booked_intervals(tx.conn, tx.day)), now)
+    rules.check_vacant(
+        checked, rules.intervals_of(await store.booked_intervals(tx.conn, tx.day)), now
+    )
     row = rules.new_appointment(checked, catalog.organization_id, application_id, uuid.uuid4(), now)
     return await store.insert_with_next_ticket(tx, row, checked.service_type.name, customer_name)
 

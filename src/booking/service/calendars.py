@@ -43,7 +43,7 @@ async def vacancies(
     async with db.read() as conn:
         rows = await store.booked_intervals(conn, day)
     slots = rules.future_vacant_starts(
-        unit, day.on_date, rules.booked(rows), service_type.duration_minutes, now
+        unit, day.on_date, rules.intervals_of(rows), service_type.duration_minutes, now
     )
     return Vacancies(service_type, slots)
 

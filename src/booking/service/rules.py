@@ -329,7 +329,7 @@ def check_booking(catalog: Catalog, command: BookAppointment, now: datetime) -> 
     )
 
 
-def booked(rows: list[Any]) -> list[Interval]:
+def intervals_of(rows: list[Any]) -> list[Interval]:
     """Intervals from (start_minute, duration_minutes) rows."""
     return [Interval(start, start + duration) for start, duration in rows]
 
