@@ -104,8 +104,7 @@ def create_app(
 
     @app.get("/readyz", tags=["ops"], summary="The database answers", responses={503: {}})
     async def readyz(request: Request) -> dict[str, Any]:
-        async with runtime_of(request).db.read() as conn:
-            await conn.fetchval("SELECT 1")
+        await runtime_of(request).db.ping()
         return {"status": "ready"}
 
     if settings.enable_bench_routes:

@@ -214,6 +214,11 @@ class Database:
         finally:
             self._places.release()
 
+    async def ping(self) -> None:
+        """One round trip: the database answers (or `DatabaseUnavailable`)."""
+        async with self._connection() as conn:
+            await conn.fetchval("SELECT 1")
+
     def read(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
         """A connection for reads, in autocommit (a one-statement read needs no BEGIN)."""
         return self._connection()
