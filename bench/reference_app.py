@@ -1,11 +1,13 @@
-"""The reference booking: the same transaction as src/booking/service/booking.py written directly
-on asyncpg as a raw ASGI app (no FastAPI, no pydantic, no SQLAlchemy), served by uvicorn with the
-same settings as the API. `make bench` compares the API's booking throughput with this floor.
+"""The reference booking: the same transaction as src/booking/service/appointments.py, written
+directly on asyncpg as a raw ASGI app (no FastAPI, no pydantic, no SQLAlchemy), served by uvicorn
+with the same settings as the API. `make bench` compares the API's booking throughput with
+this floor.
 
     POST /{applicationId}/calendars/{serviceId}/{date}/{cuIndex}/appointments
     {"serviceTypeId": "...", "startTime": 570, "channel": "FaceToFace", ...}
 
-BEGIN; advisory lock on the same key as booking.py (bench/calendar_lock.py); count the
+BEGIN and the calendar-day's advisory lock in one round trip, with the store's own statement
+(`booking.store.db.lock_calendar_day`, as the API sends it); count the
 overlapping non-cancelled appointments; 409 when that reaches the capacity; else bump the ticket
 counter and insert the full appointment row in one statement; COMMIT; 201 with a small JSON body.
 
@@ -27,7 +29,9 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import orjson
-from calendar_lock import LOCK_CALENDAR_DAY, calendar_day_key
+
+from booking.domain import CalendarDay
+from booking.store.db import lock_calendar_day
 
 OVERLAPPING = """
 SELECT count(*) FROM appointment
@@ -214,35 +218,40 @@ class ReferenceApp:
         starts_at = local.replace(tzinfo=unit.zone).astimezone(UTC)
         now = datetime.now(UTC)
         case_id = uuid.uuid4()
-        key = calendar_day_key(service_id, cu_index, on_date)
+        begin = lock_calendar_day(CalendarDay(service_id, cu_index, on_date))
 
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(LOCK_CALENDAR_DAY, key)
-            taken = await conn.fetchval(
-                OVERLAPPING, service_id, on_date, cu_index, start, start + duration
-            )
-            if taken >= unit.capacity:
-                raise Refused(409, "slot_not_vacant")  # rolls the transaction back
-            ticket = await conn.fetchval(
-                INSERT,
-                case_id,
-                organization_id,
-                service_id,
-                cu_index,
-                on_date,
-                start,
-                duration,
-                starts_at,
-                unit.zone.key,
-                type_id,
-                now,
-                config.prefix[service_id],
-                channel,
-                request.get("language") or config.language[organization_id],
-                request.get("contactPhoneNumber"),
-                request.get("contactEmail"),
-                application_id,
-            )
+        async with self.pool.acquire() as conn:
+            await conn.execute(begin)
+            try:
+                taken = await conn.fetchval(
+                    OVERLAPPING, service_id, on_date, cu_index, start, start + duration
+                )
+                if taken >= unit.capacity:
+                    raise Refused(409, "slot_not_vacant")  # rolls the transaction back
+                ticket = await conn.fetchval(
+                    INSERT,
+                    case_id,
+                    organization_id,
+                    service_id,
+                    cu_index,
+                    on_date,
+                    start,
+                    duration,
+                    starts_at,
+                    unit.zone.key,
+                    type_id,
+                    now,
+                    config.prefix[service_id],
+                    channel,
+                    request.get("language") or config.language[organization_id],
+                    request.get("contactPhoneNumber"),
+                    request.get("contactEmail"),
+                    application_id,
+                )
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
         payload = orjson.dumps(
             {
                 "caseId": str(case_id),

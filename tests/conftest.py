@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from booking.api.app import create_app
 from booking.api.auth import mint_dev_token
 from booking.settings import Settings
-from booking.store.db import to_async_url
+from booking.store.db import Database, to_async_url
 from booking.store.embedded import EmbeddedPostgres
 from booking.store.models import Base
 
@@ -160,6 +160,15 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_async_engine(database_url, pool_size=25, max_overflow=10)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def db(settings: Settings, database_url: str, engine: AsyncEngine) -> AsyncIterator[Database]:
+    """The database as a server process has it (one pool, the FIFO gate), for service-level
+    tests."""
+    database = await Database.open(settings, database_url)
+    yield database
+    await database.close()
 
 
 TABLES = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))

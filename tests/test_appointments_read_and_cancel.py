@@ -16,7 +16,7 @@ from booking.store.models import Appointment
 from tests import builders
 from tests.builders import World
 from tests.conftest import NOW, TODAY, FakeClock, bearer
-from tests.test_book_appointment import assert_problem, book
+from tests.kit import assert_problem, book, cancel
 
 TOMORROW = TODAY + timedelta(days=1)
 
@@ -46,20 +46,6 @@ async def listing(
     assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()
     return items
-
-
-async def cancel(
-    client: httpx.AsyncClient,
-    world: World,
-    auth: dict[str, str],
-    case_id: str,
-    on_date: date = TOMORROW,
-    cu_index: int | None = None,
-) -> httpx.Response:
-    return await client.delete(
-        f"{world.appointments_path(on_date, cu_index)}/{case_id}",
-        headers=auth,
-    )
 
 
 async def vacant(client: httpx.AsyncClient, world: World, auth: dict[str, str]) -> list[int]:

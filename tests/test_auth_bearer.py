@@ -8,13 +8,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.api.auth import TokenVerifier, authorize
 from booking.service.catalog import ConfigCache
 from booking.service.errors import Unauthenticated
 from booking.service.roles import Role
 from booking.settings import Settings
+from booking.store.db import Database
 from tests.builders import World
 from tests.conftest import TODAY
 from tests.jwt_kit import (
@@ -137,10 +137,10 @@ def hostile_variants(token: str, count: int) -> Iterator[str]:
 
 
 async def test_ten_thousand_distinct_garbage_and_padded_tokens_answer_401_and_cache_nothing(
-    engine: AsyncEngine, world: World, settings: Settings
+    db: Database, world: World, settings: Settings
 ) -> None:
     verifier = TokenVerifier(settings)
-    cache = ConfigCache(engine, ttl_s=60)
+    cache = ConfigCache(db, ttl_s=60)
     token = dev_token(settings, world.client_id)
     manager = Role.APPOINTMENTS_MANAGER
     await authorize(verifier, cache, f"Bearer {token}", world.application_id, manager)

@@ -20,6 +20,7 @@ from booking.service.catalog import ConfigCache
 from booking.service.errors import Forbidden
 from booking.service.roles import Role
 from booking.settings import Settings
+from booking.store.db import Database
 from booking.store.loader import ConfigFileError, load_file, parse_config
 from booking.store.models import RegisteredApplication
 from tests import builders
@@ -262,10 +263,10 @@ async def test_the_demo_read_only_application_answers_403_even_when_its_token_cl
 
 
 async def test_a_role_removed_in_the_configuration_is_refused_within_the_cache_ttl(
-    engine: AsyncEngine, world: World, settings: Settings
+    engine: AsyncEngine, db: Database, world: World, settings: Settings
 ) -> None:
     clock = Ticker()
-    cache = ConfigCache(engine, ttl_s=10, monotonic=clock)
+    cache = ConfigCache(db, ttl_s=10, monotonic=clock)
     verifier = TokenVerifier(settings)
     authorization = bearer(settings, world.client_id)["Authorization"]
     manager = Role.APPOINTMENTS_MANAGER

@@ -11,14 +11,13 @@ from hypothesis import strategies as st
 
 from booking.service.availability import (
     MINUTES_PER_DAY,
-    CalendarDay,
     Interval,
     Verdict,
+    WorkingDay,
     check_start,
     grid_starts,
     merge_intervals,
     nearest,
-    occupancy,
     peak_overlap,
     vacant_starts,
 )
@@ -30,8 +29,8 @@ ALL_DAY = (Interval(0, MINUTES_PER_DAY),)
 
 def day_of(
     working: Sequence[Interval] = TWO_SHIFTS, *, slot: int = 10, capacity: int = 1
-) -> CalendarDay:
-    return CalendarDay(working=tuple(working), slot_minutes=slot, capacity=capacity)
+) -> WorkingDay:
+    return WorkingDay(working=tuple(working), slot_minutes=slot, capacity=capacity)
 
 
 # --- behaviour by example -----------------------------------------------------------------------
@@ -125,7 +124,7 @@ def test_overlap_counts_every_minute_not_just_the_start() -> None:
     day = day_of(ALL_DAY, capacity=2)
     booked = [Interval(0, 30), Interval(20, 50)]
     # At minute 10 only one appointment is running, but minutes 20-30 have two.
-    assert occupancy(booked)[10] == 1
+    assert peak_overlap(booked, 10, 20) == 1
     assert check_start(day, booked, 10, 30) is Verdict.FULL
     assert peak_overlap(booked, 10, 40) == 2
     assert check_start(day, booked, 30, 30) is Verdict.VACANT
@@ -206,22 +205,11 @@ def test_empty_or_negative_interval_is_rejected(start: int, end: int) -> None:
         Interval(start, end)
 
 
-def test_occupancy_counts_each_minute_and_ignores_minutes_past_midnight() -> None:
-    counts = occupancy([Interval(10, 20), Interval(15, 25), Interval(1430, 1450)])
-    assert counts[9] == 0
-    assert counts[10] == 1
-    assert counts[15] == 2
-    assert counts[19] == 2
-    assert counts[20] == 1
-    assert counts[25] == 0
-    assert counts[1439] == 1
-
-
 # --- properties against a brute-force oracle ------------------------------------------------------
 
 
 @st.composite
-def calendar_days(draw: st.DrawFn) -> CalendarDay:
+def calendar_days(draw: st.DrawFn) -> WorkingDay:
     """0..3 sorted, non-overlapping (possibly touching) working intervals inside the day."""
     count = draw(st.integers(0, 3))
     points = sorted(
@@ -232,7 +220,7 @@ def calendar_days(draw: st.DrawFn) -> CalendarDay:
         for i in range(0, 2 * count, 2)
         if points[i] < points[i + 1]
     )
-    return CalendarDay(
+    return WorkingDay(
         working=working, slot_minutes=draw(st.integers(5, 60)), capacity=draw(st.integers(1, 3))
     )
 
@@ -253,7 +241,7 @@ def brute_cover(booked: Sequence[Interval]) -> list[int]:
     return [sum(1 for b in booked if b.start <= m < b.end) for m in range(horizon)]
 
 
-def oracle_verdict(day: CalendarDay, cover: Sequence[int], start: int, duration: int) -> Verdict:
+def oracle_verdict(day: WorkingDay, cover: Sequence[int], start: int, duration: int) -> Verdict:
     if not day.working:
         return Verdict.CLOSED
     end = start + duration
@@ -273,7 +261,7 @@ PROPERTY_SETTINGS = settings(max_examples=300, deadline=None)
 @PROPERTY_SETTINGS
 @given(day=calendar_days(), booked=booked_lists, duration=durations)
 def test_vacant_starts_are_exactly_the_oracles_and_agree_with_check_start(
-    day: CalendarDay, booked: list[Interval], duration: int
+    day: WorkingDay, booked: list[Interval], duration: int
 ) -> None:
     cover = brute_cover(booked)
     expected = [
@@ -297,7 +285,7 @@ def test_vacant_starts_are_exactly_the_oracles_and_agree_with_check_start(
 @PROPERTY_SETTINGS
 @given(day=calendar_days(), booked=booked_lists, duration=durations, data=st.data())
 def test_bypass_verdict_depends_on_working_hours_only(
-    day: CalendarDay, booked: list[Interval], duration: int, data: st.DataObject
+    day: WorkingDay, booked: list[Interval], duration: int, data: st.DataObject
 ) -> None:
     start = data.draw(st.integers(0, MINUTES_PER_DAY - 1))
     verdict = check_start(day, booked, start, duration, bypass_timeslot_check=True)
@@ -323,16 +311,10 @@ def test_peak_overlap_is_the_brute_force_maximum_per_minute(
     assert peak_overlap(booked, start, end) == max(cover[m] for m in range(start, end))
 
 
-@PROPERTY_SETTINGS
-@given(booked=booked_lists)
-def test_occupancy_matches_the_brute_force_count(booked: list[Interval]) -> None:
-    assert occupancy(booked)[:MINUTES_PER_DAY] == brute_cover(booked)[:MINUTES_PER_DAY]
-
-
 @settings(max_examples=200, deadline=None)
 @given(day=calendar_days(), data=st.data())
 def test_booking_only_vacant_starts_never_exceeds_capacity(
-    day: CalendarDay, data: st.DataObject
+    day: WorkingDay, data: st.DataObject
 ) -> None:
     # (e) a random sequence of bookings, each at a start the model calls vacant
     booked: list[Interval] = []
@@ -344,7 +326,7 @@ def test_booking_only_vacant_starts_never_exceeds_capacity(
         start = data.draw(st.sampled_from(vacant))
         assert check_start(day, booked, start, duration) is Verdict.VACANT
         booked.append(Interval(start, start + duration))
-        assert max(occupancy(booked)) <= day.capacity
+        assert peak_overlap(booked, 0, MINUTES_PER_DAY + 200) <= day.capacity
         # every booking stays inside one working interval
         assert any(w.start <= start and start + duration <= w.end for w in day.working)
     # Coverage only grows, so the final state holds the peak: count it by brute force too.

@@ -6,8 +6,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,33 +18,7 @@ from booking.store.models import Appointment, TicketCounter
 from tests import builders
 from tests.builders import World
 from tests.conftest import TODAY, FakeClock, bearer
-
-TOMORROW = TODAY + timedelta(days=1)
-
-
-async def book(
-    client: httpx.AsyncClient, world: World, auth: dict[str, str], start: int = 570, **body: Any
-) -> httpx.Response:
-    on_date = body.pop("on_date", TOMORROW)
-    return await client.post(
-        world.appointments_path(on_date), json=world.body(start, **body), headers=auth
-    )
-
-
-def assert_problem(
-    response: httpx.Response, status: int, code: str, field: str | None = None
-) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    problem = response.json()
-    assert problem["code"] == code, problem
-    assert problem["status"] == status
-    assert problem["type"]
-    assert problem["title"]
-    assert problem["detail"]
-    if field is not None:
-        assert field in [e["field"] for e in problem["errors"]], problem
-    return problem
+from tests.kit import TOMORROW, assert_problem, book, inject_fault
 
 
 async def appointment_count(engine: AsyncEngine) -> int:
@@ -595,22 +571,14 @@ async def test_capacity_two_admits_two_overlapping_bookings_then_409(
 
 
 async def test_failure_after_the_insert_leaves_no_appointment_and_no_ticket_consumed(
-    client: httpx.AsyncClient,
-    world: World,
-    auth: dict[str, str],
-    engine: AsyncEngine,
-    monkeypatch: pytest.MonkeyPatch,
+    app: FastAPI, client: httpx.AsyncClient, world: World, auth: dict[str, str], engine: AsyncEngine
 ) -> None:
-    from booking.service import booking
-
-    real_insert = booking._insert_with_next_ticket
-
-    async def insert_then_fail(conn: Any, values: dict[str, Any]) -> int:
-        await real_insert(conn, values)
+    async def insert_then_fail(conn: asyncpg.Connection, sql: str, args: tuple[Any, ...]) -> int:
+        await conn.fetchval(sql, *args)
         raise RuntimeError("injected failure after the insert")
 
-    monkeypatch.setattr(booking, "_insert_with_next_ticket", insert_then_fail)
-    response = await book(client, world, auth, 570)
+    async with inject_fault(app, "INSERT INTO appointment", insert_then_fail):
+        response = await book(client, world, auth, 570)
     assert_problem(response, 500, "internal_error")
     assert "injected" not in response.text
     assert "Traceback" not in response.text
@@ -620,39 +588,22 @@ async def test_failure_after_the_insert_leaves_no_appointment_and_no_ticket_cons
             await conn.execute(select(func.count()).select_from(TicketCounter))
         ).scalar_one() == 0
 
-    monkeypatch.setattr(booking, "_insert_with_next_ticket", real_insert)
     retry = await book(client, world, auth, 570)
     assert retry.status_code == 201
     assert retry.json()["ticket"]["number"] == 1
 
 
 async def test_database_error_in_the_middle_leaves_nothing(
-    client: httpx.AsyncClient,
-    world: World,
-    auth: dict[str, str],
-    engine: AsyncEngine,
-    monkeypatch: pytest.MonkeyPatch,
+    app: FastAPI, client: httpx.AsyncClient, world: World, auth: dict[str, str], engine: AsyncEngine
 ) -> None:
-    from booking.service import booking
-
-    real_insert = booking._insert_with_next_ticket
-
-    async def insert_then_break(conn: Any, values: dict[str, Any]) -> int:
-        number = await real_insert(conn, values)
+    async def insert_then_break(conn: asyncpg.Connection, sql: str, args: tuple[Any, ...]) -> int:
+        number: int = await conn.fetchval(sql, *args)
         await conn.execute("SELECT 1 / 0")  # a real database error after the insert
         return number
 
-    monkeypatch.setattr(booking, "_insert_with_next_ticket", insert_then_break)
-    response = await book(client, world, auth, 570)
+    async with inject_fault(app, "INSERT INTO appointment", insert_then_break):
+        response = await book(client, world, auth, 570)
     assert response.status_code == 500
     assert response.headers["content-type"].startswith("application/problem+json")
     assert "division" not in response.text
     assert await appointment_count(engine) == 0
-
-
-def test_the_hot_insert_names_every_appointment_column() -> None:
-    """The booking insert is hand-written SQL: it must not drift from the model."""
-    from booking.service.booking import _APPOINTMENT_COLUMNS
-
-    written_later = {"ticket_number", "cancelled_at", "closed_at"}
-    assert set(_APPOINTMENT_COLUMNS) | written_later == set(Appointment.__table__.c.keys())

@@ -14,7 +14,7 @@ from booking.settings import Settings
 from tests import builders
 from tests.builders import World
 from tests.conftest import TODAY, FakeClock, bearer
-from tests.test_book_appointment import assert_problem, book
+from tests.kit import assert_problem, book, cancel
 
 TOMORROW = TODAY + timedelta(days=1)
 # The default world: 08:00-12:00 and 13:00-17:00, 10-minute grid, a 30-minute service type.
@@ -68,12 +68,6 @@ async def only_calendar(
     calendars = await get_calendars(client, world, auth, on_date)
     assert len(calendars) == 1, calendars
     return calendars[0]
-
-
-async def cancel(
-    client: httpx.AsyncClient, world: World, auth: dict[str, str], case_id: str
-) -> httpx.Response:
-    return await client.delete(f"{world.appointments_path(TOMORROW)}/{case_id}", headers=auth)
 
 
 # --- vacancies ---------------------------------------------------------------------------------

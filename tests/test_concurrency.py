@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from booking.service.availability import Interval, occupancy
+from booking.service.availability import Interval, peak_overlap
 from booking.settings import Settings
 from booking.store.models import Appointment
 from tests import builders
@@ -66,8 +66,8 @@ async def stored(engine: AsyncEngine, world: World) -> list[tuple[int, int, int]
 
 
 def assert_within_capacity(rows: list[tuple[int, int, int]], capacity: int) -> None:
-    counts = occupancy(Interval(start, start + duration) for start, duration, _ in rows)
-    assert max(counts) <= capacity
+    booked = [Interval(start, start + duration) for start, duration, _ in rows]
+    assert peak_overlap(booked, 0, 1440) <= capacity
 
 
 def assert_tickets_gapless(rows: list[tuple[int, int, int]]) -> None:

@@ -8,10 +8,10 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.service import catalog as catalog_module
 from booking.service.catalog import ConfigCache
+from booking.store.db import Database, DatabaseUnavailable
 from tests.builders import World
 
 
@@ -29,10 +29,10 @@ def count_loads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 async def test_concurrent_requests_for_a_stale_catalog_share_one_load(
-    engine: AsyncEngine, world: World, monkeypatch: pytest.MonkeyPatch
+    db: Database, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loads = count_loads(monkeypatch)
-    cache = ConfigCache(engine, ttl_s=60)
+    cache = ConfigCache(db, ttl_s=60)
     catalogs = await asyncio.gather(*(cache.catalog(world.organization_id) for _ in range(20)))
     assert len(loads) == 1
     assert all(c is catalogs[0] for c in catalogs)
@@ -41,17 +41,17 @@ async def test_concurrent_requests_for_a_stale_catalog_share_one_load(
 
 
 async def test_ttl_zero_reloads_every_time(
-    engine: AsyncEngine, world: World, monkeypatch: pytest.MonkeyPatch
+    db: Database, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loads = count_loads(monkeypatch)
-    cache = ConfigCache(engine, ttl_s=0)
+    cache = ConfigCache(db, ttl_s=0)
     await cache.catalog(world.organization_id)
     await cache.catalog(world.organization_id)
     assert len(loads) == 2
 
 
 async def test_a_failed_load_reaches_every_waiter_and_the_next_call_retries(
-    engine: AsyncEngine, world: World, monkeypatch: pytest.MonkeyPatch
+    db: Database, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     attempts: list[int] = []
 
@@ -61,13 +61,13 @@ async def test_a_failed_load_reaches_every_waiter_and_the_next_call_retries(
         raise ConnectionError("database went away")
 
     monkeypatch.setattr(catalog_module, "load_catalog", failing)
-    cache = ConfigCache(engine, ttl_s=60)
+    cache = ConfigCache(db, ttl_s=60)
     results = await asyncio.gather(
         *(cache.catalog(world.organization_id) for _ in range(5)), return_exceptions=True
     )
-    assert all(isinstance(r, ConnectionError) for r in results)
+    assert all(isinstance(r, DatabaseUnavailable) for r in results)
     assert len(attempts) == 1
-    with pytest.raises(ConnectionError):
+    with pytest.raises(DatabaseUnavailable):
         await cache.catalog(world.organization_id)
     assert len(attempts) == 2
 
@@ -81,11 +81,11 @@ class FakeMonotonic:
 
 
 async def test_a_catalog_past_half_its_ttl_is_served_at_once_and_refreshed_behind(
-    engine: AsyncEngine, world: World, monkeypatch: pytest.MonkeyPatch
+    db: Database, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loads = count_loads(monkeypatch)  # each load takes 50 ms
     clock = FakeMonotonic()
-    cache = ConfigCache(engine, ttl_s=10, monotonic=clock)
+    cache = ConfigCache(db, ttl_s=10, monotonic=clock)
     first = await cache.catalog(world.organization_id)
     clock.now += 6  # past half the TTL, within it
     started = asyncio.get_running_loop().time()
@@ -101,11 +101,11 @@ async def test_a_catalog_past_half_its_ttl_is_served_at_once_and_refreshed_behin
 
 
 async def test_a_catalog_past_its_ttl_is_never_served_stale(
-    engine: AsyncEngine, world: World, monkeypatch: pytest.MonkeyPatch
+    db: Database, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loads = count_loads(monkeypatch)
     clock = FakeMonotonic()
-    cache = ConfigCache(engine, ttl_s=10, monotonic=clock)
+    cache = ConfigCache(db, ttl_s=10, monotonic=clock)
     first = await cache.catalog(world.organization_id)
     clock.now += 10
     assert await cache.catalog(world.organization_id) is not first  # waited for a new load
@@ -113,10 +113,10 @@ async def test_a_catalog_past_its_ttl_is_never_served_stale(
 
 
 async def test_a_failed_background_refresh_keeps_the_entry_until_its_ttl(
-    engine: AsyncEngine, world: World, monkeypatch: pytest.MonkeyPatch
+    db: Database, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = FakeMonotonic()
-    cache = ConfigCache(engine, ttl_s=10, monotonic=clock)
+    cache = ConfigCache(db, ttl_s=10, monotonic=clock)
     first = await cache.catalog(world.organization_id)
 
     async def failing(conn: Any, organization_id: Any) -> Any:
@@ -128,7 +128,7 @@ async def test_a_failed_background_refresh_keeps_the_entry_until_its_ttl(
     await asyncio.sleep(0.05)  # the refresh failed, quietly
     assert await cache.catalog(world.organization_id) is first
     clock.now += 4  # past the TTL: the failure now reaches the caller
-    with pytest.raises(ConnectionError):
+    with pytest.raises(DatabaseUnavailable):
         await cache.catalog(world.organization_id)
     await cache.close()
 
@@ -146,10 +146,10 @@ def count_application_loads(monkeypatch: pytest.MonkeyPatch) -> list[uuid.UUID]:
 
 
 async def test_unknown_application_ids_hold_at_most_max_entries_the_oldest_going_first(
-    engine: AsyncEngine, world: World, monkeypatch: pytest.MonkeyPatch
+    db: Database, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loaded = count_application_loads(monkeypatch)
-    cache = ConfigCache(engine, ttl_s=60, max_entries=100)
+    cache = ConfigCache(db, ttl_s=60, max_entries=100)
     strangers = [uuid.uuid4() for _ in range(1_000)]
 
     for application_id in strangers:
@@ -162,9 +162,9 @@ async def test_unknown_application_ids_hold_at_most_max_entries_the_oldest_going
     assert len(loaded) == 1_001
 
 
-async def test_entries_past_their_ttl_are_dropped(engine: AsyncEngine, world: World) -> None:
+async def test_entries_past_their_ttl_are_dropped(db: Database, world: World) -> None:
     clock = FakeMonotonic()
-    cache = ConfigCache(engine, ttl_s=10, monotonic=clock)
+    cache = ConfigCache(db, ttl_s=10, monotonic=clock)
     for _ in range(50):
         await cache.application(uuid.uuid4())
     await cache.catalog(world.organization_id)
@@ -177,12 +177,12 @@ async def test_entries_past_their_ttl_are_dropped(engine: AsyncEngine, world: Wo
 
 
 async def test_a_reloaded_entry_counts_as_the_newest(
-    engine: AsyncEngine, world: World, monkeypatch: pytest.MonkeyPatch
+    db: Database, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A partner's application, reloaded as its TTL runs out, outlives strangers' older ids."""
     loaded = count_application_loads(monkeypatch)
     clock = FakeMonotonic()
-    cache = ConfigCache(engine, ttl_s=10, monotonic=clock, max_entries=4)
+    cache = ConfigCache(db, ttl_s=10, monotonic=clock, max_entries=4)
     await cache.application(world.application_id)
     for _ in range(2):
         await cache.application(uuid.uuid4())

@@ -4,17 +4,25 @@ holding a calendar lock."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from booking.api.app import create_app
+from booking.domain import CalendarDay
+from booking.service.catalog import ConfigCache
 from booking.settings import Settings
-from booking.store.db import Database
+from booking.store.db import Database, DatabaseUnavailable, calendar_day_lock_key
+from tests import builders
 from tests.builders import World
-from tests.conftest import TODAY
+from tests.conftest import TODAY, FakeClock, bearer, run_alembic
 
 DAY = TODAY + timedelta(days=1)
 
@@ -46,16 +54,16 @@ async def test_a_latecomer_does_not_overtake_a_request_already_waiting(
     order: list[str] = []
 
     async def waiter() -> None:
-        async with db.driver() as conn:
+        async with db.read() as conn:
             order.append("waiter")
             await conn.fetchval("SELECT 1")
 
-    holder = db.driver()
+    holder = db.read()
     await holder.__aenter__()
     waiting = asyncio.create_task(waiter())
     await asyncio.sleep(0.05)  # the waiter is queued for the only connection
     await holder.__aexit__(None, None, None)  # gives it back, waking the waiter ...
-    async with db.driver():  # ... but this request asks before the waiter has run
+    async with db.read():  # ... but this request asks before the waiter has run
         order.append("latecomer")
     await waiting
     assert order == ["waiter", "latecomer"]
@@ -77,16 +85,16 @@ async def test_waiters_are_served_in_the_order_they_asked(one_connection: Databa
     assert order == list(range(12))
 
 
-async def test_waiting_longer_than_the_pool_timeout_raises_timeout(
+async def test_waiting_longer_than_the_pool_timeout_raises_database_unavailable(
     one_connection: Database,
 ) -> None:
     db = one_connection
     db.wait_s = 0.2
-    async with db.driver():
-        with pytest.raises(TimeoutError):
-            async with db.driver():
+    async with db.read():
+        with pytest.raises(DatabaseUnavailable):
+            async with db.read():
                 pass
-    async with db.driver() as conn:  # the place was given back
+    async with db.read() as conn:  # the place was given back
         assert await conn.fetchval("SELECT 1") == 1
 
 
@@ -95,7 +103,7 @@ async def test_an_exhausted_pool_answers_503_with_retry_after(
 ) -> None:
     db: Database = app.state.runtime.db
     db.wait_s = 0.2
-    held = [db.driver() for _ in range(app.state.runtime.settings.database_pool_size)]
+    held = [db.read() for _ in range(app.state.runtime.settings.database_pool_size)]
     for place in held:
         await place.__aenter__()
     try:
@@ -113,32 +121,92 @@ async def test_an_exhausted_pool_answers_503_with_retry_after(
     assert retry.status_code == 201, retry.text
 
 
-async def test_a_locked_transaction_holds_its_lock_until_it_ends(
+async def test_a_calendar_day_transaction_holds_its_lock_until_it_ends(
     four_connections: Database,
 ) -> None:
     db = four_connections
-    key = "calendar:test:0:2026-12-01"
-    probe = f"SELECT pg_try_advisory_lock(hashtextextended('{key}', 0))"
-    async with db.driver() as other:
-        async with db.transaction(lock_key=key):
+    day = CalendarDay(uuid.uuid4(), 0, TODAY)
+    probe = f"SELECT pg_try_advisory_lock(hashtextextended('{calendar_day_lock_key(day)}', 0))"
+    async with db.read() as other:
+        async with db.calendar_day(day):
             assert await other.fetchval(probe) is False  # held by the transaction
         assert await other.fetchval(probe) is True  # released at COMMIT
         await other.execute("SELECT pg_advisory_unlock_all()")
         with pytest.raises(RuntimeError):
-            async with db.transaction(lock_key=key):
+            async with db.calendar_day(day):
                 raise RuntimeError("fails inside")
         assert await other.fetchval(probe) is True  # released at ROLLBACK
         await other.execute("SELECT pg_advisory_unlock_all()")
 
 
-@pytest.mark.parametrize("key", ["x'); DROP TABLE appointment; --", "", "a b", "ü"])
-async def test_a_lock_key_that_is_not_plain_text_is_refused(
-    one_connection: Database, key: str
+async def test_other_calendar_days_take_other_locks(four_connections: Database) -> None:
+    db = four_connections
+    day = CalendarDay(uuid.uuid4(), 0, TODAY)
+    others = [
+        CalendarDay(uuid.uuid4(), 0, TODAY),
+        CalendarDay(day.service_id, 1, TODAY),
+        CalendarDay(day.service_id, 0, DAY),
+    ]
+    async with db.calendar_day(day):
+        for other in others:
+            async with asyncio.timeout(2), db.calendar_day(other):
+                pass
+
+
+async def test_the_configuration_cache_waits_for_a_place_like_every_request(
+    one_connection: Database, world: World
 ) -> None:
     db = one_connection
-    with pytest.raises(ValueError, match="unsafe advisory lock key"):
-        async with db.transaction(lock_key=key):
-            pass
-    async with db.driver() as conn:  # the only connection: no transaction was left open
-        assert not conn.is_in_transaction()
-        assert await conn.fetchval("SELECT 1") == 1
+    db.wait_s = 0.2
+    cache = ConfigCache(db, ttl_s=0)
+    async with db.read():  # the only place is taken
+        with pytest.raises(DatabaseUnavailable):
+            await cache.catalog(world.organization_id)
+    assert (await cache.catalog(world.organization_id)).organization_id == world.organization_id
+
+
+async def test_a_process_holds_at_most_database_pool_size_connections(
+    settings: Settings, make_database: Any, clock: FakeClock
+) -> None:
+    """Mixed traffic (bookings, cancels, vacancies, listings, configuration loads) of one app on
+    a database of its own: the server counts this process's connections."""
+    url: str = make_database("pool_count")
+    run_alembic(url, ("upgrade", "head"))
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        world = await builders.world(conn)
+    size = 3
+    limited = settings.model_copy(update={"database_pool_size": size})
+    app = create_app(limited, url, clock=clock)
+    auth = bearer(limited, world.client_id)
+    counts: list[int] = []
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                params = {"serviceTypeId": str(world.service_type_id)}
+                for days in range(1, 4):
+                    on_date = TODAY + timedelta(days=days)
+                    path = world.appointments_path(on_date)
+                    vacancies = f"{world.calendar_path(on_date)}/vacancies"
+                    answers = await asyncio.gather(
+                        *(
+                            client.post(path, json=world.body(480 + 30 * n), headers=auth)
+                            for n in range(8)
+                        ),
+                        *(client.get(vacancies, params=params, headers=auth) for _ in range(8)),
+                        *(client.get(path, headers=auth) for _ in range(4)),
+                    )
+                    assert {a.status_code for a in answers} == {200, 201}
+                    async with engine.connect() as conn:
+                        counted = await conn.execute(
+                            text(
+                                "SELECT count(*) FROM pg_stat_activity "
+                                "WHERE datname = current_database() "
+                                "AND application_name = 'booking-api'"
+                            )
+                        )
+                        counts.append(counted.scalar_one())
+    finally:
+        await engine.dispose()
+    assert 0 < max(counts) <= size, counts

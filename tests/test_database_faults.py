@@ -23,6 +23,7 @@ from booking.store.embedded import EmbeddedPostgres
 from tests import builders
 from tests.builders import World
 from tests.conftest import TEST_SECRET, TODAY, FakeClock, bearer, run_alembic
+from tests.kit import inject_fault
 
 DAY = TODAY + timedelta(days=1)
 
@@ -100,23 +101,23 @@ async def test_database_outage_answers_503_then_recovers_without_restart(
 
 
 async def test_statement_timeout_bounds_a_slow_query(
-    outage_setup: tuple[httpx.AsyncClient, World, Settings], monkeypatch: pytest.MonkeyPatch
+    outage_setup: tuple[httpx.AsyncClient, World, Settings],
 ) -> None:
-    from booking.service import booking
-
     client, world, settings = outage_setup
 
-    async def stuck(conn: Any, *args: Any) -> list[Any]:
+    async def stuck(conn: asyncpg.Connection, sql: str, args: tuple[Any, ...]) -> list[Any]:
         await conn.execute("SELECT pg_sleep(30)")
         return []
 
-    monkeypatch.setattr(booking, "booked_intervals", stuck)
+    transport = client._transport
+    assert isinstance(transport, httpx.ASGITransport)
     started = time.monotonic()
-    response = await client.post(
-        world.appointments_path(DAY),
-        json=world.body(480),
-        headers=bearer(settings, world.client_id),
-    )
+    async with inject_fault(transport.app, "SELECT appointment.start_minute", stuck):  # type: ignore[arg-type]
+        response = await client.post(
+            world.appointments_path(DAY),
+            json=world.body(480),
+            headers=bearer(settings, world.client_id),
+        )
     assert time.monotonic() - started < 3
     assert response.status_code == 503, response.text
     assert response.json()["code"] == "database_unavailable"
@@ -168,6 +169,6 @@ def test_only_connection_failures_and_timeouts_count_as_an_outage(
     error: BaseException, outage: bool
 ) -> None:
     """An outage answers 503 (retry later); anything else is a bug or bad data: 500."""
-    from booking.api.problems import is_database_outage
+    from booking.store.db import is_outage
 
-    assert is_database_outage(error) is outage
+    assert is_outage(error) is outage

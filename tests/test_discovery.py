@@ -12,7 +12,7 @@ from booking.settings import Settings
 from tests import builders
 from tests.builders import World
 from tests.conftest import bearer
-from tests.test_book_appointment import assert_problem
+from tests.kit import assert_problem
 
 ROUTES = ["services", "field-types", "tags", "languages"]
 

@@ -157,8 +157,8 @@ async def test_expired_keys_are_purged_and_live_ones_kept(
     settings: Settings,
     engine: AsyncEngine,
 ) -> None:
-    from booking.service.idempotency import purge_expired
     from booking.store.db import Database
+    from booking.store.idempotency import purge_expired
     from booking.store.models import IdempotencyRecord
 
     path = world.appointments_path(DAY)

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from tests.builders import World
 from tests.conftest import TODAY
@@ -51,32 +52,34 @@ async def test_booking_logs_neither_phone_number_nor_email(
 
 
 async def test_a_database_error_quoting_the_row_logs_neither_phone_nor_email(
+    app: FastAPI,
     client: httpx.AsyncClient,
     world: World,
     auth: dict[str, str],
     caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """PostgreSQL quotes the failing row in constraint errors (DETAIL: Failing row contains
     ...): the log says which error, never the row."""
-    from booking.service import booking
+    from tests.kit import inject_fault
 
-    async def insert_incomplete_row(conn: Any, values: dict[str, Any]) -> int:
+    async def insert_incomplete_row(conn: Any, sql: str, args: tuple[Any, ...]) -> int:
         await conn.execute(  # organization_id NOT NULL: the error's DETAIL lists every value
             "INSERT INTO appointment (id, contact_phone, contact_email) VALUES ($1, $2, $3)",
-            values["id"],
-            values["contact_phone"],
-            values["contact_email"],
+            args[0],
+            "+12025550143",
+            "ada@example.com",
         )
         return 1
 
-    monkeypatch.setattr(booking, "_insert_with_next_ticket", insert_incomplete_row)
     caplog.set_level(logging.DEBUG)
-    response = await client.post(
-        world.appointments_path(TODAY),
-        json=world.body(570, contactPhoneNumber="+1 202-555-0143", contactEmail="ada@example.com"),
-        headers=auth,
-    )
+    async with inject_fault(app, "INSERT INTO appointment", insert_incomplete_row):
+        response = await client.post(
+            world.appointments_path(TODAY),
+            json=world.body(
+                570, contactPhoneNumber="+1 202-555-0143", contactEmail="ada@example.com"
+            ),
+            headers=auth,
+        )
     assert response.status_code == 500
     assert "0143" not in response.text
     assert "ada@" not in response.text

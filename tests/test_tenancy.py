@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,11 +13,13 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from booking.domain import CalendarDay
 from booking.settings import Settings
+from booking.store.db import Database
 from tests import builders
 from tests.builders import World
 from tests.conftest import TODAY, bearer
-from tests.test_book_appointment import assert_problem
+from tests.kit import assert_problem
 
 TOMORROW = TODAY + timedelta(days=1)
 
@@ -234,3 +237,24 @@ async def test_lists_show_only_the_own_organizations_items(
         fields = (await client.get(f"/{world.application_id}/field-types", headers=auth)).json()
         assert [f["name"] for f in fields] == [f"field {world.organization_id}"]
         assert str(other.organization_id) not in str((services, tags, fields))
+
+
+@pytest.mark.parametrize(
+    ("route", "headers"),
+    [("cancel", {}), ("cancel", {"Idempotency-Key": "k-1"}), ("book", {"Idempotency-Key": "k-2"})],
+)
+async def test_another_tenants_calendar_day_is_refused_without_waiting_for_its_lock(
+    client: httpx.AsyncClient,
+    tenants: Tenants,
+    db: Database,
+    route: str,
+    headers: dict[str, str],
+) -> None:
+    """The service is checked against the caller's organization before any lock is taken: a
+    stranger's calendar-day, even while its owner holds the lock, answers 404 at once."""
+    b_day = CalendarDay(tenants.b.service_id, 0, TOMORROW)
+    call = calls(tenants.ids_a(service_id=tenants.b.service_id))[route]
+    async with db.calendar_day(b_day):  # B is writing that calendar-day
+        async with asyncio.timeout(2):
+            response = await send(client, call, {**tenants.a_auth, **headers})
+    assert_problem(response, 404, "service_not_found")

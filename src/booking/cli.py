@@ -103,14 +103,14 @@ async def _load(url: str, path: Path, settings: Settings) -> object:
 
 async def _client_id_of(url: str, application_id: uuid.UUID, settings: Settings) -> str | None:
     from booking.service.catalog import load_application
-    from booking.store.db import create_engine
+    from booking.store.db import Database
 
-    engine = create_engine(settings, url)
+    db = await Database.open(settings, url)
     try:
-        async with engine.connect() as conn:
+        async with db.read() as conn:
             application = await load_application(conn, application_id)
     finally:
-        await engine.dispose()
+        await db.close()
     return application.client_id if application else None
 
 

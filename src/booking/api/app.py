@@ -1,4 +1,4 @@
-"""The app factory. Nothing is created at import time: the lifespan builds the engine."""
+"""The app factory. Nothing is created at import time: the lifespan opens the database."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ import asyncpg
 import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from booking.api import problems
 from booking.api.auth import TokenVerifier
@@ -23,11 +21,11 @@ from booking.api.deps import BEARER_SCHEME, Runtime, runtime_of
 from booking.api.middleware import RequestContextMiddleware, configure_logging
 from booking.api.routes import appointments, calendars, discovery
 from booking.api.schemas import BookAppointmentRequest
-from booking.service import idempotency
 from booking.service.catalog import ConfigCache
 from booking.service.wallclock import Clock, system_clock
 from booking.settings import Settings
-from booking.store.db import Database
+from booking.store import idempotency
+from booking.store.db import Database, DatabaseUnavailable
 
 DESCRIPTION = """\
 Open-source appointment booking, wire-compatible with the appointment endpoints of a
@@ -52,7 +50,7 @@ async def _purge_expired_idempotency_keys(db: Database, clock: Clock) -> None:
                 purged = await idempotency.purge_expired(conn, clock())
             if purged:
                 log.info("purged expired idempotency keys", extra={"purged": purged})
-        except (SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+        except (DatabaseUnavailable, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             log.warning("idempotency purge failed: %s", type(error).__name__)
 
 
@@ -69,7 +67,7 @@ def create_app(
         app.state.runtime = Runtime(
             settings=settings,
             db=db,
-            cache=ConfigCache(db.reader, settings.config_cache_ttl_s),
+            cache=ConfigCache(db, settings.config_cache_ttl_s),
             verifier=TokenVerifier(settings),
             clock=clock,
         )
@@ -106,8 +104,7 @@ def create_app(
 
     @app.get("/readyz", tags=["ops"], summary="The database answers", responses={503: {}})
     async def readyz(request: Request) -> dict[str, Any]:
-        async with runtime_of(request).db.read() as conn:
-            await conn.execute(text("SELECT 1"))
+        await runtime_of(request).db.ping()
         return {"status": "ready"}
 
     if settings.enable_bench_routes:

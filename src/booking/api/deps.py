@@ -1,8 +1,10 @@
-"""What a request handler needs, as `Annotated` dependencies so signatures read like prose.
+"""What a request handler needs, as `Annotated` dependencies so signatures read like prose:
+who calls (`Manager`, `ManagerSendingJson`: the authenticated application and its
+organization's configuration) and the process's services (`Services`).
 
-Every API route takes one dependency, `Caller`: FastAPI's dependency solving costs tens of
-microseconds per dependency on every request, so authentication, the role check and the
-organization's configuration are resolved in one step (the bench measured the difference)."""
+FastAPI's dependency solving costs microseconds per dependency on every request, so
+authentication, the role check and the organization's configuration are resolved in one step
+(the bench measured the difference); `Services` only reads the app's state."""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from booking.api.auth import TokenVerifier, authorize
+from booking.api.problems import UnsupportedMediaType
 from booking.service.catalog import ApplicationConfig, Catalog, ConfigCache
-from booking.service.errors import UnsupportedMediaType
 from booking.service.roles import Role
 from booking.service.wallclock import Clock
 from booking.settings import Settings
@@ -25,7 +27,8 @@ BEARER_SCHEME = "HTTPBearer"  # the OpenAPI security scheme every application ro
 
 @dataclass
 class Runtime:
-    """Process-wide state, built by the app's lifespan."""
+    """The process's services, built by the app's lifespan. The fault tests swap `db` for a
+    store double (`tests/kit.py`): the one seam for breaking the database on purpose."""
 
     settings: Settings
     db: Database
@@ -41,11 +44,11 @@ def runtime_of(request: Request) -> Runtime:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """An authenticated request of an application with the Appointments Manager role."""
+    """An authenticated request of an application with the Appointments Manager role: who it
+    is, and its organization's configuration."""
 
     application: ApplicationConfig
-    catalog: Catalog  # its organization's configuration
-    runtime: Runtime
+    catalog: Catalog
 
 
 # `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread.
@@ -61,7 +64,7 @@ async def caller(
         runtime.verifier, runtime.cache, authorization, application_id, Role.APPOINTMENTS_MANAGER
     )
     catalog = await runtime.cache.catalog(application.organization_id)
-    return Caller(application, catalog, runtime)
+    return Caller(application, catalog)
 
 
 async def caller_sending_json(
@@ -80,3 +83,10 @@ async def caller_sending_json(
 
 Manager = Annotated[Caller, Depends(caller)]
 ManagerSendingJson = Annotated[Caller, Depends(caller_sending_json)]
+
+
+async def services(request: Request) -> Runtime:
+    return runtime_of(request)
+
+
+Services = Annotated[Runtime, Depends(services)]

@@ -12,8 +12,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from booking.api.schemas import Problem
@@ -24,16 +22,30 @@ from booking.service.errors import (
     NotFound,
     RuleViolation,
     Unauthenticated,
-    Unavailable,
-    UnsupportedMediaType,
 )
+from booking.store.db import DatabaseUnavailable
 
 log = logging.getLogger("booking.api")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 RETRY_AFTER_S = "5"
 
-# The one table from domain errors to HTTP statuses.
+
+class UnsupportedMediaType(DomainError):
+    """The request body is not in a format the server reads (415)."""
+
+    code = "unsupported_media_type"
+    title = "Unsupported media type"
+
+
+class Unavailable(DomainError):
+    """A dependency (the database) is unreachable; worth retrying later (503)."""
+
+    code = "service_unavailable"
+    title = "Service unavailable"
+
+
+# The one table from errors to HTTP statuses.
 STATUS_OF: dict[type[DomainError], int] = {
     Unauthenticated: 401,
     Forbidden: 403,
@@ -189,7 +201,7 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _on_database_unavailable(request: Request, exc: Exception) -> Response:
-    log.warning("database unavailable: %s", type(exc).__name__)
+    log.warning("database unavailable: %s", type(exc.__cause__ or exc).__name__)
     return domain_error_response(
         Unavailable("The database is unavailable; retry shortly.", code="database_unavailable")
     )
@@ -200,50 +212,21 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
     return problem(500, "internal_error", "Internal server error", "An unexpected error occurred.")
 
 
-# SQLSTATEs that mean "the database cannot serve now": connection exceptions (08...), statement or
-# lock timeouts, shutdowns, too many connections. Worth a retry, so 503 rather than 500.
-_TRANSIENT_SQLSTATES = ("08", "57014", "55P03", "57P01", "57P02", "57P03", "53300")
-
-
 def _sqlstate(exc: BaseException) -> str | None:
-    seen: BaseException | None = exc
-    for _ in range(8):  # a bounded walk down the wrapped causes
-        if seen is None:
-            break
-        state = getattr(seen, "sqlstate", None)
-        if isinstance(state, str):
-            return state
-        seen = getattr(seen, "orig", None) or seen.__cause__
-    return None
+    state = getattr(exc, "sqlstate", None)
+    return state if isinstance(state, str) else None
 
 
-def is_database_outage(exc: BaseException) -> bool:
-    """Connection-level failures and timeouts (not constraint violations or bad SQL), from
-    SQLAlchemy or from asyncpg itself (the hot paths use the driver connection directly)."""
-    if isinstance(
-        exc, PoolTimeoutError | OperationalError | InterfaceError | OSError | TimeoutError
-    ):
-        return True
-    # asyncpg's InterfaceError also means misuse (wrong argument count, a concurrent operation
-    # on one connection): a bug, so 500. Only a closed connection is an outage.
-    if isinstance(exc, asyncpg.InterfaceError):
-        return "closed" in str(exc)
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    state = _sqlstate(exc)
-    return state is not None and state.startswith(_TRANSIENT_SQLSTATES)
-
-
-async def _on_dbapi_error(request: Request, exc: Exception) -> Response:
-    if is_database_outage(exc):
-        return await _on_database_unavailable(request, exc)
+async def _on_database_error(request: Request, exc: Exception) -> Response:
+    """A database error that is no outage (the store raised those as `DatabaseUnavailable`):
+    a bug or bad data."""
     # Not the message or the traceback: PostgreSQL quotes the failing row in constraint errors
     # ("DETAIL: Failing row contains (...)"), phone numbers and emails included.
     log.error(
         "database error on %s %s: %s (SQLSTATE %s)",
         request.method,
         request.url.path,
-        type(exc.__cause__ or exc).__name__ if isinstance(exc, DBAPIError) else type(exc).__name__,
+        type(exc).__name__,
         _sqlstate(exc),
     )
     return problem(500, "internal_error", "Internal server error", "An unexpected error occurred.")
@@ -253,10 +236,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
-    app.add_exception_handler(PoolTimeoutError, _on_database_unavailable)
-    app.add_exception_handler(DBAPIError, _on_dbapi_error)
-    app.add_exception_handler(asyncpg.PostgresError, _on_dbapi_error)
-    app.add_exception_handler(asyncpg.InterfaceError, _on_dbapi_error)
-    app.add_exception_handler(TimeoutError, _on_database_unavailable)
-    app.add_exception_handler(OSError, _on_database_unavailable)
+    app.add_exception_handler(DatabaseUnavailable, _on_database_unavailable)
+    app.add_exception_handler(asyncpg.PostgresError, _on_database_error)
+    app.add_exception_handler(asyncpg.InterfaceError, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -6,7 +6,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Self
 
 from fastapi import Response
 from pydantic import (
@@ -23,12 +23,12 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from booking.service.appointments import AppointmentRecord
+from booking.domain import AppointmentStatus, Channel, FieldKind
 from booking.service.calendars import CalendarOnDate
 from booking.service.catalog import ServiceConfig
 from booking.service.wallclock import local_datetime
+from booking.store.appointments import AppointmentRecord
 
-Channel = Literal["FaceToFace", "Video", "Phone"]
 Minute = Annotated[StrictInt, Field(ge=0, le=1439, description="Minutes after local midnight.")]
 
 
@@ -160,7 +160,7 @@ class AppointmentOut(ApiModel):
     ticket: Ticket
     service_type_id: uuid.UUID
     service_type_name: str
-    status: str
+    status: AppointmentStatus
     status_date: str
     reference_date: str = Field(description="The appointment's instant in UTC.")
     date_opened: str = Field(description="When it was booked (UTC).")
@@ -205,7 +205,7 @@ class AppointmentOut(ApiModel):
             )
             if r.customer_record_id is not None and r.customer_display_name is not None
             else None,
-            channel=r.channel,  # type: ignore[arg-type,unused-ignore]
+            channel=r.channel,
             language=r.language,
             contact_phone_number=r.contact_phone,
             contact_email=r.contact_email,
@@ -306,7 +306,7 @@ class ServiceTypeOut(ApiModel):
     id: uuid.UUID
     name: str
     duration: int
-    channels: list[str]
+    channels: list[Channel]
 
 
 class CalendarUnitOut(ApiModel):
@@ -358,7 +358,7 @@ class ServiceOut(ApiModel):
 class FieldTypeOut(ApiModel):
     id: uuid.UUID
     name: str
-    kind: str
+    kind: FieldKind
     options: list[str]
     required: bool
 

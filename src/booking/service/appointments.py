@@ -1,97 +1,121 @@
-"""An appointment as the service layer hands it out, and the one query that reads them."""
+"""The appointment use cases: book, cancel, read one, list a calendar-day. The API calls one of
+these per request; each opens its own unit of work (`calendar_day.write` for the writes).
+
+Round trips of a booking (configuration comes from the per-process cache; every rule that needs
+no database is checked before a connection is taken): BEGIN with the lock, read the occupied
+intervals, insert-with-ticket (one statement), COMMIT; plus one read of the customer record when
+the request names one. With an Idempotency-Key, the claim's INSERT comes after the BEGIN and the
+answer's UPDATE before the COMMIT.
+"""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
+from datetime import datetime
+from functools import partial
+from typing import TypeVar
 
-import asyncpg
-from sqlalchemy import Select, select
-from sqlalchemy.engine import Row
+from booking.domain import CalendarDay
+from booking.service import calendar_day, rules
+from booking.service.calendar_day import OnceOnly
+from booking.service.catalog import Catalog
+from booking.service.commands import BookAppointment, CancelAppointment
+from booking.service.errors import NotFound
+from booking.store import appointments as store
+from booking.store.appointments import AppointmentRecord
+from booking.store.db import Database, LockedCalendarDay
 
-from booking.store.models import Appointment, CustomerRecord, ServiceType
-
-CANCELLED = "Cancelled"
-PLANNED = "Planned"
-CHECKED_IN = "CheckedIn"
-
-
-@dataclass(frozen=True, slots=True)
-class AppointmentRecord:
-    case_id: uuid.UUID
-    service_id: uuid.UUID
-    on_date: date
-    cu_index: int
-    start_minute: int
-    duration_minutes: int
-    starts_at: datetime
-    time_zone: str
-    ticket_prefix: str
-    ticket_number: int
-    service_type_id: uuid.UUID
-    service_type_name: str
-    status: str
-    status_date: datetime
-    created_at: datetime
-    closed_at: datetime | None
-    cancelled_at: datetime | None
-    customer_record_id: uuid.UUID | None
-    customer_display_name: str | None
-    channel: str
-    language: str
-    contact_phone: str | None
-    contact_email: str | None
-    prevent_self_check_in: bool
-    fields: dict[str, Any]
-    tag_ids: list[uuid.UUID]
+Replayed = TypeVar("Replayed")
 
 
-def select_appointments() -> Select[*tuple[Any, ...]]:
-    """Appointments with their service type's name and customer's display name (one statement)."""
-    a = Appointment
-    query: Select[*tuple[Any, ...]] = (
-        select(
-            a.id.label("case_id"),
-            a.service_id,
-            a.on_date,
-            a.cu_index,
-            a.start_minute,
-            a.duration_minutes,
-            a.starts_at,
-            a.time_zone,
-            a.ticket_prefix,
-            a.ticket_number,
-            a.service_type_id,
-            ServiceType.name.label("service_type_name"),
-            a.status,
-            a.status_date,
-            a.created_at,
-            a.closed_at,
-            a.cancelled_at,
-            a.customer_record_id,
-            CustomerRecord.display_name.label("customer_display_name"),
-            a.channel,
-            a.language,
-            a.contact_phone,
-            a.contact_email,
-            a.prevent_self_check_in,
-            a.fields,
-            a.tag_ids,
-        )
-        .join(ServiceType, ServiceType.id == a.service_type_id)
-        .outerjoin(CustomerRecord, CustomerRecord.id == a.customer_record_id)
+async def book(
+    db: Database,
+    catalog: Catalog,
+    application_id: uuid.UUID,
+    command: BookAppointment,
+    now: datetime,
+    once: OnceOnly[AppointmentRecord, Replayed] | None = None,
+) -> AppointmentRecord | Replayed:
+    """Book, or raise the rule it breaks (`NotFound`, `RuleViolation`, `Conflict`)."""
+    rules.find_calendar(catalog, command.day)  # the caller's, before any lock
+    return await calendar_day.write(
+        db,
+        command.day,
+        partial(rules.check_booking, catalog, command, now),
+        partial(_insert, catalog, application_id, now),
+        once,
     )
-    return query
 
 
-# The same SELECT as SQL text, for the statements sent on the asyncpg connection (cancelling):
-# append a WHERE clause with $n parameters.
-SELECT_APPOINTMENTS_SQL = str(select_appointments())  # no parameters, nothing dialect-specific
+async def _insert(
+    catalog: Catalog,
+    application_id: uuid.UUID,
+    now: datetime,
+    tx: LockedCalendarDay,
+    checked: rules.CheckedBooking,
+) -> AppointmentRecord:
+    customer_record_id = checked.command.customer_record_id
+    customer_name = None
+    if customer_record_id is not None:
+        customer_name = await store.customer_display_name(
+            tx.conn, customer_record_id, catalog.organization_id
+        )
+        if customer_name is None:
+            raise NotFound(
+                "No such customer record.",
+                code="customer_record_not_found",
+                field="customerRecordId",
+            )
+    rules.check_vacant(
+        checked, rules.intervals_of(await store.booked_intervals(tx.conn, tx.day)), now
+    )
+    row = rules.new_appointment(checked, catalog.organization_id, application_id, uuid.uuid4(), now)
+    return await store.insert_with_next_ticket(tx, row, checked.service_type.name, customer_name)
 
 
-def record_from_row(row: Row[Any] | asyncpg.Record) -> AppointmentRecord:
-    if isinstance(row, asyncpg.Record):
-        return AppointmentRecord(**dict(row.items()))
-    return AppointmentRecord(**row._asdict())
+async def cancel(
+    db: Database,
+    catalog: Catalog,
+    command: CancelAppointment,
+    now: datetime,
+    once: OnceOnly[AppointmentRecord, Replayed] | None = None,
+) -> AppointmentRecord | Replayed:
+    """Set status Cancelled (never delete). Cancelling a cancelled appointment answers the same;
+    a checked-in or past one cannot be cancelled."""
+    rules.find_calendar(catalog, command.day)  # the caller's, before any lock
+    return await calendar_day.write(
+        db, command.day, _nothing_to_check, partial(_cancel, catalog, command.case_id, now), once
+    )
+
+
+def _nothing_to_check() -> None:
+    return None
+
+
+async def _cancel(
+    catalog: Catalog, case_id: uuid.UUID, now: datetime, tx: LockedCalendarDay, _: None
+) -> AppointmentRecord:
+    record = await store.lock_for_cancel(tx, case_id, catalog.organization_id)
+    if record is None:
+        raise NotFound("No such appointment in this calendar.", code="appointment_not_found")
+    if not rules.needs_cancelling(record, now):
+        return record
+    await store.mark_cancelled(tx, case_id, now)
+    return store.cancelled(record, now)
+
+
+async def of_calendar_day(
+    db: Database, catalog: Catalog, day: CalendarDay, customer_record_id: uuid.UUID | None
+) -> list[AppointmentRecord]:
+    """The calendar-day's appointments, cancelled ones included."""
+    rules.find_calendar(catalog, day)
+    async with db.read() as conn:
+        return await store.of_calendar_day(conn, day, customer_record_id)
+
+
+async def get(db: Database, catalog: Catalog, case_id: uuid.UUID) -> AppointmentRecord:
+    async with db.read() as conn:
+        record = await store.in_organization(conn, case_id, catalog.organization_id)
+    if record is None:
+        raise NotFound("No such appointment.", code="appointment_not_found", field="caseId")
+    return record

@@ -36,7 +36,7 @@ class Interval:
 
 
 @dataclass(frozen=True, slots=True)
-class CalendarDay:
+class WorkingDay:
     """One calendar unit on one date: its working intervals after date exceptions."""
 
     working: tuple[Interval, ...]  # sorted, non-overlapping; empty when closed
@@ -68,28 +68,15 @@ def merge_intervals(intervals: Iterable[Interval]) -> tuple[Interval, ...]:
     return tuple(merged)
 
 
-def _enclosing(day: CalendarDay, start: int, end: int) -> Interval | None:
+def _enclosing(day: WorkingDay, start: int, end: int) -> Interval | None:
     for interval in day.working:
         if interval.start <= start and end <= interval.end:
             return interval
     return None
 
 
-def _on_grid(day: CalendarDay, enclosing: Interval, start: int) -> bool:
+def _on_grid(day: WorkingDay, enclosing: Interval, start: int) -> bool:
     return (start - enclosing.start) % day.slot_minutes == 0
-
-
-def occupancy(booked: Iterable[Interval]) -> list[int]:
-    """How many booked intervals cover each minute of the day (a difference array, one pass)."""
-    counts = [0] * (MINUTES_PER_DAY + 1)
-    for interval in booked:
-        counts[min(interval.start, MINUTES_PER_DAY)] += 1
-        counts[min(interval.end, MINUTES_PER_DAY)] -= 1
-    running = 0
-    for minute in range(MINUTES_PER_DAY + 1):
-        running += counts[minute]
-        counts[minute] = running
-    return counts
 
 
 def peak_overlap(booked: Iterable[Interval], start: int, end: int) -> int:
@@ -103,7 +90,7 @@ def peak_overlap(booked: Iterable[Interval], start: int, end: int) -> int:
 
 
 def check_start(
-    day: CalendarDay,
+    day: WorkingDay,
     booked: Sequence[Interval],
     start: int,
     duration: int,
@@ -129,7 +116,7 @@ def check_start(
     return Verdict.VACANT
 
 
-def grid_starts(day: CalendarDay, duration: int) -> list[int]:
+def grid_starts(day: WorkingDay, duration: int) -> list[int]:
     """Every grid start whose whole interval fits inside its working interval, ascending."""
     starts: list[int] = []
     for interval in day.working:
@@ -137,15 +124,16 @@ def grid_starts(day: CalendarDay, duration: int) -> list[int]:
     return starts
 
 
-def vacant_starts(day: CalendarDay, booked: Iterable[Interval], duration: int) -> list[int]:
+def vacant_starts(day: WorkingDay, booked: Iterable[Interval], duration: int) -> list[int]:
     """All vacant starts for `duration`, ascending."""
     starts = grid_starts(day, duration)
     capacity = day.capacity
     booked = list(booked)
     if not starts or not booked:
         return starts if capacity > 0 else []
-    # Occupancy (as `occupancy`) over the minutes the starts can cover only: a day's hours
-    # span a third of its 1440 minutes, and this runs on every vacancies request.
+    # How many booked intervals cover each minute (a difference array, one pass), over the
+    # minutes the starts can cover only: a day's hours span a third of its 1440 minutes, and
+    # this runs on every vacancies request.
     low, high = starts[0], starts[-1] + duration
     counts = [0] * (high - low + 1)
     for interval in booked:

@@ -1,40 +1,24 @@
-"""Reading calendars: vacancies, a service's calendars on a date, appointment listings."""
+"""Reading calendars: vacancies of a calendar-day, a service's calendars on a date."""
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
-import asyncpg
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from booking.service import availability
-from booking.service.appointments import (
-    CANCELLED,
-    AppointmentRecord,
-    record_from_row,
-    select_appointments,
-)
+from booking.domain import CalendarDay
+from booking.service import availability, rules
 from booking.service.availability import Interval
-from booking.service.booking import (
-    booked_intervals,
-    find_calendar_unit,
-    find_service,
-    find_service_type,
-    future_vacant_starts,
-)
 from booking.service.catalog import (
     CalendarUnitConfig,
     Catalog,
     ServiceConfig,
     ServiceTypeConfig,
 )
-from booking.service.errors import NotFound
 from booking.service.wallclock import instant_of, local_today
-from booking.store.models import Appointment
+from booking.store import appointments as store
+from booking.store.db import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,31 +28,24 @@ class Vacancies:
 
 
 async def vacancies(
-    conn: asyncpg.Connection,
+    db: Database,
     catalog: Catalog,
-    service_id: uuid.UUID,
-    on_date: date,
-    cu_index: int,
+    day: CalendarDay,
     service_type_id: uuid.UUID,
     now: datetime,
 ) -> Vacancies:
     """Vacant starts that a booking made now would get: the booking rule's own model, minus
     past, non-existent (DST gap) and out-of-window times. Closed dates give no slots."""
-    service = find_service(catalog, service_id)
-    unit = find_calendar_unit(service, cu_index)
-    service_type = find_service_type(service, service_type_id)
-    if not is_bookable_date(service, on_date, local_today(now, unit.zone)):
+    service, unit = rules.find_calendar(catalog, day)
+    service_type = rules.find_service_type(service, service_type_id)
+    if rules.date_refusal(service, day.on_date, local_today(now, unit.zone)) is not None:
         return Vacancies(service_type, [])
-    booked = await booked_intervals(conn, service_id, cu_index, on_date)
-    slots = future_vacant_starts(unit, on_date, booked, service_type.duration_minutes, now)
+    async with db.read() as conn:
+        rows = await store.booked_intervals(conn, day)
+    slots = rules.future_vacant_starts(
+        unit, day.on_date, rules.intervals_of(rows), service_type.duration_minutes, now
+    )
     return Vacancies(service_type, slots)
-
-
-def is_bookable_date(service: ServiceConfig, on_date: date, today: date) -> bool:
-    if on_date < today:
-        return False
-    window = service.booking_window_days
-    return window is None or on_date <= today + timedelta(days=window)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,21 +73,18 @@ class CalendarOnDate:
 
 
 async def calendars_on_date(
-    conn: AsyncConnection,
+    db: Database,
     catalog: Catalog,
     service_id: uuid.UUID,
     on_date: date,
     now: datetime,
 ) -> list[CalendarOnDate]:
     """Every calendar unit of the service on that date, with stats: one query for all units."""
-    service = find_service(catalog, service_id)
-    a = Appointment
+    service = rules.find_service(catalog, service_id)
+    async with db.read() as conn:
+        rows = await store.booked_intervals_of_service(conn, service_id, on_date)
     booked: dict[int, list[Interval]] = defaultdict(list)
-    for cu_index, start, duration in await conn.execute(
-        select(a.cu_index, a.start_minute, a.duration_minutes).where(
-            a.service_id == service_id, a.on_date == on_date, a.status != CANCELLED
-        )
-    ):
+    for cu_index, start, duration in rows:
         booked[cu_index].append(Interval(start, start + duration))
 
     durations = sorted({t.duration_minutes for t in service.types.values()})
@@ -138,7 +112,7 @@ async def calendars_on_date(
                 working_hours=day.working,
                 is_closed=not day.working,
                 is_past_date=on_date < today,
-                is_in_booking_window=is_bookable_date(service, on_date, today),
+                is_in_booking_window=rules.date_refusal(service, on_date, today) is None,
                 stats=CalendarStats(
                     appointment_count=len(intervals),
                     capacity_minutes=capacity_minutes,
@@ -165,40 +139,3 @@ def _any_vacant_start(
         for duration in durations
         for start in availability.vacant_starts(day, booked, duration)
     )
-
-
-async def list_appointments(
-    conn: AsyncConnection,
-    catalog: Catalog,
-    service_id: uuid.UUID,
-    on_date: date,
-    cu_index: int,
-    customer_record_id: uuid.UUID | None = None,
-) -> list[AppointmentRecord]:
-    service = find_service(catalog, service_id)
-    find_calendar_unit(service, cu_index)
-    a = Appointment
-    query = (
-        select_appointments()
-        .where(a.service_id == service_id, a.on_date == on_date, a.cu_index == cu_index)
-        .order_by(a.start_minute, a.ticket_number)
-    )
-    if customer_record_id is not None:
-        query = query.where(a.customer_record_id == customer_record_id)
-    return [record_from_row(row) for row in await conn.execute(query)]
-
-
-async def get_appointment(
-    conn: AsyncConnection, catalog: Catalog, case_id: uuid.UUID
-) -> AppointmentRecord:
-    a = Appointment
-    row = (
-        await conn.execute(
-            select_appointments().where(
-                a.id == case_id, a.organization_id == catalog.organization_id
-            )
-        )
-    ).first()
-    if row is None:
-        raise NotFound("No such appointment.", code="appointment_not_found", field="caseId")
-    return record_from_row(row)

@@ -19,22 +19,13 @@ from datetime import date
 from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+import asyncpg
+from asyncpg import Record
 
-from booking.service.availability import CalendarDay, Interval, merge_intervals
-from booking.store.models import (
-    CalendarException,
-    CalendarUnit,
-    ExceptionHours,
-    FieldType,
-    Organization,
-    RegisteredApplication,
-    Service,
-    ServiceType,
-    Tag,
-    WorkingHours,
-)
+from booking.domain import Channel, FieldKind
+from booking.service.availability import Interval, WorkingDay, merge_intervals
+from booking.store import configuration
+from booking.store.db import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +43,7 @@ class ServiceTypeConfig:
     id: uuid.UUID
     name: str
     duration_minutes: int
-    channels: tuple[str, ...]
+    channels: tuple[Channel, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +55,11 @@ class CalendarUnitConfig:
     weekly: dict[int, tuple[Interval, ...]]  # ISO weekday -> intervals
     exceptions: dict[date, tuple[Interval, ...]]  # date -> intervals; empty tuple: closed
 
-    def day(self, on_date: date) -> CalendarDay:
+    def day(self, on_date: date) -> WorkingDay:
         working = self.exceptions.get(on_date)
         if working is None:
             working = self.weekly.get(on_date.isoweekday(), ())
-        return CalendarDay(working=working, slot_minutes=self.slot_minutes, capacity=self.capacity)
-
-    def closed_by_exception(self, on_date: date) -> bool:
-        return self.exceptions.get(on_date) == ()
+        return WorkingDay(working=working, slot_minutes=self.slot_minutes, capacity=self.capacity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +79,7 @@ class ServiceConfig:
 class FieldTypeConfig:
     id: uuid.UUID
     name: str
-    kind: str
+    kind: FieldKind
     options: tuple[str, ...]
     required: bool
 
@@ -108,117 +96,93 @@ class Catalog:
     tags: dict[uuid.UUID, str]
 
 
-async def load_application(
-    conn: AsyncConnection, application_id: uuid.UUID
-) -> ApplicationConfig | None:
-    a = RegisteredApplication
-    row = (
-        await conn.execute(
-            select(a.id, a.organization_id, a.client_id, a.name, a.enabled, a.roles).where(
-                a.id == application_id
-            )
-        )
-    ).first()
-    if row is None:
-        return None
+def _application_config(row: Record) -> ApplicationConfig:
     return ApplicationConfig(
-        id=row.id,
-        organization_id=row.organization_id,
-        client_id=row.client_id,
-        name=row.name,
-        enabled=row.enabled,
-        roles=frozenset(row.roles),
+        id=row["id"],
+        organization_id=row["organization_id"],
+        client_id=row["client_id"],
+        name=row["name"],
+        enabled=row["enabled"],
+        roles=frozenset(row["roles"]),
     )
 
 
-async def load_catalog(conn: AsyncConnection, organization_id: uuid.UUID) -> Catalog | None:
-    """Read one organization's whole configuration: one statement per table, no ORM walk."""
-    org = (
-        await conn.execute(select(Organization).where(Organization.id == organization_id))
-    ).first()
-    if org is None:
-        return None
-    org_zone = ZoneInfo(org.time_zone)
+async def load_application(
+    conn: asyncpg.Connection, application_id: uuid.UUID
+) -> ApplicationConfig | None:
+    row = await configuration.application(conn, application_id)
+    return None if row is None else _application_config(row)
 
-    service_rows = (
-        await conn.execute(select(Service).where(Service.organization_id == organization_id))
-    ).all()
-    service_ids = [s.id for s in service_rows]
+
+async def load_catalog(conn: asyncpg.Connection, organization_id: uuid.UUID) -> Catalog | None:
+    """Read one organization's whole configuration: one statement per table, no ORM walk."""
+    rows = await configuration.organization_rows(conn, organization_id)
+    if rows is None:
+        return None
+    org = rows.organization
+    org_zone = ZoneInfo(org["time_zone"])
 
     types: dict[uuid.UUID, dict[uuid.UUID, ServiceTypeConfig]] = defaultdict(dict)
-    for t in await conn.execute(select(ServiceType).where(ServiceType.service_id.in_(service_ids))):
-        types[t.service_id][t.id] = ServiceTypeConfig(
-            t.id, t.name, t.duration_minutes, tuple(t.channels)
+    for t in rows.service_types:
+        types[t["service_id"]][t["id"]] = ServiceTypeConfig(
+            t["id"], t["name"], t["duration_minutes"], tuple(Channel(c) for c in t["channels"])
         )
 
     weekly: dict[tuple[uuid.UUID, int], dict[int, list[Interval]]] = defaultdict(
         lambda: defaultdict(list)
     )
-    for h in await conn.execute(
-        select(WorkingHours).where(WorkingHours.service_id.in_(service_ids))
-    ):
-        weekly[(h.service_id, h.cu_index)][h.weekday].append(Interval(h.start_minute, h.end_minute))
+    for h in rows.working_hours:
+        weekly[(h["service_id"], h["cu_index"])][h["weekday"]].append(
+            Interval(h["start_minute"], h["end_minute"])
+        )
 
     exceptions: dict[tuple[uuid.UUID, int], dict[date, list[Interval]]] = defaultdict(dict)
-    e, eh = CalendarException, ExceptionHours
-    for x in await conn.execute(
-        select(e.service_id, e.cu_index, e.on_date, e.closed, eh.start_minute, eh.end_minute)
-        .outerjoin(eh, eh.exception_id == e.id)
-        .where(e.service_id.in_(service_ids))
-    ):
-        hours = exceptions[(x.service_id, x.cu_index)].setdefault(x.on_date, [])
-        if not x.closed and x.start_minute is not None:
-            hours.append(Interval(x.start_minute, x.end_minute))
+    for x in rows.exceptions:
+        hours = exceptions[(x["service_id"], x["cu_index"])].setdefault(x["on_date"], [])
+        if not x["closed"] and x["start_minute"] is not None:
+            hours.append(Interval(x["start_minute"], x["end_minute"]))
 
     units: dict[uuid.UUID, dict[int, CalendarUnitConfig]] = defaultdict(dict)
-    for u in await conn.execute(
-        select(CalendarUnit).where(CalendarUnit.service_id.in_(service_ids))
-    ):
-        key = (u.service_id, u.cu_index)
-        units[u.service_id][u.cu_index] = CalendarUnitConfig(
-            cu_index=u.cu_index,
-            slot_minutes=u.slot_minutes,
-            capacity=u.capacity,
-            zone=ZoneInfo(u.time_zone) if u.time_zone else org_zone,
+    for u in rows.calendar_units:
+        key = (u["service_id"], u["cu_index"])
+        units[u["service_id"]][u["cu_index"]] = CalendarUnitConfig(
+            cu_index=u["cu_index"],
+            slot_minutes=u["slot_minutes"],
+            capacity=u["capacity"],
+            zone=ZoneInfo(u["time_zone"]) if u["time_zone"] else org_zone,
             weekly={day: merge_intervals(iv) for day, iv in weekly[key].items()},
             exceptions={d: merge_intervals(iv) for d, iv in exceptions[key].items()},
         )
 
     services = {
-        s.id: ServiceConfig(
-            id=s.id,
-            name=s.name,
-            requires_customer=s.requires_customer,
-            requires_phone=s.requires_phone,
-            requires_email=s.requires_email,
-            ticket_prefix=s.ticket_prefix,
-            booking_window_days=s.booking_window_days,
-            types=dict(types[s.id]),
-            units=dict(units[s.id]),
+        s["id"]: ServiceConfig(
+            id=s["id"],
+            name=s["name"],
+            requires_customer=s["requires_customer"],
+            requires_phone=s["requires_phone"],
+            requires_email=s["requires_email"],
+            ticket_prefix=s["ticket_prefix"],
+            booking_window_days=s["booking_window_days"],
+            types=dict(types[s["id"]]),
+            units=dict(units[s["id"]]),
         )
-        for s in service_rows
+        for s in rows.services
     }
     field_types = {
-        f.id: FieldTypeConfig(f.id, f.name, f.kind, tuple(f.options), f.required)
-        for f in await conn.execute(
-            select(FieldType).where(FieldType.organization_id == organization_id)
+        f["id"]: FieldTypeConfig(
+            f["id"], f["name"], FieldKind(f["kind"]), tuple(f["options"]), f["required"]
         )
-    }
-    tags = {
-        t.id: t.name
-        for t in await conn.execute(
-            select(Tag.id, Tag.name).where(Tag.organization_id == organization_id)
-        )
+        for f in rows.field_types
     }
     return Catalog(
-        organization_id=org.id,
+        organization_id=org["id"],
         zone=org_zone,
-        default_language=org.default_language,
-        supported_languages=tuple(org.supported_languages),
-        default_phone_region=org.default_phone_region,
+        default_language=org["default_language"],
+        supported_languages=tuple(org["supported_languages"]),
+        default_phone_region=org["default_phone_region"],
         services=services,
         field_types=field_types,
-        tags=tags,
+        tags={t["id"]: t["name"] for t in rows.tags},
     )
 
 
@@ -231,13 +195,14 @@ class _Entry(Generic[T]):
     loaded_at: float
 
 
-Loader = Callable[[AsyncConnection, uuid.UUID], Awaitable[Any]]
+Loader = Callable[[asyncpg.Connection, uuid.UUID], Awaitable[Any]]
 CONFIG_CACHE_MAX_ENTRIES = 10_000  # applications and organizations together, per process
 
 
 @dataclass
 class ConfigCache:
-    """Applications and catalogs by id, each kept for `ttl_s` seconds (0 disables caching).
+    """Applications and catalogs by id, each kept for `ttl_s` seconds (0 disables caching),
+    loaded through the process's `Database` (its gate bounds these connections too).
 
     Refresh ahead: an entry past half its TTL is still served, and one task reloads it in the
     background, so under steady traffic no request waits for configuration and nothing served
@@ -248,7 +213,7 @@ class ConfigCache:
     as None): an entry is dropped once past its TTL (it would not be served any more), and
     beyond `max_entries` the oldest load goes first."""
 
-    engine: AsyncEngine
+    db: Database
     ttl_s: float
     monotonic: Callable[[], float] = time.monotonic
     max_entries: int = CONFIG_CACHE_MAX_ENTRIES
@@ -289,7 +254,7 @@ class ConfigCache:
     ) -> None:
         try:
             started = self.monotonic()
-            async with self.engine.connect() as conn:
+            async with self.db.read() as conn:
                 value = await load(conn, slot[1])
             self._keep(slot, _Entry(value, started))
             future.set_result(value)
@@ -337,6 +302,3 @@ class ConfigCache:
         if value is None:  # an application always belongs to an organization (foreign key)
             raise LookupError(f"organization {organization_id} vanished")
         return value
-
-    def clear(self) -> None:
-        self._entries.clear()

@@ -58,17 +58,3 @@ class Conflict(DomainError):
 
     code = "conflict"
     title = "Conflict"
-
-
-class UnsupportedMediaType(DomainError):
-    """The request body is not in a format the server reads (415)."""
-
-    code = "unsupported_media_type"
-    title = "Unsupported media type"
-
-
-class Unavailable(DomainError):
-    """A dependency (the database) is unreachable; worth retrying later (503)."""
-
-    code = "service_unavailable"
-    title = "Service unavailable"

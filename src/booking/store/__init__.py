@@ -1,1 +1,2 @@
-"""Persistence: the SQLAlchemy models, the engine, the embedded PostgreSQL."""
+"""Persistence: every statement (by table group), the one connection pool and its gate, the
+calendar-day's lock, the SQLAlchemy models, the embedded PostgreSQL and the YAML loader."""

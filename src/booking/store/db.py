@@ -1,12 +1,17 @@
-"""The database of a server process: SQLAlchemy's engine for the reads and configuration, an
-asyncpg pool for the hot paths (booking, cancelling, vacancies), and one first-come-first-served
-queue in front of both."""
+"""The database of a server process: one asyncpg pool behind one first-come-first-served gate,
+handed out by intent (a read, a transaction, a calendar-day's locked transaction). A driver
+error that means "the database cannot serve now" leaves this module as `DatabaseUnavailable`,
+the one error type of the store for an outage.
+
+SQLAlchemy is kept for the models, Alembic and the loader (`create_engine`, used by the CLI);
+at run time every statement goes through this pool: SQLAlchemy's execution layer cost about
+0.1 ms of CPU per statement and its pool another 0.05 ms per request, more than the database
+spent on them."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -15,9 +20,32 @@ import asyncpg
 import orjson
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from booking.domain import CalendarDay
 from booking.settings import Settings
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot serve now (down, restarting, too slow, no connection free in time):
+    worth a retry later. The driver's error is its `__cause__`."""
+
+
+# SQLSTATEs that mean "the database cannot serve now": connection exceptions (08...), statement or
+# lock timeouts, shutdowns, too many connections.
+_TRANSIENT_SQLSTATES = ("08", "57014", "55P03", "57P01", "57P02", "57P03", "53300")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Connection-level failures and timeouts, not constraint violations or bad SQL (bugs)."""
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    # asyncpg's InterfaceError also means misuse (wrong argument count, a concurrent operation
+    # on one connection): a bug. Only a closed connection is an outage.
+    if isinstance(exc, asyncpg.InterfaceError):
+        return "closed" in str(exc)
+    state = getattr(exc, "sqlstate", None)
+    return isinstance(state, str) and state.startswith(_TRANSIENT_SQLSTATES)
 
 
 def to_async_url(url: str) -> str:
@@ -33,39 +61,6 @@ def to_async_url(url: str) -> str:
     return url
 
 
-def create_engine(settings: Settings, url: str) -> AsyncEngine:
-    engine = create_async_engine(
-        to_async_url(url),
-        pool_size=settings.database_pool_size,
-        max_overflow=settings.database_max_overflow,
-        pool_timeout=settings.database_pool_timeout_s,
-        # No pre-ping: it costs three round trips per checkout. `_replace_if_closed` below
-        # catches, for free, the connections a database restart or an idle timeout closed.
-        pool_pre_ping=False,
-        hide_parameters=True,  # bound values (phones, emails) never reach error messages or logs
-        connect_args={
-            "timeout": settings.database_connect_timeout_s,
-            "command_timeout": settings.database_statement_timeout_ms / 1000 + 1
-            if settings.database_statement_timeout_ms
-            else None,
-            "server_settings": {
-                "statement_timeout": str(settings.database_statement_timeout_ms),
-                "application_name": "booking-api",
-            },
-        },
-    )
-    event.listen(engine.sync_engine, "checkout", _replace_if_closed)
-    return engine
-
-
-def _replace_if_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-    """At checkout, a pooled connection whose server side has gone (database restarted, idle
-    connection killed) is replaced by a new one before anyone uses it. asyncpg has already seen
-    the socket close, so the check is a flag, not a round trip."""
-    if dbapi_connection.driver_connection.is_closed():
-        raise DisconnectionError("the server closed this pooled connection")
-
-
 def to_driver_dsn(url: str) -> str:
     """The asyncpg form (`postgresql://...`) of a database URL."""
     async_url = to_async_url(url)
@@ -73,119 +68,188 @@ def to_driver_dsn(url: str) -> str:
     return "postgresql://" + async_url[len(prefix) :] if async_url.startswith(prefix) else url
 
 
+def _command_timeout(settings: Settings) -> float | None:
+    timeout_ms = settings.database_statement_timeout_ms
+    return timeout_ms / 1000 + 1 if timeout_ms else None
+
+
+def _server_settings(settings: Settings) -> dict[str, str]:
+    return {
+        "statement_timeout": str(settings.database_statement_timeout_ms),
+        "application_name": "booking-api",
+    }
+
+
+def create_engine(settings: Settings, url: str) -> AsyncEngine:
+    """SQLAlchemy's engine, for the loader and the CLI (never the server's request path)."""
+    engine = create_async_engine(
+        to_async_url(url),
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout_s,
+        pool_pre_ping=False,
+        hide_parameters=True,  # bound values (phones, emails) never reach error messages or logs
+        connect_args={
+            "timeout": settings.database_connect_timeout_s,
+            "command_timeout": _command_timeout(settings),
+            "server_settings": _server_settings(settings),
+        },
+    )
+    event.listen(engine.sync_engine, "checkout", _replace_if_closed)
+    return engine
+
+
+def _replace_if_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
+
+
+def _json_text(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
 async def _set_codecs(conn: asyncpg.Connection) -> None:
-    """jsonb goes in as JSON text and comes out parsed, as on the SQLAlchemy side."""
+    """jsonb goes in and comes out as Python values, encoded by orjson."""
     await conn.set_type_codec(
-        "jsonb", encoder=str, decoder=orjson.loads, schema="pg_catalog", format="text"
+        "jsonb", encoder=_json_text, decoder=orjson.loads, schema="pg_catalog", format="text"
     )
 
 
-async def create_driver_pool(settings: Settings, url: str, size: int) -> asyncpg.Pool:
-    """The asyncpg pool of the hot paths, with the engine's connection settings. Connections
-    are opened on first use (the server starts while the database is down) and, when a
-    database restart closed them, replaced at acquire. Released connections are not reset
-    with a query (asyncpg's default costs a round trip): the hot paths leave no session state,
-    and a transaction left open by an interruption is rolled back by asyncpg itself."""
+async def create_pool(settings: Settings, url: str) -> asyncpg.Pool:
+    """The process's pool. Connections are opened on first use (the server starts while the
+    database is down) and, when a database restart closed them, replaced at acquire (asyncpg
+    has seen the socket close: a flag, no round trip). Released connections are not reset with
+    a query (asyncpg's default costs a round trip): no statement leaves session state, and a
+    transaction left open by an interruption is rolled back by asyncpg itself."""
 
     async def no_reset(conn: asyncpg.Connection) -> None:
         return None
 
-    timeout_ms = settings.database_statement_timeout_ms
     return await asyncpg.create_pool(
         to_driver_dsn(url),
         min_size=0,
-        max_size=size,
+        max_size=settings.database_pool_size,
         init=_set_codecs,
         reset=no_reset,
         timeout=settings.database_connect_timeout_s,
-        command_timeout=timeout_ms / 1000 + 1 if timeout_ms else None,
-        server_settings={
-            "statement_timeout": str(timeout_ms),
-            "application_name": "booking-api",
-        },
+        command_timeout=_command_timeout(settings),
+        server_settings=_server_settings(settings),
     )
 
 
-# What an advisory-lock key may contain: it is written into the BEGIN statement as a literal.
-_LOCK_KEY = re.compile(r"[A-Za-z0-9:._-]{1,200}")
+# One round trip: BEGIN and the calendar-day's transaction-scoped advisory lock (released at
+# COMMIT or ROLLBACK). Sent as a simple query (two statements), so the key is a literal; it is
+# built from a UUID, an int and a date only, which cannot carry a quote.
+LOCK_CALENDAR_DAY = "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('{key}', 0))"
+
+
+def calendar_day_lock_key(day: CalendarDay) -> str:
+    return f"calendar:{day.service_id}:{day.cu_index}:{day.on_date.isoformat()}"
+
+
+def lock_calendar_day(day: CalendarDay) -> str:
+    """The statement that begins a transaction holding `day`'s lock."""
+    return LOCK_CALENDAR_DAY.format(key=calendar_day_lock_key(day))
+
+
+_LOCKED = object()  # only `Database.calendar_day` holds it: no one else makes a LockedCalendarDay
+
+
+class LockedCalendarDay:
+    """A transaction that holds the advisory lock of `day`. The statements that write a
+    calendar-day take this handle, not a connection, so a write without the lock does not
+    type-check. Only `Database.calendar_day` creates one."""
+
+    __slots__ = ("conn", "day")
+
+    def __init__(self, conn: asyncpg.Connection, day: CalendarDay, token: object) -> None:
+        if token is not _LOCKED:
+            raise TypeError("a LockedCalendarDay comes from Database.calendar_day only")
+        self.conn = conn
+        self.day = day
 
 
 class Database:
     """The connections of a server process, handed out in the order they were asked for.
 
-    Two pools: SQLAlchemy's (configuration, listings, the loader) and an asyncpg pool for the
-    hot paths, whose few hand-written statements skip SQLAlchemy altogether: its execution
-    layer costs about 0.1 ms of CPU per statement and its pool another 0.05 ms per request,
-    more than the database spends on them. In front of both, one FIFO semaphore with
-    DATABASE_POOL_SIZE places: at most that many connections are in use at once, and requests
-    get them first come, first served (SQLAlchemy's own queue lets a late arrival overtake
-    those waiting, which tripled the booking p99 under load). Waiting is bounded by
-    DATABASE_POOL_TIMEOUT_S, then TimeoutError (503)."""
+    One asyncpg pool of DATABASE_POOL_SIZE connections, and in front of it one FIFO semaphore
+    with as many places: requests get connections first come, first served (a pool's own queue
+    lets a late arrival overtake those waiting, which tripled the booking p99 under load).
+    Waiting is bounded by DATABASE_POOL_TIMEOUT_S, then `DatabaseUnavailable` (503). Everything
+    that talks to the database at run time, the configuration cache included, comes through
+    here."""
 
-    def __init__(self, engine: AsyncEngine, pool: asyncpg.Pool, size: int, wait_s: float) -> None:
-        self.engine = engine
-        # One-statement reads need no BEGIN/ROLLBACK: two round trips saved per request.
-        self.reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+    def __init__(self, pool: asyncpg.Pool, size: int, wait_s: float) -> None:
         self.pool = pool
+        self.size = size
         self.wait_s = wait_s
         self._places = asyncio.Semaphore(size)
 
     @classmethod
     async def open(cls, settings: Settings, url: str) -> Database:
-        size = settings.database_pool_size + settings.database_max_overflow
-        engine = create_engine(settings, url)
-        pool = await create_driver_pool(settings, url, size)
-        return cls(engine, pool, size, settings.database_pool_timeout_s)
+        pool = await create_pool(settings, url)
+        return cls(pool, settings.database_pool_size, settings.database_pool_timeout_s)
 
     async def close(self) -> None:
         await self.pool.close()
-        await self.engine.dispose()
 
     @asynccontextmanager
-    async def _place(self) -> AsyncIterator[None]:
-        async with asyncio.timeout(self.wait_s):
-            await self._places.acquire()
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection in autocommit; an outage raised in the block becomes
+        `DatabaseUnavailable`."""
         try:
-            yield
+            async with asyncio.timeout(self.wait_s):
+                await self._places.acquire()
+        except TimeoutError as error:
+            raise DatabaseUnavailable("no database connection free in time") from error
+        try:
+            async with self.pool.acquire() as conn:
+                yield cast(asyncpg.Connection, conn)  # the pool's proxy forwards every call
+        except DatabaseUnavailable:
+            raise
+        except Exception as error:
+            if is_outage(error):
+                raise DatabaseUnavailable(type(error).__name__) from error
+            raise
         finally:
             self._places.release()
 
+    async def ping(self) -> None:
+        """One round trip: the database answers (or `DatabaseUnavailable`)."""
+        async with self._connection() as conn:
+            await conn.fetchval("SELECT 1")
+
+    def read(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        """A connection for reads, in autocommit (a one-statement read needs no BEGIN)."""
+        return self._connection()
+
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A SQLAlchemy connection in autocommit, for reads."""
-        async with self._place(), self.reader.connect() as conn:
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection in a transaction: committed when the block ends, rolled back when it
+        raises."""
+        async with self._connection() as conn, _transaction(conn, "BEGIN"):
             yield conn
 
     @asynccontextmanager
-    async def driver(self) -> AsyncIterator[asyncpg.Connection]:
-        """An asyncpg connection, in autocommit."""
-        async with self._place(), self.pool.acquire() as conn:
-            yield cast(asyncpg.Connection, conn)  # the pool's proxy forwards every call
+    async def calendar_day(self, day: CalendarDay) -> AsyncIterator[LockedCalendarDay]:
+        """A transaction that begins holding `day`'s advisory lock (BEGIN and the lock in one
+        round trip): writers of one calendar-day run one after the other until COMMIT; writers
+        of other calendar-days take other locks and never wait. A hash collision between two
+        calendar-days only makes them wait for each other."""
+        async with self._connection() as conn, _transaction(conn, lock_calendar_day(day)):
+            yield LockedCalendarDay(conn, day, _LOCKED)
 
-    @asynccontextmanager
-    async def transaction(
-        self, *, lock_key: str | None = None
-    ) -> AsyncIterator[asyncpg.Connection]:
-        """An asyncpg connection in a transaction: committed when the block ends, rolled back
-        when it raises.
 
-        With `lock_key`, the transaction starts holding the transaction-scoped advisory lock of
-        that key (released at COMMIT or ROLLBACK), taken in the same round trip as BEGIN."""
-        begin = "BEGIN"
-        if lock_key is not None:
-            if not _LOCK_KEY.fullmatch(lock_key):
-                raise ValueError(f"unsafe advisory lock key: {lock_key!r}")
-            begin = f"BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('{lock_key}', 0))"
-        async with self.driver() as conn:
-            await conn.execute(begin)
-            try:
-                yield conn
-            except BaseException:
-                # If the ROLLBACK fails too, the connection is broken or still in the
-                # transaction: the pool's release then closes it or rolls back. The original
-                # error is the one to report.
-                with contextlib.suppress(Exception):
-                    if not conn.is_closed():
-                        await conn.execute("ROLLBACK")
-                raise
-            await conn.execute("COMMIT")
+@asynccontextmanager
+async def _transaction(conn: asyncpg.Connection, begin: str) -> AsyncIterator[None]:
+    await conn.execute(begin)
+    try:
+        yield
+    except BaseException:
+        # If the ROLLBACK fails too, the connection is broken or still in the transaction: the
+        # pool's release then closes it or rolls back. The original error is the one to report.
+        with contextlib.suppress(Exception):
+            if not conn.is_closed():
+                await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")

@@ -26,6 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from booking.domain import AppointmentStatus, Channel, FieldKind
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -34,17 +36,21 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-CHANNELS = ("FaceToFace", "Video", "Phone")
-FIELD_KINDS = ("text", "number", "boolean", "date", "choice")
-STATUSES = ("Planned", "CheckedIn", "Cancelled", "Completed", "NoShow")
+CHANNELS = tuple(Channel)
+FIELD_KINDS = tuple(FieldKind)
+STATUSES = tuple(AppointmentStatus)
 
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def _quoted(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
 def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+    return f"{column} IN ({_quoted(values)})"
 
 
 class Organization(Base):
@@ -106,7 +112,7 @@ class ServiceType(Base):
     __table_args__ = (
         CheckConstraint("duration_minutes > 0 AND duration_minutes <= 1440", name="duration"),
         CheckConstraint(
-            f"channels <@ ARRAY[{', '.join(repr(c) for c in CHANNELS)}]::text[]",
+            f"channels <@ ARRAY[{_quoted(CHANNELS)}]::text[]",
             name="channels_known",
         ),
     )
@@ -214,7 +220,9 @@ class FieldType(Base):
 
     __table_args__ = (
         CheckConstraint(_in("kind", FIELD_KINDS), name="kind_known"),
-        CheckConstraint("kind <> 'choice' OR cardinality(options) > 0", name="choice_has_options"),
+        CheckConstraint(
+            f"kind <> '{FieldKind.CHOICE}' OR cardinality(options) > 0", name="choice_has_options"
+        ),
     )
 
 
@@ -273,7 +281,8 @@ class Appointment(Base):
         CheckConstraint(_in("channel", CHANNELS), name="channel_known"),
         CheckConstraint("ticket_number >= 1", name="ticket_number_positive"),
         CheckConstraint(
-            "(status = 'Cancelled') = (cancelled_at IS NOT NULL)", name="cancelled_at_iff_cancelled"
+            f"(status = '{AppointmentStatus.CANCELLED}') = (cancelled_at IS NOT NULL)",
+            name="cancelled_at_iff_cancelled",
         ),
         # Ticket numbers are unique per service and date.
         UniqueConstraint("service_id", "on_date", "ticket_number"),

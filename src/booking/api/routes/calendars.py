@@ -7,10 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from booking.api.deps import Manager
+from booking.api.deps import Manager, Services
 from booking.api.problems import responses as problems
 from booking.api.routes.paths import CALENDAR, CALENDAR_UNIT, CuIndex, OnDate, ServiceId
 from booking.api.schemas import CalendarOut, VacanciesOut, json_response
+from booking.domain import CalendarDay
 from booking.service import calendars
 
 router = APIRouter(tags=["calendars"])
@@ -24,18 +25,18 @@ router = APIRouter(tags=["calendars"])
     description="Past start times of today, closed dates and dates outside the booking window "
     "give an empty list. Every listed start can be booked at this moment.",
 )
-async def get_vacancies(
+async def list_vacancies(
     caller: Manager,
+    services: Services,
     service_id: ServiceId,
     on_date: OnDate,
     cu_index: CuIndex,
     service_type_id: Annotated[uuid.UUID, Query(alias="serviceTypeId")],
 ) -> Response:
-    runtime = caller.runtime
-    async with runtime.db.driver() as conn:
-        result = await calendars.vacancies(
-            conn, caller.catalog, service_id, on_date, cu_index, service_type_id, runtime.clock()
-        )
+    day = CalendarDay(service_id, cu_index, on_date)
+    result = await calendars.vacancies(
+        services.db, caller.catalog, day, service_type_id, services.clock()
+    )
     vacancies = VacanciesOut(
         service_type_id=result.service_type.id,
         service_type_name=result.service_type.name,
@@ -51,10 +52,10 @@ async def get_vacancies(
     responses=problems(401, 403, 404, 422, 503),
     summary="The service's calendars on a date, with stats",
 )
-async def get_calendars(caller: Manager, service_id: ServiceId, on_date: OnDate) -> Response:
-    runtime = caller.runtime
-    async with runtime.db.read() as conn:
-        days = await calendars.calendars_on_date(
-            conn, caller.catalog, service_id, on_date, runtime.clock()
-        )
+async def list_calendars(
+    caller: Manager, services: Services, service_id: ServiceId, on_date: OnDate
+) -> Response:
+    days = await calendars.calendars_on_date(
+        services.db, caller.catalog, service_id, on_date, services.clock()
+    )
     return json_response([CalendarOut.from_day(day) for day in days])

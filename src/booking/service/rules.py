@@ -1,43 +1,22 @@
-"""Booking and cancelling: the one place where double booking is prevented.
-
-How: every booking of a calendar unit on a date runs in one transaction that first takes a
-transaction-scoped advisory lock keyed by (service, calendar unit, date). With that lock held it
-reads the occupied intervals, decides vacancy with the pure availability model, takes the next
-ticket number and inserts. A second booking of the same calendar and date waits on the lock, then
-sees the first one's row; bookings of other calendars take other locks and never wait. The lock
-lives in Postgres, so this holds for any number of server processes.
-
-Round trips of a booking (configuration comes from the per-process catalog cache; every rule that
-needs no database is checked before a connection is taken): BEGIN with the lock, read occupied
-intervals, insert-with-ticket (one CTE statement), COMMIT; plus one read of the customer record
-when the request names one. The statements are written once as SQL and sent on the asyncpg
-connection, which prepares each once per connection.
-"""
+"""The booking rules: pure functions of the configuration, the command, the booked intervals
+and the time, with no I/O. A booking is validated here, in two steps: `check_booking` (every
+rule that does not depend on other bookings, run before a connection is taken) and
+`check_vacant` (run holding the calendar-day's lock, on the intervals read under it). The
+orchestration that runs them around the database is `booking.service.appointments`."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import uuid
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
-import asyncpg
-import orjson
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from booking.domain import AppointmentStatus, CalendarDay, FieldKind
 from booking.service import availability
-from booking.service.appointments import (
-    CANCELLED,
-    CHECKED_IN,
-    PLANNED,
-    SELECT_APPOINTMENTS_SQL,
-    AppointmentRecord,
-    record_from_row,
-)
 from booking.service.availability import Interval, Verdict
 from booking.service.catalog import (
     CalendarUnitConfig,
@@ -46,31 +25,12 @@ from booking.service.catalog import (
     ServiceConfig,
     ServiceTypeConfig,
 )
+from booking.service.commands import BookAppointment
 from booking.service.errors import Conflict, NotFound, RuleViolation
 from booking.service.wallclock import instant_of, local_today
-from booking.store.db import Database
+from booking.store.appointments import AppointmentRecord
 
 MAX_TEXT_FIELD_LENGTH = 2000
-
-
-@dataclass(frozen=True, slots=True)
-class BookAppointment:
-    """A booking request, parsed and typed by the API layer."""
-
-    service_id: uuid.UUID
-    on_date: date
-    cu_index: int
-    service_type_id: uuid.UUID
-    start_minute: int
-    channel: str
-    language: str | None = None
-    customer_record_id: uuid.UUID | None = None
-    contact_phone: str | None = None
-    contact_email: str | None = None
-    bypass_timeslot_check: bool = False
-    prevent_self_check_in: bool = False
-    fields: dict[uuid.UUID, Any] = field(default_factory=dict)
-    tag_ids: list[uuid.UUID] = field(default_factory=list)
 
 
 # --- configuration lookups shared by every calendar route -------------------------------------
@@ -103,6 +63,13 @@ def find_service_type(service: ServiceConfig, service_type_id: uuid.UUID) -> Ser
             field="serviceTypeId",
         )
     return service_type
+
+
+def find_calendar(catalog: Catalog, day: CalendarDay) -> tuple[ServiceConfig, CalendarUnitConfig]:
+    """The service and calendar unit of `day`, if they are the caller's organization's: checked
+    before any lock is taken, so a stranger's calendar-day never makes anyone wait."""
+    service = find_service(catalog, day.service_id)
+    return service, find_calendar_unit(service, day.cu_index)
 
 
 # --- the rules on the request itself ----------------------------------------------------------
@@ -143,16 +110,24 @@ def normalize_email(raw: str) -> str:
         ) from None
 
 
-def _check_field_value(field_type: FieldTypeConfig, value: Any) -> Any:
+_FIELD_RULES = {
+    FieldKind.TEXT: f"a string of at most {MAX_TEXT_FIELD_LENGTH} characters",
+    FieldKind.NUMBER: "a number",
+    FieldKind.BOOLEAN: "true or false",
+    FieldKind.DATE: "a date as YYYY-MM-DD",
+}
+
+
+def check_field_value(field_type: FieldTypeConfig, value: Any) -> Any:
     kind = field_type.kind
     ok: bool
-    if kind == "text":
+    if kind is FieldKind.TEXT:
         ok = isinstance(value, str) and len(value) <= MAX_TEXT_FIELD_LENGTH
-    elif kind == "number":
+    elif kind is FieldKind.NUMBER:
         ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    elif kind == "boolean":
+    elif kind is FieldKind.BOOLEAN:
         ok = isinstance(value, bool)
-    elif kind == "date":
+    elif kind is FieldKind.DATE:
         ok = isinstance(value, str)
         if ok:
             try:
@@ -163,13 +138,7 @@ def _check_field_value(field_type: FieldTypeConfig, value: Any) -> Any:
     else:  # choice
         ok = isinstance(value, str) and value in field_type.options
     if not ok:
-        rule = {
-            "text": f"a string of at most {MAX_TEXT_FIELD_LENGTH} characters",
-            "number": "a number",
-            "boolean": "true or false",
-            "date": "a date as YYYY-MM-DD",
-            "choice": f"one of {', '.join(field_type.options)}",
-        }[kind]
+        rule = _FIELD_RULES.get(kind) or f"one of {', '.join(field_type.options)}"
         raise RuleViolation(
             f"Field '{field_type.name}' must be {rule}.",
             code="invalid_field_value",
@@ -188,7 +157,7 @@ def check_fields(catalog: Catalog, fields: dict[uuid.UUID, Any]) -> dict[str, An
                 code="field_type_not_found",
                 field=f"fields.{field_type_id}",
             )
-        checked[str(field_type_id)] = _check_field_value(field_type, value)
+        checked[str(field_type_id)] = check_field_value(field_type, value)
     for field_type in catalog.field_types.values():
         if field_type.required and str(field_type.id) not in checked:
             raise RuleViolation(
@@ -208,19 +177,19 @@ def check_tags(catalog: Catalog, tag_ids: list[uuid.UUID]) -> list[uuid.UUID]:
     return tag_ids
 
 
-def check_date_bookable(
-    service: ServiceConfig, unit: CalendarUnitConfig, on_date: date, now: datetime
-) -> None:
-    today = local_today(now, unit.zone)
+def date_refusal(service: ServiceConfig, on_date: date, today: date) -> RuleViolation | None:
+    """The booking window, the one rule on dates: not before `today` (the calendar's), and at
+    most `booking_window_days` after it. None: bookable."""
     if on_date < today:
-        raise RuleViolation("The date is in the past.", code="date_in_past", field="date")
+        return RuleViolation("The date is in the past.", code="date_in_past", field="date")
     window = service.booking_window_days
-    if window is not None and on_date > today + timedelta(days=window):
-        raise RuleViolation(
+    if window is not None and (on_date - today).days > window:
+        return RuleViolation(
             f"The service can be booked at most {window} days ahead.",
             code="outside_booking_window",
             field="date",
         )
+    return None
 
 
 def bookable_instant(
@@ -256,53 +225,6 @@ def future_vacant_starts(
     ]
 
 
-# --- the database part --------------------------------------------------------------------------
-
-
-# The hot path's statements, written once as SQL: building SQLAlchemy constructs and their cache
-# keys on every booking cost more CPU than the database work itself.
-_BOOKED_INTERVALS = """
-    SELECT start_minute, duration_minutes
-    FROM appointment
-    WHERE service_id = $1 AND on_date = $2 AND cu_index = $3 AND status <> 'Cancelled'
-"""
-
-_CUSTOMER_NAME = "SELECT display_name FROM customer_record WHERE id = $1 AND organization_id = $2"
-
-
-def calendar_transaction(
-    db: Database, service_id: uuid.UUID, cu_index: int, on_date: date
-) -> AbstractAsyncContextManager[asyncpg.Connection]:
-    """The transaction every write of one calendar unit on one date runs in. It begins holding
-    a transaction-scoped advisory lock of that calendar-day (BEGIN and the lock in one round
-    trip), so writers of one calendar-day run one after the other until COMMIT; writers of other
-    calendars take other locks and never wait.
-
-    A hash collision between two calendars only makes them wait for each other; it never lets
-    two bookings of the same calendar through together."""
-    return db.transaction(lock_key=f"calendar:{service_id}:{cu_index}:{on_date.isoformat()}")
-
-
-async def booked_intervals(
-    conn: asyncpg.Connection, service_id: uuid.UUID, cu_index: int, on_date: date
-) -> list[Interval]:
-    rows = await conn.fetch(_BOOKED_INTERVALS, service_id, on_date, cu_index)
-    return [Interval(start, start + duration) for start, duration in rows]
-
-
-async def _customer_name(
-    conn: asyncpg.Connection, catalog: Catalog, customer_record_id: uuid.UUID
-) -> str:
-    name: str | None = await conn.fetchval(
-        _CUSTOMER_NAME, customer_record_id, catalog.organization_id
-    )
-    if name is None:
-        raise NotFound(
-            "No such customer record.", code="customer_record_not_found", field="customerRecordId"
-        )
-    return name
-
-
 @dataclass(frozen=True, slots=True)
 class CheckedBooking:
     """A booking request that passed every rule that does not depend on other bookings."""
@@ -311,7 +233,7 @@ class CheckedBooking:
     service: ServiceConfig
     unit: CalendarUnitConfig
     service_type: ServiceTypeConfig
-    day: availability.CalendarDay
+    working_day: availability.WorkingDay
     starts_at: datetime
     language: str
     phone: str | None
@@ -323,8 +245,7 @@ class CheckedBooking:
 def check_booking(catalog: Catalog, command: BookAppointment, now: datetime) -> CheckedBooking:
     """Every rule that needs no database: run before a connection is taken, so that the
     transaction (and the calendar's lock) lasts only as long as the database work."""
-    service = find_service(catalog, command.service_id)
-    unit = find_calendar_unit(service, command.cu_index)
+    service, unit = find_calendar(catalog, command.day)
     service_type = find_service_type(service, command.service_type_id)
 
     if command.channel not in service_type.channels:
@@ -359,9 +280,12 @@ def check_booking(catalog: Catalog, command: BookAppointment, now: datetime) -> 
     fields = check_fields(catalog, command.fields)
     tag_ids = check_tags(catalog, command.tag_ids)
 
-    check_date_bookable(service, unit, command.on_date, now)
-    starts_at = bookable_instant(unit, command.on_date, command.start_minute, now)
-    day = unit.day(command.on_date)
+    on_date = command.day.on_date
+    refusal = date_refusal(service, on_date, local_today(now, unit.zone))
+    if refusal is not None:
+        raise refusal
+    starts_at = bookable_instant(unit, on_date, command.start_minute, now)
+    day = unit.day(on_date)
     duration = service_type.duration_minutes
 
     # Hours and the grid do not depend on other bookings: refuse early, before taking the lock.
@@ -395,7 +319,7 @@ def check_booking(catalog: Catalog, command: BookAppointment, now: datetime) -> 
         service=service,
         unit=unit,
         service_type=service_type,
-        day=day,
+        working_day=day,
         starts_at=starts_at,
         language=language,
         phone=phone,
@@ -405,34 +329,25 @@ def check_booking(catalog: Catalog, command: BookAppointment, now: datetime) -> 
     )
 
 
-async def book_appointment(
-    conn: asyncpg.Connection,
-    catalog: Catalog,
-    application_id: uuid.UUID,
-    checked: CheckedBooking,
-    now: datetime,
-) -> AppointmentRecord:
-    """Check vacancy and insert the appointment. `conn` must be the `calendar_transaction` of
-    the booking's calendar-day (so no other writer of it runs meanwhile); any exception leaves
-    nothing behind once it rolls back."""
-    command, service, unit = checked.command, checked.service, checked.unit
-    service_type = checked.service_type
-    duration = service_type.duration_minutes
+def intervals_of(rows: list[Any]) -> list[Interval]:
+    """Intervals from (start_minute, duration_minutes) rows."""
+    return [Interval(start, start + duration) for start, duration in rows]
 
-    customer_name = None
-    if command.customer_record_id is not None:
-        customer_name = await _customer_name(conn, catalog, command.customer_record_id)
 
-    booked = await booked_intervals(conn, service.id, unit.cu_index, command.on_date)
+def check_vacant(checked: CheckedBooking, booked: list[Interval], now: datetime) -> None:
+    """The rule that depends on other bookings, judged on the intervals read holding the
+    calendar-day's lock: 409 with the nearest vacant starts when the slot is taken."""
+    command = checked.command
+    duration = checked.service_type.duration_minutes
     verdict = availability.check_start(
-        checked.day,
+        checked.working_day,
         booked,
         command.start_minute,
         duration,
         bypass_timeslot_check=command.bypass_timeslot_check,
     )
     if verdict is Verdict.FULL:
-        vacant = future_vacant_starts(unit, command.on_date, booked, duration, now)
+        vacant = future_vacant_starts(checked.unit, command.day.on_date, booked, duration, now)
         raise Conflict(
             "The slot is not vacant.",
             code="slot_not_vacant",
@@ -440,19 +355,28 @@ async def book_appointment(
             extra={"nearestVacancies": availability.nearest(vacant, command.start_minute)},
         )
 
-    case_id = uuid.uuid4()
-    values = {
+
+def new_appointment(
+    checked: CheckedBooking,
+    organization_id: uuid.UUID,
+    application_id: uuid.UUID,
+    case_id: uuid.UUID,
+    now: datetime,
+) -> dict[str, Any]:
+    """The row of a new appointment, by column (see `store.appointments.INSERTED_COLUMNS`)."""
+    command, service, unit = checked.command, checked.service, checked.unit
+    return {
         "id": case_id,
-        "organization_id": catalog.organization_id,
+        "organization_id": organization_id,
         "service_id": service.id,
         "cu_index": unit.cu_index,
-        "on_date": command.on_date,
+        "on_date": command.day.on_date,
         "start_minute": command.start_minute,
-        "duration_minutes": duration,
+        "duration_minutes": checked.service_type.duration_minutes,
         "starts_at": checked.starts_at,
         "time_zone": unit.zone.key,
-        "service_type_id": service_type.id,
-        "status": PLANNED,
+        "service_type_id": checked.service_type.id,
+        "status": AppointmentStatus.PLANNED,
         "status_date": now,
         "ticket_prefix": service.ticket_prefix,
         "customer_record_id": command.customer_record_id,
@@ -461,137 +385,24 @@ async def book_appointment(
         "contact_phone": checked.phone,
         "contact_email": checked.email,
         "prevent_self_check_in": command.prevent_self_check_in,
-        "fields": orjson.dumps(checked.fields).decode(),  # jsonb goes in as JSON text
+        "fields": checked.fields,
         "tag_ids": checked.tag_ids,
         "bypassed_timeslot_check": command.bypass_timeslot_check,
         "created_by_application_id": application_id,
         "created_at": now,
     }
-    ticket_number = await _insert_with_next_ticket(conn, values)
-    return AppointmentRecord(
-        case_id=case_id,
-        service_id=service.id,
-        on_date=command.on_date,
-        cu_index=unit.cu_index,
-        start_minute=command.start_minute,
-        duration_minutes=duration,
-        starts_at=checked.starts_at,
-        time_zone=unit.zone.key,
-        ticket_prefix=service.ticket_prefix,
-        ticket_number=ticket_number,
-        service_type_id=service_type.id,
-        service_type_name=service_type.name,
-        status=PLANNED,
-        status_date=now,
-        created_at=now,
-        closed_at=None,
-        cancelled_at=None,
-        customer_record_id=command.customer_record_id,
-        customer_display_name=customer_name,
-        channel=command.channel,
-        language=checked.language,
-        contact_phone=checked.phone,
-        contact_email=checked.email,
-        prevent_self_check_in=command.prevent_self_check_in,
-        fields=checked.fields,
-        tag_ids=checked.tag_ids,
-    )
 
 
-_APPOINTMENT_COLUMNS = (
-    "id",
-    "organization_id",
-    "service_id",
-    "cu_index",
-    "on_date",
-    "start_minute",
-    "duration_minutes",
-    "starts_at",
-    "time_zone",
-    "service_type_id",
-    "status",
-    "status_date",
-    "ticket_prefix",
-    "customer_record_id",
-    "channel",
-    "language",
-    "contact_phone",
-    "contact_email",
-    "prevent_self_check_in",
-    "fields",
-    "tag_ids",
-    "bypassed_timeslot_check",
-    "created_by_application_id",
-    "created_at",
-)
-
-# The counter row stays locked until commit, and a rollback gives the number back: ticket
-# numbers are unique and gapless. VALUES (not SELECT) lets Postgres type every parameter from
-# its column.
-_INSERT_WITH_NEXT_TICKET = f"""
-    WITH ticket AS (
-        INSERT INTO ticket_counter (service_id, on_date, last_number)
-        VALUES ($3, $5, 1)
-        ON CONFLICT (service_id, on_date)
-        DO UPDATE SET last_number = ticket_counter.last_number + 1
-        RETURNING last_number
-    )
-    INSERT INTO appointment ({", ".join(_APPOINTMENT_COLUMNS)}, ticket_number)
-    VALUES ({", ".join(f"${n}" for n in range(1, len(_APPOINTMENT_COLUMNS) + 1))},
-            (SELECT last_number FROM ticket))
-    RETURNING ticket_number
-"""  # noqa: S608 (column names are constants)
-
-
-async def _insert_with_next_ticket(conn: asyncpg.Connection, values: dict[str, Any]) -> int:
-    """Take the next ticket number of (service, date) and insert the appointment: one
-    statement."""
-    number: int = await conn.fetchval(
-        _INSERT_WITH_NEXT_TICKET, *(values[c] for c in _APPOINTMENT_COLUMNS)
-    )
-    return number
-
-
-# --- cancelling ---------------------------------------------------------------------------------
-
-
-_SELECT_FOR_CANCEL = f"""
-    {SELECT_APPOINTMENTS_SQL}
-    WHERE appointment.id = $1 AND appointment.organization_id = $2
-      AND appointment.service_id = $3 AND appointment.on_date = $4 AND appointment.cu_index = $5
-    FOR UPDATE OF appointment
-"""
-
-_CANCEL = "UPDATE appointment SET status = $2, status_date = $3, cancelled_at = $3 WHERE id = $1"
-
-
-async def cancel_appointment(
-    conn: asyncpg.Connection,
-    catalog: Catalog,
-    service_id: uuid.UUID,
-    on_date: date,
-    cu_index: int,
-    case_id: uuid.UUID,
-    now: datetime,
-) -> AppointmentRecord:
-    """Set status Cancelled (never delete). Cancelling a cancelled appointment answers the same;
-    a checked-in or past one cannot be cancelled. `conn`: the calendar-day's
-    `calendar_transaction`."""
-    service = find_service(catalog, service_id)
-    find_calendar_unit(service, cu_index)
-    row = await conn.fetchrow(
-        _SELECT_FOR_CANCEL, case_id, catalog.organization_id, service_id, on_date, cu_index
-    )
-    if row is None:
-        raise NotFound("No such appointment in this calendar.", code="appointment_not_found")
-    record = record_from_row(row)
-    if record.status == CANCELLED:
-        return record
-    if record.status == CHECKED_IN:
+def needs_cancelling(record: AppointmentRecord, now: datetime) -> bool:
+    """Whether `record` is to be cancelled now: False when it already is (cancelling again
+    answers the same); a checked-in, closed or started appointment cannot be."""
+    if record.status is AppointmentStatus.CANCELLED:
+        return False
+    if record.status is AppointmentStatus.CHECKED_IN:
         raise RuleViolation(
             "A checked-in appointment cannot be cancelled.", code="appointment_checked_in"
         )
-    if record.status != PLANNED:
+    if record.status is not AppointmentStatus.PLANNED:
         raise RuleViolation(
             f"An appointment with status {record.status} cannot be cancelled.",
             code="appointment_closed",
@@ -600,5 +411,4 @@ async def cancel_appointment(
         raise RuleViolation(
             "An appointment that has started cannot be cancelled.", code="appointment_in_past"
         )
-    await conn.execute(_CANCEL, case_id, CANCELLED, now)
-    return dataclasses.replace(record, status=CANCELLED, status_date=now, cancelled_at=now)
+    return True

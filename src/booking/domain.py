@@ -1,0 +1,42 @@
+"""The domain's closed vocabularies and the identity of a calendar-day: plain values that the
+models (their CHECK constraints), the schemas (their OpenAPI enums), the loader, the statements
+and the service layer share, each defined once here."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+
+class AppointmentStatus(StrEnum):
+    PLANNED = "Planned"
+    CHECKED_IN = "CheckedIn"
+    CANCELLED = "Cancelled"
+    COMPLETED = "Completed"
+    NO_SHOW = "NoShow"
+
+
+class Channel(StrEnum):
+    FACE_TO_FACE = "FaceToFace"
+    VIDEO = "Video"
+    PHONE = "Phone"
+
+
+class FieldKind(StrEnum):
+    TEXT = "text"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    CHOICE = "choice"
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarDay:
+    """One calendar unit of a service on one local date: what a booking occupies, what a
+    listing reads, and the unit that writers lock."""
+
+    service_id: uuid.UUID
+    cu_index: int
+    on_date: date

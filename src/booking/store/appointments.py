@@ -1,0 +1,314 @@
+"""The statements on appointments (and the ticket counter and customer names they need), each
+defined once with SQLAlchemy Core against the models and compiled at import; column lists come
+from the table and from `AppointmentRecord`, never from a hand-kept list.
+
+The writes of a calendar-day take a `LockedCalendarDay`, which only the calendar-day's
+transaction hands out; the reads take any connection."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+from sqlalchemy import ColumnElement, bindparam, insert, literal_column, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from booking.domain import AppointmentStatus, CalendarDay, Channel
+from booking.store.db import LockedCalendarDay
+from booking.store.models import Appointment, CustomerRecord, ServiceType, TicketCounter
+from booking.store.sql import compiled, constant
+
+
+@dataclass(frozen=True, slots=True)
+class AppointmentRecord:
+    """An appointment as read: its row, with its service type's name and its customer's display
+    name. The fields are the SELECT's columns, in order (see `_selected`)."""
+
+    case_id: uuid.UUID
+    service_id: uuid.UUID
+    on_date: date
+    cu_index: int
+    start_minute: int
+    duration_minutes: int
+    starts_at: datetime
+    time_zone: str
+    ticket_prefix: str
+    ticket_number: int
+    service_type_id: uuid.UUID
+    service_type_name: str
+    status: AppointmentStatus
+    status_date: datetime
+    created_at: datetime
+    closed_at: datetime | None
+    cancelled_at: datetime | None
+    customer_record_id: uuid.UUID | None
+    customer_display_name: str | None
+    channel: Channel
+    language: str
+    contact_phone: str | None
+    contact_email: str | None
+    prevent_self_check_in: bool
+    fields: dict[str, Any]
+    tag_ids: list[uuid.UUID]
+
+
+_table = Appointment.__table__
+_JOINED: dict[str, ColumnElement[Any]] = {
+    "case_id": _table.c.id,
+    "service_type_name": ServiceType.__table__.c.name,
+    "customer_display_name": CustomerRecord.__table__.c.display_name,
+}
+
+
+def _selected() -> list[ColumnElement[Any]]:
+    """The record's fields: the appointment's columns of the same names, and `_JOINED`."""
+    return [
+        (_JOINED[name] if name in _JOINED else _table.c[name]).label(name)
+        for name in (f.name for f in dataclasses.fields(AppointmentRecord))
+    ]
+
+
+def _select_appointments() -> Any:
+    return (
+        select(*_selected())
+        .join(ServiceType, ServiceType.id == Appointment.service_type_id)
+        .outerjoin(CustomerRecord, CustomerRecord.id == Appointment.customer_record_id)
+    )
+
+
+def record_from_row(row: asyncpg.Record) -> AppointmentRecord:
+    values = dict(row.items())
+    values["status"] = AppointmentStatus(values["status"])
+    values["channel"] = Channel(values["channel"])
+    return AppointmentRecord(**values)
+
+
+_not_cancelled = Appointment.status != constant(AppointmentStatus.CANCELLED)
+_of_calendar_day = (
+    Appointment.service_id == bindparam("service_id"),
+    Appointment.on_date == bindparam("on_date"),
+    Appointment.cu_index == bindparam("cu_index"),
+)
+
+_BOOKED_INTERVALS = compiled(
+    select(Appointment.start_minute, Appointment.duration_minutes).where(
+        *_of_calendar_day, _not_cancelled
+    ),
+    "service_id",
+    "on_date",
+    "cu_index",
+)
+
+_BOOKED_INTERVALS_OF_SERVICE = compiled(
+    select(Appointment.cu_index, Appointment.start_minute, Appointment.duration_minutes).where(
+        Appointment.service_id == bindparam("service_id"),
+        Appointment.on_date == bindparam("on_date"),
+        _not_cancelled,
+    ),
+    "service_id",
+    "on_date",
+)
+
+_CUSTOMER_NAME = compiled(
+    select(CustomerRecord.display_name).where(
+        CustomerRecord.id == bindparam("id"),
+        CustomerRecord.organization_id == bindparam("organization_id"),
+    ),
+    "id",
+    "organization_id",
+)
+
+# Written at insert: every column but the ticket number (taken by the statement) and the
+# timestamps of later changes.
+INSERTED_COLUMNS = tuple(
+    c.name for c in _table.c if c.name not in {"ticket_number", "cancelled_at", "closed_at"}
+)
+
+# The counter row stays locked until commit, and a rollback gives the number back: ticket
+# numbers are unique and gapless.
+_next_ticket = (
+    pg_insert(TicketCounter)
+    .values(
+        service_id=bindparam("service_id"),
+        on_date=bindparam("on_date"),
+        last_number=literal_column("1"),
+    )
+    .on_conflict_do_update(
+        index_elements=[TicketCounter.service_id, TicketCounter.on_date],
+        set_={"last_number": TicketCounter.last_number + literal_column("1")},
+    )
+    .returning(TicketCounter.last_number)
+    .cte("ticket")
+)
+_INSERT_WITH_NEXT_TICKET = compiled(
+    insert(Appointment)
+    .values(
+        {c: bindparam(c) for c in INSERTED_COLUMNS}
+        | {"ticket_number": select(_next_ticket.c.last_number).scalar_subquery()}
+    )
+    .returning(Appointment.ticket_number)
+)
+
+_LOCK_FOR_CANCEL = compiled(
+    _select_appointments()
+    .where(
+        Appointment.id == bindparam("id"),
+        Appointment.organization_id == bindparam("organization_id"),
+        *_of_calendar_day,
+    )
+    .with_for_update(of=Appointment),
+    "id",
+    "organization_id",
+    "service_id",
+    "on_date",
+    "cu_index",
+)
+
+_MARK_CANCELLED = compiled(
+    update(Appointment)
+    .where(Appointment.id == bindparam("id"))
+    .values(
+        status=constant(AppointmentStatus.CANCELLED),
+        status_date=bindparam("at"),
+        cancelled_at=bindparam("at"),
+    ),
+    "at",
+    "id",
+)
+
+_in_order = (Appointment.start_minute, Appointment.ticket_number)
+_OF_CALENDAR_DAY = compiled(
+    _select_appointments().where(*_of_calendar_day).order_by(*_in_order),
+    "service_id",
+    "on_date",
+    "cu_index",
+)
+_OF_CALENDAR_DAY_AND_CUSTOMER = compiled(
+    _select_appointments()
+    .where(*_of_calendar_day, Appointment.customer_record_id == bindparam("customer_record_id"))
+    .order_by(*_in_order),
+    "service_id",
+    "on_date",
+    "cu_index",
+    "customer_record_id",
+)
+
+_IN_ORGANIZATION = compiled(
+    _select_appointments().where(
+        Appointment.id == bindparam("id"),
+        Appointment.organization_id == bindparam("organization_id"),
+    ),
+    "id",
+    "organization_id",
+)
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+
+async def booked_intervals(conn: asyncpg.Connection, day: CalendarDay) -> list[asyncpg.Record]:
+    """(start_minute, duration_minutes) of every appointment occupying `day`."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        _BOOKED_INTERVALS.sql, day.service_id, day.on_date, day.cu_index
+    )
+    return rows
+
+
+async def booked_intervals_of_service(
+    conn: asyncpg.Connection, service_id: uuid.UUID, on_date: date
+) -> list[asyncpg.Record]:
+    """(cu_index, start_minute, duration_minutes) of every occupying appointment of every
+    calendar unit of the service on that date."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        _BOOKED_INTERVALS_OF_SERVICE.sql, service_id, on_date
+    )
+    return rows
+
+
+async def customer_display_name(
+    conn: asyncpg.Connection, customer_record_id: uuid.UUID, organization_id: uuid.UUID
+) -> str | None:
+    name: str | None = await conn.fetchval(_CUSTOMER_NAME.sql, customer_record_id, organization_id)
+    return name
+
+
+async def of_calendar_day(
+    conn: asyncpg.Connection, day: CalendarDay, customer_record_id: uuid.UUID | None
+) -> list[AppointmentRecord]:
+    """The calendar-day's appointments (cancelled ones too) by start and ticket; only those of
+    one customer record when it is given."""
+    if customer_record_id is None:
+        rows = await conn.fetch(_OF_CALENDAR_DAY.sql, day.service_id, day.on_date, day.cu_index)
+    else:
+        rows = await conn.fetch(
+            _OF_CALENDAR_DAY_AND_CUSTOMER.sql,
+            day.service_id,
+            day.on_date,
+            day.cu_index,
+            customer_record_id,
+        )
+    return [record_from_row(row) for row in rows]
+
+
+async def in_organization(
+    conn: asyncpg.Connection, case_id: uuid.UUID, organization_id: uuid.UUID
+) -> AppointmentRecord | None:
+    row = await conn.fetchrow(_IN_ORGANIZATION.sql, case_id, organization_id)
+    return None if row is None else record_from_row(row)
+
+
+# --- writes of a locked calendar-day ----------------------------------------------------------
+
+
+async def insert_with_next_ticket(
+    tx: LockedCalendarDay,
+    row: Mapping[str, Any],
+    service_type_name: str,
+    customer_display_name: str | None,
+) -> AppointmentRecord:
+    """Take the next ticket number of (service, date) and insert the appointment `row` (a value
+    for each of `INSERTED_COLUMNS`): one statement. Answers the appointment as read."""
+    ticket_number: int = await tx.conn.fetchval(
+        _INSERT_WITH_NEXT_TICKET.sql, *(row[name] for name in _INSERT_WITH_NEXT_TICKET.params)
+    )
+    return AppointmentRecord(
+        **{name: row[name] for name in _RECORD_FIELDS_INSERTED},
+        case_id=row["id"],
+        ticket_number=ticket_number,
+        service_type_name=service_type_name,
+        customer_display_name=customer_display_name,
+        closed_at=None,
+        cancelled_at=None,
+    )
+
+
+_RECORD_FIELDS_INSERTED = tuple(
+    f.name for f in dataclasses.fields(AppointmentRecord) if f.name in INSERTED_COLUMNS
+)
+
+
+async def lock_for_cancel(
+    tx: LockedCalendarDay, case_id: uuid.UUID, organization_id: uuid.UUID
+) -> AppointmentRecord | None:
+    """The appointment of the locked calendar-day, row-locked until the transaction ends."""
+    day = tx.day
+    row = await tx.conn.fetchrow(
+        _LOCK_FOR_CANCEL.sql, case_id, organization_id, day.service_id, day.on_date, day.cu_index
+    )
+    return None if row is None else record_from_row(row)
+
+
+async def mark_cancelled(tx: LockedCalendarDay, case_id: uuid.UUID, at: datetime) -> None:
+    await tx.conn.execute(_MARK_CANCELLED.sql, at, case_id)
+
+
+def cancelled(record: AppointmentRecord, at: datetime) -> AppointmentRecord:
+    """`record` as `mark_cancelled` left its row."""
+    return dataclasses.replace(
+        record, status=AppointmentStatus.CANCELLED, status_date=at, cancelled_at=at
+    )

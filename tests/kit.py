@@ -1,0 +1,115 @@
+"""The test kit: what many test files share to talk to the API (book, cancel, read a problem),
+and the store double through which fault tests break the database on purpose."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import date, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+from fastapi import FastAPI
+
+from booking.domain import CalendarDay
+from booking.store.db import Database, LockedCalendarDay
+from tests.builders import World
+from tests.conftest import TODAY
+
+TOMORROW = TODAY + timedelta(days=1)
+
+
+async def book(
+    client: httpx.AsyncClient, world: World, auth: dict[str, str], start: int = 570, **body: Any
+) -> httpx.Response:
+    """POST a booking of `start` (tomorrow unless `on_date=` says otherwise)."""
+    on_date = body.pop("on_date", TOMORROW)
+    return await client.post(
+        world.appointments_path(on_date), json=world.body(start, **body), headers=auth
+    )
+
+
+async def cancel(
+    client: httpx.AsyncClient,
+    world: World,
+    auth: dict[str, str],
+    case_id: str,
+    on_date: date = TOMORROW,
+    cu_index: int | None = None,
+) -> httpx.Response:
+    return await client.delete(
+        f"{world.appointments_path(on_date, cu_index)}/{case_id}", headers=auth
+    )
+
+
+def assert_problem(
+    response: httpx.Response, status: int, code: str, field: str | None = None
+) -> dict[str, Any]:
+    """`response` is a problem+json of this status and code (naming `field` when given)."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem: dict[str, Any] = response.json()
+    assert problem["code"] == code, problem
+    assert problem["status"] == status
+    assert problem["type"]
+    assert problem["title"]
+    assert problem["detail"]
+    if field is not None:
+        assert field in [e["field"] for e in problem["errors"]], problem
+    return problem
+
+
+# --- the store double of the fault tests ------------------------------------------------------
+
+# What a fault does instead of the statement it replaces: it gets the real connection, the
+# statement and its arguments (to send it after all, say), and answers its result or raises.
+Fault = Callable[[asyncpg.Connection, str, tuple[Any, ...]], Awaitable[Any]]
+
+
+class _FaultyConnection:
+    """A connection that sends every statement, except that one containing `marker` runs
+    `fault` instead."""
+
+    def __init__(self, conn: asyncpg.Connection, marker: str, fault: Fault) -> None:
+        self._conn, self._marker, self._fault = conn, marker, fault
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self._conn, name)
+        if name not in ("fetch", "fetchrow", "fetchval", "execute"):
+            return real
+
+        async def send(sql: str, *args: Any) -> Any:
+            if self._marker in sql:
+                return await self._fault(self._conn, sql, args)
+            return await real(sql, *args)
+
+        return send
+
+
+class FaultyDatabase(Database):
+    """The app's database, except that in a calendar-day's transaction the statement containing
+    `marker` runs `fault` instead. The seam: `Runtime.db`, swapped by `inject_fault`."""
+
+    def __init__(self, real: Database, marker: str, fault: Fault) -> None:
+        super().__init__(real.pool, real.size, real.wait_s)
+        self._marker, self._fault = marker, fault
+
+    @asynccontextmanager
+    async def calendar_day(self, day: CalendarDay) -> AsyncIterator[LockedCalendarDay]:
+        async with super().calendar_day(day) as tx:
+            tx.conn = _FaultyConnection(tx.conn, self._marker, self._fault)  # type: ignore[assignment]
+            yield tx
+
+
+@asynccontextmanager
+async def inject_fault(app: FastAPI, marker: str, fault: Fault) -> AsyncIterator[None]:
+    """Within the block, the app's calendar-day writes run `fault` for the statement containing
+    `marker` (e.g. "INSERT INTO appointment", "FROM appointment")."""
+    runtime = app.state.runtime
+    real = runtime.db
+    runtime.db = FaultyDatabase(real, marker, fault)
+    try:
+        yield
+    finally:
+        runtime.db = real

@@ -1,0 +1,331 @@
+"""The booking rules, without HTTP or a database: a command and a configuration in, the rule it
+breaks (its code and field) or the checked booking out."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from booking.domain import AppointmentStatus, CalendarDay, Channel, FieldKind
+from booking.service import rules
+from booking.service.availability import Interval
+from booking.service.catalog import (
+    CalendarUnitConfig,
+    Catalog,
+    FieldTypeConfig,
+    ServiceConfig,
+    ServiceTypeConfig,
+)
+from booking.service.commands import BookAppointment
+from booking.service.errors import Conflict, DomainError, NotFound, RuleViolation
+from booking.store.appointments import INSERTED_COLUMNS, AppointmentRecord
+
+LONDON = ZoneInfo("Europe/London")
+TODAY = date(2026, 12, 1)
+NOW = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
+TOMORROW = TODAY + timedelta(days=1)
+HOURS = (Interval(480, 720), Interval(780, 1020))
+
+SERVICE_ID = uuid.uuid4()
+TYPE_ID = uuid.uuid4()
+TEXT_FIELD = uuid.uuid4()
+CHOICE_FIELD = uuid.uuid4()
+REQUIRED_FIELD = uuid.uuid4()
+TAG = uuid.uuid4()
+
+
+def catalog(
+    *,
+    window: int | None = 60,
+    requires_phone: bool = False,
+    requires_email: bool = False,
+    requires_customer: bool = False,
+    channels: tuple[Channel, ...] = (Channel.FACE_TO_FACE,),
+    closed: tuple[date, ...] = (),
+    required_field: bool = False,
+) -> Catalog:
+    """One service with one 30-minute type and one 10-minute-grid unit, open 08-12 and 13-17."""
+    unit = CalendarUnitConfig(
+        cu_index=0,
+        slot_minutes=10,
+        capacity=1,
+        zone=LONDON,
+        weekly={weekday: HOURS for weekday in range(1, 8)},
+        exceptions={d: () for d in closed},
+    )
+    service = ServiceConfig(
+        id=SERVICE_ID,
+        name="Passport renewal",
+        requires_customer=requires_customer,
+        requires_phone=requires_phone,
+        requires_email=requires_email,
+        ticket_prefix="A",
+        booking_window_days=window,
+        types={TYPE_ID: ServiceTypeConfig(TYPE_ID, "Visit", 30, channels)},
+        units={0: unit},
+    )
+    field_types = {
+        TEXT_FIELD: FieldTypeConfig(TEXT_FIELD, "Note", FieldKind.TEXT, (), False),
+        CHOICE_FIELD: FieldTypeConfig(CHOICE_FIELD, "Kind", FieldKind.CHOICE, ("a", "b"), False),
+    }
+    if required_field:
+        field_types[REQUIRED_FIELD] = FieldTypeConfig(
+            REQUIRED_FIELD, "Reference", FieldKind.TEXT, (), True
+        )
+    return Catalog(
+        organization_id=uuid.uuid4(),
+        zone=LONDON,
+        default_language="en",
+        supported_languages=("en", "fr"),
+        default_phone_region="US",
+        services={SERVICE_ID: service},
+        field_types=field_types,
+        tags={TAG: "VIP"},
+    )
+
+
+def command(**changes: Any) -> BookAppointment:
+    on_date = changes.pop("on_date", TOMORROW)
+    cu_index = changes.pop("cu_index", 0)
+    service_id = changes.pop("service_id", SERVICE_ID)
+    values: dict[str, Any] = {
+        "day": CalendarDay(service_id, cu_index, on_date),
+        "service_type_id": TYPE_ID,
+        "start_minute": 570,
+        "channel": Channel.FACE_TO_FACE,
+    }
+    return BookAppointment(**(values | changes))
+
+
+REFUSALS: list[tuple[str, dict[str, Any], dict[str, Any], type[DomainError], str, str | None]] = [
+    # (case, catalog options, command changes, error, code, field)
+    (
+        "unknown service",
+        {},
+        {"service_id": uuid.uuid4()},
+        NotFound,
+        "service_not_found",
+        "serviceId",
+    ),
+    ("unknown unit", {}, {"cu_index": 7}, NotFound, "calendar_unit_not_found", "cuIndex"),
+    (
+        "unknown type",
+        {},
+        {"service_type_id": uuid.uuid4()},
+        NotFound,
+        "service_type_not_found",
+        "serviceTypeId",
+    ),
+    ("channel", {}, {"channel": Channel.VIDEO}, RuleViolation, "channel_not_supported", "channel"),
+    ("language", {}, {"language": "de"}, RuleViolation, "language_not_supported", "language"),
+    (
+        "customer",
+        {"requires_customer": True},
+        {},
+        RuleViolation,
+        "customer_required",
+        "customerRecordId",
+    ),
+    ("phone", {"requires_phone": True}, {}, RuleViolation, "phone_required", "contactPhoneNumber"),
+    ("email", {"requires_email": True}, {}, RuleViolation, "email_required", "contactEmail"),
+    (
+        "bad phone",
+        {},
+        {"contact_phone": "12"},
+        RuleViolation,
+        "invalid_phone_number",
+        "contactPhoneNumber",
+    ),
+    ("bad email", {}, {"contact_email": "ada@"}, RuleViolation, "invalid_email", "contactEmail"),
+    ("field type", {}, {"fields": {uuid.uuid4(): "x"}}, NotFound, "field_type_not_found", None),
+    (
+        "choice",
+        {},
+        {"fields": {CHOICE_FIELD: "c"}},
+        RuleViolation,
+        "invalid_field_value",
+        f"fields.{CHOICE_FIELD}",
+    ),
+    (
+        "text",
+        {},
+        {"fields": {TEXT_FIELD: 3}},
+        RuleViolation,
+        "invalid_field_value",
+        f"fields.{TEXT_FIELD}",
+    ),
+    (
+        "required field",
+        {"required_field": True},
+        {},
+        RuleViolation,
+        "required_field_missing",
+        f"fields.{REQUIRED_FIELD}",
+    ),
+    ("tag", {}, {"tag_ids": [uuid.uuid4()]}, NotFound, "tag_not_found", "tagIds"),
+    ("tag twice", {}, {"tag_ids": [TAG, TAG]}, RuleViolation, "duplicate_tag_ids", "tagIds"),
+    (
+        "past date",
+        {},
+        {"on_date": TODAY - timedelta(days=1)},
+        RuleViolation,
+        "date_in_past",
+        "date",
+    ),
+    (
+        "window",
+        {"window": 7},
+        {"on_date": TODAY + timedelta(days=8)},
+        RuleViolation,
+        "outside_booking_window",
+        "date",
+    ),
+    (
+        "passed",
+        {},
+        {"on_date": TODAY, "start_minute": 420},
+        RuleViolation,
+        "start_time_passed",
+        "startTime",
+    ),
+    ("closed", {"closed": (TOMORROW,)}, {}, RuleViolation, "closed_date", "date"),
+    ("hours", {}, {"start_minute": 700}, RuleViolation, "outside_working_hours", "startTime"),
+    ("grid", {}, {"start_minute": 575}, RuleViolation, "start_not_on_grid", "startTime"),
+]
+
+
+@pytest.mark.parametrize(
+    ("options", "changes", "error", "code", "field"),
+    [case[1:] for case in REFUSALS],
+    ids=[case[0] for case in REFUSALS],
+)
+def test_a_booking_that_breaks_a_rule_is_refused_with_its_code_and_field(
+    options: dict[str, Any],
+    changes: dict[str, Any],
+    error: type[DomainError],
+    code: str,
+    field: str | None,
+) -> None:
+    with pytest.raises(error) as refused:
+        rules.check_booking(catalog(**options), command(**changes), NOW)
+    assert refused.value.code == code
+    if field is not None:
+        assert refused.value.field == field
+
+
+def test_a_valid_booking_is_checked_with_normalized_contact_details() -> None:
+    checked = rules.check_booking(
+        catalog(),
+        command(contact_phone="(202) 555-0143", contact_email="Ada@Example.com", tag_ids=[TAG]),
+        NOW,
+    )
+    assert checked.phone == "+12025550143"
+    assert checked.email == "Ada@example.com"
+    assert checked.language == "en"
+    assert checked.starts_at == datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("on_date", "window", "refused"),
+    [
+        (TODAY - timedelta(days=1), None, "date_in_past"),
+        (TODAY, 0, None),
+        (TODAY + timedelta(days=1), 0, "outside_booking_window"),
+        (TODAY + timedelta(days=60), 60, None),
+        (TODAY + timedelta(days=61), 60, "outside_booking_window"),
+        (date(9999, 12, 31), 60, "outside_booking_window"),
+        (date(9999, 12, 31), None, None),
+    ],
+)
+def test_the_booking_window_is_one_rule(
+    on_date: date, window: int | None, refused: str | None
+) -> None:
+    service = catalog(window=window).services[SERVICE_ID]
+    refusal = rules.date_refusal(service, on_date, TODAY)
+    assert (refusal.code if refusal else None) == refused
+
+
+def test_a_taken_slot_is_a_conflict_with_the_nearest_vacancies() -> None:
+    checked = rules.check_booking(catalog(), command(), NOW)
+    rules.check_vacant(checked, [Interval(600, 630)], NOW)  # no overlap: vacant
+    with pytest.raises(Conflict) as taken:
+        rules.check_vacant(checked, [Interval(570, 600)], NOW)
+    assert taken.value.code == "slot_not_vacant"
+    assert taken.value.extra == {"nearestVacancies": [540, 600, 530]}
+
+
+def test_the_new_row_gives_every_inserted_column() -> None:
+    checked = rules.check_booking(catalog(), command(), NOW)
+    row = rules.new_appointment(checked, uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), NOW)
+    assert set(row) == set(INSERTED_COLUMNS)
+    assert row["status"] is AppointmentStatus.PLANNED
+
+
+def record(status: AppointmentStatus, starts_at: datetime) -> AppointmentRecord:
+    return AppointmentRecord(
+        case_id=uuid.uuid4(),
+        service_id=SERVICE_ID,
+        on_date=TOMORROW,
+        cu_index=0,
+        start_minute=570,
+        duration_minutes=30,
+        starts_at=starts_at,
+        time_zone="Europe/London",
+        ticket_prefix="A",
+        ticket_number=1,
+        service_type_id=TYPE_ID,
+        service_type_name="Visit",
+        status=status,
+        status_date=NOW,
+        created_at=NOW,
+        closed_at=None,
+        cancelled_at=None,
+        customer_record_id=None,
+        customer_display_name=None,
+        channel=Channel.FACE_TO_FACE,
+        language="en",
+        contact_phone=None,
+        contact_email=None,
+        prevent_self_check_in=False,
+        fields={},
+        tag_ids=[],
+    )
+
+
+LATER = NOW + timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("status", "starts_at", "outcome"),
+    [
+        (AppointmentStatus.PLANNED, LATER, True),
+        (AppointmentStatus.CANCELLED, LATER, False),
+        (AppointmentStatus.CHECKED_IN, LATER, "appointment_checked_in"),
+        (AppointmentStatus.COMPLETED, LATER, "appointment_closed"),
+        (AppointmentStatus.NO_SHOW, LATER, "appointment_closed"),
+        (AppointmentStatus.PLANNED, NOW, "appointment_in_past"),
+    ],
+)
+def test_only_a_planned_appointment_that_has_not_started_is_cancelled(
+    status: AppointmentStatus, starts_at: datetime, outcome: bool | str
+) -> None:
+    appointment = record(status, starts_at)
+    if isinstance(outcome, bool):
+        assert rules.needs_cancelling(appointment, NOW) is outcome
+    else:
+        with pytest.raises(RuleViolation) as refused:
+            rules.needs_cancelling(appointment, NOW)
+        assert refused.value.code == outcome
+
+
+def test_a_record_field_list_is_the_statement_column_list() -> None:
+    """The listing's SELECT is built from the record's fields, so each field is a column."""
+    from booking.store import appointments
+
+    names = [f.name for f in dataclasses.fields(AppointmentRecord)]
+    assert appointments._select_appointments().selected_columns.keys() == names
