@@ -360,7 +360,7 @@ async def explain_hot_queries(db: Database, world: World, dense_date: date) -> d
     from booking.settings import Settings
     from booking.store.db import Database as AppDatabase
 
-    settings = Settings(jwt_dev_secret="unused", database_pool_size=2)
+    settings = Settings(jwt_dev_secret="unused-" * 8, database_pool_size=2)
     app_db = await AppDatabase.open(settings, db.url)
     service_id = world.services[0][0]
     past_day = world.first_date - timedelta(days=2)
