@@ -187,8 +187,8 @@ def _print_welcome(settings: Settings, summary: object) -> None:
         print(f"  application {app_id}  client_id={client_id}  {name}  roles={list(roles)}")
     if summary is not None:
         print(
-            f"\nLoaded the demo organization ({DEMO_FILE.name}) because it was asked for: for "
-            "trying the API, never for production (`serve --no-demo` does not load it)."
+            f"\nLoaded the demo organization ({DEMO_FILE.name}): for trying the API, never for "
+            "production (`booking-api serve --no-demo` leaves it out)."
         )
     manager = next((a for a in applications if "Appointments Manager" in a[3]), None)
     if manager and settings.jwt_mode is JwtMode.DEV:
