@@ -54,6 +54,8 @@ def test_a_short_dev_secret_stops_start_up_before_anything_runs(
     env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env.setenv("JWT_DEV_SECRET", "change-me")
+    # Were the secret let through, start-up would stop at this host instead, with another line.
+    env.setenv("DATABASE_URL", "postgresql://booking@no-such-host.invalid/booking")
     assert main(["serve"]) == 2
     assert capsys.readouterr().err == (
         "Configuration error: JWT_DEV_SECRET must be at least 32 bytes (it has 9): make one "
