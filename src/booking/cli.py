@@ -103,7 +103,8 @@ def _why_not(error: BaseException, url: str) -> str:
     import asyncpg
     from sqlalchemy.engine import make_url
 
-    host = make_url(url).host or make_url(url).query.get("host") or "(default)"
+    parsed = make_url(url)
+    host = parsed.host or parsed.query.get("host") or "(default)"
     if isinstance(error, socket.gaierror):
         return f"The database host {host!r} cannot be resolved ({error.strerror})."
     if isinstance(error, asyncpg.InvalidAuthorizationSpecificationError):
