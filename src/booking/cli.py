@@ -1,29 +1,34 @@
 """`booking-api`: serve, migrate, load configuration, mint dev tokens.
 
-`booking-api serve` is what `make run` calls: it starts the embedded PostgreSQL unless
-DATABASE_URL is set, applies migrations, loads examples/demo.yaml, prints how to call the API and
-serves it until Ctrl-C, then stops the embedded database.
+`booking-api serve` is what `make run` calls: it starts the embedded PostgreSQL unless a
+database is configured (DATABASE_URL or DATABASE_HOST), applies migrations, loads
+examples/demo.yaml, prints how to call the API and serves it until Ctrl-C, then stops the embedded
+database.
+
+Heavy modules are imported where they are used: `booking-api health`, the container's health
+check, runs every few seconds and needs only the settings.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
+import socket
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy.exc import SQLAlchemyError
+from pydantic import ValidationError
 
-from booking.settings import JwtMode, Settings
-from booking.store.db import to_async_url
-from booking.store.embedded import EmbeddedPostgres
+from booking.settings import JwtMode, Settings, SettingsError
+from booking.store.embedded import EmbeddedPostgres, EmbeddedPostgresMissing, installed_pgserver
 
 
 def _project_root() -> Path:
@@ -40,14 +45,26 @@ DEMO_FILE = PROJECT_ROOT / "examples" / "demo.yaml"
 EMBEDDED_DATABASE = "booking"
 
 
+class DatabaseUnavailable(Exception):
+    """The configured database cannot be used: the message says why, in one line."""
+
+
 @contextmanager
 def database(settings: Settings) -> Iterator[str]:
-    """The database URL to use: DATABASE_URL, or the embedded server (started, then stopped)."""
-    if settings.database_url:
-        url = to_async_url(settings.database_url)
-        asyncio.run(wait_for_database(url))
+    """The database URL to use: the configured one (once it answers), or the embedded server
+    (started, then stopped)."""
+    if settings.database_dsn:
+        url = settings.database_dsn
+        asyncio.run(
+            wait_for_database(
+                url,
+                timeout_s=settings.database_wait_s,
+                connect_timeout_s=settings.database_connect_timeout_s,
+            )
+        )
         yield url
         return
+    installed_pgserver()  # or a one-line EmbeddedPostgresMissing, before saying anything
     server = EmbeddedPostgres(settings.data_dir)
     print(f"Starting the embedded PostgreSQL (data in {server.pgdata}) ...", file=sys.stderr)
     server.start()
@@ -59,31 +76,75 @@ def database(settings: Settings) -> Iterator[str]:
         server.stop()
 
 
-async def wait_for_database(url: str, timeout_s: float = 60.0) -> None:
-    """A container may start before its database accepts connections: retry for a while."""
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
+def can_heal(error: BaseException) -> bool:
+    """Whether waiting can cure a failed connection: the server is not listening yet, not
+    answering yet, starting, restarting or full. A host name that does not exist, refused
+    credentials or an unknown database stay as they are: retrying them only hides the cause."""
+    import asyncpg
 
-    engine = create_async_engine(url, pool_pre_ping=True)
+    if isinstance(error, socket.gaierror):
+        return error.errno == socket.EAI_AGAIN  # the resolver did not answer, this time
+    if isinstance(error, ConnectionError | TimeoutError | FileNotFoundError):
+        return True  # refused, reset, no answer in time; a Unix socket not created yet
+    if isinstance(error, OSError):
+        return error.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH)
+    return isinstance(
+        error,
+        asyncpg.CannotConnectNowError  # "the database system is starting up"
+        | asyncpg.AdminShutdownError
+        | asyncpg.CrashShutdownError
+        | asyncpg.TooManyConnectionsError
+        | asyncpg.PostgresConnectionError,
+    )
+
+
+def _why_not(error: BaseException, url: str) -> str:
+    """One line on a connection failure that waiting cannot cure (never the password)."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    host = parsed.host or parsed.query.get("host") or "(default)"
+    if isinstance(error, socket.gaierror):
+        return f"The database host {host!r} cannot be resolved ({error.strerror})."
+    if isinstance(error, asyncpg.InvalidAuthorizationSpecificationError):
+        return f"The database refused the login: {error} (check the user and password)."
+    if isinstance(error, asyncpg.InvalidCatalogNameError):
+        return f"The database server at {host!r} answered: {error}."
+    return f"Cannot connect to the database at {host!r}: {type(error).__name__}: {error}"
+
+
+async def wait_for_database(url: str, *, timeout_s: float, connect_timeout_s: float) -> None:
+    """A container may start before its database accepts connections (and podman-compose does
+    not wait for the database's health check): retry what can heal for `timeout_s`, fail at once
+    on what cannot. Raises DatabaseUnavailable."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            try:
-                async with engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
-                return
-            except (OSError, SQLAlchemyError) as error:
-                if time.monotonic() > deadline:
-                    raise SystemExit(
-                        f"The database did not answer within {timeout_s:.0f} s: {error}"
-                    ) from None
-                print("Waiting for the database ...", file=sys.stderr)
-                await asyncio.sleep(1)
-    finally:
-        await engine.dispose()
+    while True:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=connect_timeout_s)
+        except Exception as error:
+            if not can_heal(error):
+                raise DatabaseUnavailable(_why_not(error, url)) from None
+            if time.monotonic() >= deadline:
+                raise DatabaseUnavailable(
+                    f"The database did not accept connections within {timeout_s:.0f} s "
+                    f"(last: {type(error).__name__}: {error})."
+                ) from None
+            print(f"Waiting for the database ({type(error).__name__}) ...", file=sys.stderr)
+            await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        else:
+            await conn.close()
+            return
 
 
 def migrate(url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     config.attributes["url"] = url
@@ -125,6 +186,11 @@ def _print_welcome(settings: Settings, summary: object) -> None:
         print(f"  service  {service_id}  {name}")
     for app_id, client_id, name, roles in applications:
         print(f"  application {app_id}  client_id={client_id}  {name}  roles={list(roles)}")
+    if summary is not None:
+        print(
+            f"\nLoaded the demo organization ({DEMO_FILE.name}): for trying the API, never for "
+            "production (`booking-api serve --no-demo` leaves it out)."
+        )
     manager = next((a for a in applications if "Appointments Manager" in a[3]), None)
     if manager and settings.jwt_mode is JwtMode.DEV:
         token = mint_dev_token(settings, manager[1], list(manager[3]), ttl_s=12 * 3600)
@@ -137,13 +203,19 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from booking.api.middleware import configure_logging
 
+    if settings.jwt_mode is JwtMode.DEV:
+        # Checked before anything starts, and a generated secret is written once, here, rather
+        # than raced for by the workers.
+        _ = settings.dev_secret
     with database(settings) as url:
         migrate(url)
         summary = None
         if not args.no_demo and DEMO_FILE.exists():
             summary = asyncio.run(_load(url, DEMO_FILE, settings))
         _print_welcome(settings, summary)
-        os.environ["DATABASE_URL"] = url  # the worker processes read it
+        # The worker processes read it (and DATABASE_URL_FILE too would be a conflict).
+        os.environ["DATABASE_URL"] = url
+        os.environ.pop("DATABASE_URL_FILE", None)
         configure_logging(settings.log_level)
         uvicorn.run(
             "booking.api.app:app_from_env",
@@ -199,6 +271,35 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def probe_address(host: str) -> str:
+    """Where a process beside the server reaches it: a wildcard address is not one to connect
+    to, its loopback is (HOST=0.0.0.0 in the image)."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 0 when the server beside us answers 200 on /healthz (alive) or /readyz (ready to
+    take traffic: its database answers): the container's HEALTHCHECK."""
+    path = "/readyz" if args.ready else "/healthz"
+    url = f"http://{probe_address(settings.host)}:{settings.port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+            status = response.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    except (OSError, ValueError) as error:
+        print(f"{url}: {error}", file=sys.stderr)
+        return 1
+    if status != 200:
+        print(f"{url}: HTTP {status}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="booking-api", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -224,15 +325,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.set_defaults(handler=cmd_token)
+
+    health = sub.add_parser("health", help="exit 0 if the local server answers /healthz")
+    health.add_argument("--ready", action="store_true", help="probe /readyz instead")
+    health.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
+    health.set_defaults(handler=cmd_health)
     return parser
+
+
+def configuration_errors(error: ValidationError) -> list[str]:
+    """One line per invalid setting, named as its environment variable, without the value
+    (it may be a secret)."""
+    lines = []
+    for item in error.errors(include_input=False, include_url=False):
+        message = item["msg"].removeprefix("Value error, ")
+        names = "/".join(str(part).upper() for part in item["loc"])
+        lines.append(f"{names}: {message}" if names else message)
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "role", None):
         args.role = [r for r in args.role if r]
-    settings = Settings()
-    return int(args.handler(args, settings))
+    try:
+        settings = Settings()
+    except SettingsError as error:
+        print(f"Configuration error: {error}", file=sys.stderr)
+        return 2
+    except ValidationError as error:
+        for line in configuration_errors(error):
+            print(f"Configuration error: {line}", file=sys.stderr)
+        return 2
+    try:
+        return int(args.handler(args, settings))
+    except SettingsError as error:
+        print(f"Configuration error: {error}", file=sys.stderr)
+        return 2
+    except EmbeddedPostgresMissing as error:
+        print(error, file=sys.stderr)
+        return 2
+    except DatabaseUnavailable as error:
+        print(error, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

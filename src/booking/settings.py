@@ -2,19 +2,50 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from sqlalchemy.engine import URL, make_url
+
+# The driver of every database URL the server uses (plain `postgresql://` URLs are accepted).
+DATABASE_DRIVER = "postgresql+asyncpg"
+
+# An HS256 key shorter than the hash (256 bits) weakens it (RFC 7518, section 3.2).
+MIN_DEV_SECRET_BYTES = 32
+
+# Settings that may instead be given as NAME_FILE, a file holding the value: compose and
+# Kubernetes secrets arrive as files, which keeps them out of the environment.
+FILE_SETTINGS = ("database_url", "database_password", "jwt_dev_secret", "jwt_public_key")
+
+URL_ENCODING_HINT = (
+    "characters such as @ : / # ? in the user name or password must be percent-encoded "
+    "(@ is %40, : is %3A, / is %2F, # is %23, ? is %3F), or leave DATABASE_URL unset and give "
+    "DATABASE_HOST, DATABASE_USER, DATABASE_PASSWORD (or DATABASE_PASSWORD_FILE) and "
+    "DATABASE_NAME, which need no encoding"
+)
 
 
 class JwtMode(StrEnum):
     DEV = "dev"  # HS256 with a local secret; the CLI mints tokens
     PRODUCTION = "production"  # keys from a JWKS URL or a PEM public key
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be read at all: a NAME_FILE that cannot be opened, or a value given
+    both directly and as a file."""
 
 
 def _split_csv(value: object) -> object:
@@ -23,11 +54,105 @@ def _split_csv(value: object) -> object:
     return value
 
 
+def check_database_url(raw: str) -> None:
+    """Refuse a DATABASE_URL that parsers would read differently from what was meant (an
+    unencoded character of the password moves the host into the path or the fragment), naming
+    the part at fault but never its value: it may hold the password."""
+    parts = urlsplit(raw)
+    if "://" not in raw:
+        raise ValueError("it is not a URL like postgresql://user:password@host:5432/database")
+    if parts.scheme not in ("postgres", "postgresql") and not parts.scheme.startswith(
+        "postgresql+"
+    ):
+        raise ValueError("the scheme (before '://') must be postgresql:// or postgresql+asyncpg://")
+    if parts.fragment or raw.endswith("#"):
+        raise ValueError(f"it contains '#', which ends a URL early: {URL_ENCODING_HINT}")
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    if "@" in userinfo:
+        raise ValueError(f"the user name or password contains '@': {URL_ENCODING_HINT}")
+    if "," not in hostport:  # several hosts ("h1:5432,h2:5432") are libpq's failover list
+        try:
+            parts.port  # noqa: B018 (parsing it is the check)
+        except ValueError:
+            raise ValueError(
+                f"the port (after the host and ':') is not a number from 1 to 65535: "
+                f"{URL_ENCODING_HINT}"
+            ) from None
+    if any(c in parts.path[1:] for c in "/@"):
+        raise ValueError(
+            f"the database name (the path after the host) contains '/' or '@': {URL_ENCODING_HINT}"
+        )
+
+
+class _ValuesFromFiles(PydanticBaseSettingsSource):
+    """NAME_FILE for each of FILE_SETTINGS: the file's content, less its final line break."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every file setting at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in FILE_SETTINGS:
+            variable = f"{name.upper()}_FILE"
+            path = os.environ.get(variable)
+            if not path:
+                continue
+            if os.environ.get(name.upper()):
+                raise SettingsError(f"{name.upper()} and {variable} are both set: keep one")
+            try:
+                values[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as error:
+                readable = " (it must be readable by the server's user)"
+                hint = readable if isinstance(error, PermissionError) else ""
+                raise SettingsError(
+                    f"{variable}: cannot read {path}: {error.strerror}{hint}"
+                ) from None
+        return values
+
+
+def _database_part(name: str, libpq_variable: str) -> Any:
+    """DATABASE_<NAME>, else libpq's own variable for it (PGHOST, PGUSER, ...)."""
+    return AliasChoices(f"database_{name}", libpq_variable)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
 
-    # Database. Unset DATABASE_URL means: start the embedded PostgreSQL under DATA_DIR.
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # A NAME_FILE beats libpq's PGPASSWORD (NAME and NAME_FILE together are refused).
+        files = _ValuesFromFiles(settings_cls)
+        return init_settings, files, env_settings, dotenv_settings, file_secret_settings
+
+    # Database: DATABASE_URL; else, when DATABASE_HOST (or PGHOST) is set, a URL made of the
+    # parts below, which need no percent-encoding; else the embedded PostgreSQL under DATA_DIR.
+    # `database_dsn` is the one URL the server connects to.
     database_url: str | None = None
+    database_host: str | None = Field(
+        default=None, validation_alias=_database_part("host", "pghost")
+    )
+    database_port: int = Field(
+        default=5432, ge=1, le=65535, validation_alias=_database_part("port", "pgport")
+    )
+    database_user: str | None = Field(
+        default=None, validation_alias=_database_part("user", "pguser")
+    )
+    # Also fills in a DATABASE_URL written without a password.
+    database_password: SecretStr | None = Field(
+        default=None, validation_alias=_database_part("password", "pgpassword")
+    )
+    database_name: str | None = Field(
+        default=None, validation_alias=_database_part("name", "pgdatabase")
+    )
+    # How long start-up waits for a database that refuses connections or does not answer yet.
+    database_wait_s: float = Field(default=60.0, ge=0)
     # Overflow connections are closed when returned, and a new asyncpg connection costs several
     # round trips (codecs, prepared statements): a fixed pool that requests queue for is faster.
     # Small on purpose: one event loop cannot keep more transactions busy, and more of them in
@@ -68,6 +193,13 @@ class Settings(BaseSettings):
     # Adds POST /bench/bare (parses a booking body, answers JSON, no database): `make bench` only.
     enable_bench_routes: bool = False
 
+    @field_validator("database_url")
+    @classmethod
+    def _well_formed_database_url(cls, value: str | None) -> str | None:
+        if value:
+            check_database_url(value)
+        return value
+
     @field_validator("jwt_algorithms", "jwt_client_id_claims", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -75,6 +207,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_real_keys(self) -> Self:
+        if (
+            self.database_host
+            and not self.database_url
+            and self.database_password
+            and not self.database_user
+        ):
+            raise ValueError("DATABASE_PASSWORD needs DATABASE_USER (or PGUSER) too")
+        if self.jwt_mode is JwtMode.DEV and self.jwt_dev_secret:
+            _check_dev_secret(self.jwt_dev_secret, "JWT_DEV_SECRET")
         if any(alg.lower() == "none" for alg in self.algorithms):
             raise ValueError("JWT_ALGORITHMS must never include 'none'")
         if self.jwt_mode is JwtMode.PRODUCTION:
@@ -87,6 +228,33 @@ class Settings(BaseSettings):
             ):
                 raise ValueError("JWT_MODE=production accepts only asymmetric algorithms")
         return self
+
+    @cached_property
+    def database_dsn(self) -> str | None:
+        """The URL of the configured database (`postgresql+asyncpg://`, password included), or
+        None: no database is configured, start the embedded one."""
+        password = self.database_password.get_secret_value() if self.database_password else None
+        if self.database_url:
+            url = make_url(self.database_url).set(drivername=DATABASE_DRIVER)
+            if url.password is None and password is not None:
+                url = url.set(password=password)
+        elif self.database_host:
+            # A host starting with '/' is a Unix socket directory, as for libpq: both drivers
+            # read it, and then its port, from the query only.
+            socket_dir = self.database_host.startswith("/")
+            socket = {"host": self.database_host, "port": str(self.database_port)}
+            url = URL.create(
+                DATABASE_DRIVER,
+                username=self.database_user,
+                password=password,
+                host=None if socket_dir else self.database_host,
+                port=None if socket_dir else self.database_port,
+                database=self.database_name,
+                query=socket if socket_dir else {},
+            )
+        else:
+            return None
+        return url.render_as_string(hide_password=False)
 
     @property
     def algorithms(self) -> list[str]:
@@ -113,4 +281,15 @@ class Settings(BaseSettings):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(secrets.token_urlsafe(48))
             path.chmod(0o600)
-        return path.read_text().strip()
+        secret = path.read_text().strip()
+        _check_dev_secret(secret, str(path))
+        return secret
+
+
+def _check_dev_secret(secret: str, source: str) -> None:
+    size = len(secret.encode())
+    if size < MIN_DEV_SECRET_BYTES:
+        raise SettingsError(
+            f"{source} must be at least {MIN_DEV_SECRET_BYTES} bytes (it has {size}): make one "
+            "with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )

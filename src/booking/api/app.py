@@ -153,9 +153,14 @@ def _openapi_with_problem_media_type(app: FastAPI) -> dict[str, Any]:
 
 def app_from_env() -> FastAPI:
     """The uvicorn factory (`booking.api.app:app_from_env`): settings from the environment.
-    `booking-api serve` sets DATABASE_URL to the embedded server before starting workers."""
+    The database is `Settings.database_dsn` (a URL or its parts); `booking-api serve` sets
+    DATABASE_URL to the embedded server before starting workers."""
     settings = Settings()
-    if not settings.database_url:
-        raise RuntimeError("DATABASE_URL is not set; start the server with `booking-api serve`.")
+    dsn = settings.database_dsn
+    if not dsn:
+        raise RuntimeError(
+            "No database is configured: set DATABASE_URL or DATABASE_HOST, or start the server "
+            "with `booking-api serve`."
+        )
     configure_logging(settings.log_level)
-    return create_app(settings, settings.database_url)
+    return create_app(settings, dsn)

