@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import uuid
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -143,6 +144,9 @@ def normalize_email(raw: str) -> str:
         ) from None
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _check_field_value(field_type: FieldTypeConfig, value: Any) -> Any:
     kind = field_type.kind
     ok: bool
@@ -153,11 +157,11 @@ def _check_field_value(field_type: FieldTypeConfig, value: Any) -> Any:
     elif kind == "boolean":
         ok = isinstance(value, bool)
     elif kind == "date":
-        ok = isinstance(value, str)
+        # fromisoformat alone also takes ISO week dates (2026-W01-1) and basic format.
+        ok = isinstance(value, str) and _ISO_DATE.fullmatch(value) is not None
         if ok:
             try:
                 date.fromisoformat(value)
-                ok = len(value) == 10
             except ValueError:
                 ok = False
     else:  # choice
