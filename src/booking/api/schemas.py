@@ -29,15 +29,15 @@ from booking.service.catalog import ServiceConfig
 from booking.service.wallclock import EARLIEST_DATE, LATEST_DATE, local_datetime
 from booking.store.models import CHANNELS, STATUSES
 
-ChannelName = Literal["FaceToFace", "Video", "Phone"]
-assert set(get_args(ChannelName)) == set(CHANNELS)  # the database's CHECK constraint agrees
+Channel = Literal["FaceToFace", "Video", "Phone"]
+assert set(get_args(Channel)) == set(CHANNELS)  # the database's CHECK constraint agrees
 
-# Named once in the OpenAPI components (openapi.py adds them), so the request and the response
-# share one `Channel` and generated clients get one enum type for each.
+# Named once in the OpenAPI components (openapi.py refers every use to them), so the request and
+# the response share one `Channel` and a generated client gets one enum type for each.
 ENUM_COMPONENTS: dict[str, dict[str, Any]] = {
     "Channel": {
         "type": "string",
-        "enum": list(get_args(ChannelName)),
+        "enum": list(get_args(Channel)),
         "description": "How the appointment is delivered.",
     },
     "AppointmentStatus": {
@@ -46,14 +46,7 @@ ENUM_COMPONENTS: dict[str, dict[str, Any]] = {
         "description": "Where the appointment stands; a booking starts as `Planned`.",
     },
 }
-
-
-def _component(name: str) -> WithJsonSchema:
-    return WithJsonSchema({"$ref": f"#/components/schemas/{name}"})
-
-
-Channel = Annotated[ChannelName, _component("Channel")]
-AppointmentStatus = Annotated[str, _component("AppointmentStatus")]
+AppointmentStatus = Annotated[str, WithJsonSchema({"type": "string", "enum": list(STATUSES)})]
 
 UtcTimestamp = Annotated[
     str,
@@ -147,7 +140,7 @@ Language = Annotated[str, Field(max_length=35), AfterValidator(_without_nul)]
 PhoneNumber = Annotated[str, Field(max_length=64), AfterValidator(_without_nul)]
 Email = Annotated[str, Field(max_length=320), AfterValidator(_without_nul)]
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT64_MIN, INT64_END = -(2**63), 2**63  # the int64 range is [INT64_MIN, INT64_END)
 
 
 def _field_value(value: object) -> str | bool | int | float:
@@ -167,7 +160,7 @@ def _field_value(value: object) -> str | bool | int | float:
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float):
-        if INT64_MIN <= value <= INT64_MAX:  # false for NaN
+        if INT64_MIN <= value < INT64_END:  # false for NaN
             return value
         raise PydanticCustomError("number_range", "Number should be finite and within 64 bits")
     raise PydanticCustomError("field_value_type", "Input should be a string, number or boolean")
@@ -180,7 +173,7 @@ FieldValue = Annotated[
         {
             "anyOf": [
                 {"type": "string"},
-                {"type": "number", "minimum": INT64_MIN, "maximum": INT64_MAX},
+                {"type": "number", "minimum": INT64_MIN, "exclusiveMaximum": INT64_END},
                 {"type": "boolean"},
             ]
         }
