@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from booking.service.wallclock import EARLIEST_DATE, LATEST_DATE, instant_of
 from booking.settings import Settings
 from tests import builders
 from tests.builders import World
@@ -120,6 +122,20 @@ async def test_start_time_beyond_any_minute_is_422_naming_it(
 
 
 # --- far dates: 23:50 on 9999-12-31 in New York is 04:50 UTC in year 10000 -----------------------
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Etc/GMT+12", "America/New_York", "UTC"])
+def test_every_wall_time_of_the_accepted_dates_has_an_instant(zone: str) -> None:
+    tz = ZoneInfo(zone)
+    instant_of.cache_clear()
+    assert instant_of(EARLIEST_DATE, 0, tz) is not None
+    assert instant_of(LATEST_DATE, 1439, tz) is not None
+
+
+def test_the_day_after_the_last_accepted_date_would_overflow_west_of_utc() -> None:
+    """Why dates past LATEST_DATE are refused where they come in."""
+    with pytest.raises(OverflowError):
+        instant_of(LATEST_DATE + timedelta(days=1), 1430, ZoneInfo("America/New_York"))
 
 
 @pytest.fixture
