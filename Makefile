@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench soak lock clean
+.PHONY: run test lint openapi-lint format bench soak lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,11 +20,27 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy src
 
+# Spectral, pinned with every dependency (and its integrity hash) by package-lock.json, installed
+# in the project's own folder with the machine's npm.
+OPENAPI_LINT := tools/openapi-lint
+SPECTRAL := $(OPENAPI_LINT)/node_modules/.bin/spectral
+
+$(SPECTRAL): $(OPENAPI_LINT)/package-lock.json
+	npm ci --prefix $(OPENAPI_LINT) --no-audit --no-fund --ignore-scripts
+	touch $(SPECTRAL)
+
+# The published OpenAPI document against spectral:oas: any error or warning fails, except the
+# rules .spectral.yaml turns off, each with its reason.
+openapi-lint: $(STAMP) $(SPECTRAL)
+	mkdir -p build
+	$(BIN)/python $(OPENAPI_LINT)/export.py build/openapi.json
+	$(SPECTRAL) lint --ruleset .spectral.yaml --fail-severity warn build/openapi.json
+
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint
+test: lint openapi-lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -40,4 +56,4 @@ lock:
 	/tmp/booking-lock-venv/bin/pip freeze --exclude-editable | grep -v '^booking-api' > constraints.txt
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(OPENAPI_LINT)/node_modules build

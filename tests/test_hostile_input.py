@@ -148,3 +148,34 @@ async def test_unknown_route_and_method_are_problems(
     assert_client_error(await client.get("/no/such/route", headers=auth), 404, "route_not_found")
     response = await client.put(world.appointments_path(DAY), json={}, headers=auth)
     assert_client_error(response, 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "allowed"),
+    [
+        ("PUT", "/appointments", "GET, POST"),
+        ("PATCH", "/appointments/00000000-0000-4000-8000-000000000001", "DELETE"),
+        ("POST", "/vacancies", "GET"),
+    ],
+)
+async def test_405_under_an_application_lists_the_allowed_methods(
+    client: httpx.AsyncClient,
+    world: World,
+    auth: dict[str, str],
+    method: str,
+    suffix: str,
+    allowed: str,
+) -> None:
+    response = await client.request(
+        method, world.calendar_path(DAY) + suffix, json={}, headers=auth
+    )
+    assert_client_error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == allowed
+
+
+async def test_405_on_a_discovery_route_lists_get(
+    client: httpx.AsyncClient, world: World, auth: dict[str, str]
+) -> None:
+    response = await client.delete(f"/{world.application_id}/services", headers=auth)
+    assert_client_error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "GET"

@@ -13,11 +13,11 @@ from typing import Any
 import asyncpg
 import orjson
 from fastapi import FastAPI, Request, Response
-from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 
-from booking.api import problems
+from booking.api import openapi, problems
 from booking.api.auth import TokenVerifier
-from booking.api.deps import BEARER_SCHEME, Runtime, runtime_of
+from booking.api.deps import Runtime, runtime_of
 from booking.api.middleware import RequestContextMiddleware, configure_logging
 from booking.api.routes import appointments, calendars, discovery
 from booking.api.schemas import BookAppointmentRequest
@@ -85,11 +85,13 @@ def create_app(
             await app.state.runtime.cache.close()
             await db.close()
 
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc load their scripts from the app, not from a CDN.
+    app = FastAPIOffline(
         title="Booking API",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        generate_unique_id_function=openapi.operation_id,
     )
     problems.install(app)
     app.add_middleware(
@@ -118,37 +120,8 @@ def create_app(
     app.include_router(appointments.router)
     app.include_router(calendars.router)
     app.include_router(discovery.router)
-    app.openapi = lambda: _openapi_with_problem_media_type(app)  # type: ignore[method-assign]
+    app.openapi = lambda: openapi.openapi_schema(app)  # type: ignore[method-assign]
     return app
-
-
-def _openapi_with_problem_media_type(app: FastAPI) -> dict[str, Any]:
-    """FastAPI files every response model under application/json; errors are served as
-    application/problem+json, so the schema says so. Every application route (they all start
-    with /{applicationId}) needs the bearer token: declared here rather than with a security
-    dependency, which would cost its solving on every request."""
-    if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        schema.setdefault("components", {})["securitySchemes"] = {
-            BEARER_SCHEME: {
-                "type": "http",
-                "scheme": "bearer",
-                "bearerFormat": "JWT",
-                "description": "A JWT of the registered application.",
-            }
-        }
-        for route, path in schema.get("paths", {}).items():
-            for operation in path.values():
-                if route.startswith("/{applicationId}"):
-                    operation["security"] = [{BEARER_SCHEME: []}]
-                for status, response in operation.get("responses", {}).items():
-                    content = response.get("content", {})
-                    if status[0] in "45" and "application/json" in content:
-                        content["application/problem+json"] = content.pop("application/json")
-        app.openapi_schema = schema
-    return app.openapi_schema
 
 
 def app_from_env() -> FastAPI:

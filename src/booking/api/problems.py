@@ -11,7 +11,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from booking.api.schemas import Problem
@@ -148,17 +148,32 @@ _FRIENDLY = {
 }
 
 
+# Where FastAPI says a value came from; the client wrote `startTime`, not `body.startTime`.
+_SOURCES = frozenset({"body", "path", "query", "header", "cookie"})
+
+
+def _field_name(loc: Sequence[int | str]) -> str:
+    """The field as the client wrote it (`startTime`, `tagIds.0`, `fields.<id>`, `date`), the
+    same name the service's rule errors give; `body` for the body as a whole."""
+    parts = [str(part) for part in loc]
+    if parts and parts[0] in _SOURCES:
+        parts = parts[1:]
+    # pydantic marks an error in a mapping's key with a trailing "[key]": the key is the name.
+    return ".".join(part for part in parts if part != "[key]") or "body"
+
+
 def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     errors = []
     for error in exc.errors():
-        loc = [str(part) for part in error.get("loc", ())]
         kind = str(error.get("type", "invalid"))
         message = _FRIENDLY.get(kind, str(error.get("msg", "invalid")))
         if kind == "json_invalid":
             message = (
                 f"the body is not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"
             )
-        errors.append({"field": ".".join(loc) or "body", "message": message, "type": kind})
+        errors.append(
+            {"field": _field_name(error.get("loc", ())), "message": message, "type": kind}
+        )
     return errors
 
 
@@ -177,8 +192,9 @@ async def _on_validation_error(_: Request, exc: Exception) -> Response:
 def _allowed_methods(request: Request) -> str:
     """Every method any route serves at this path (Starlette names only the first route's)."""
     methods: set[str] = set()
-    for route in request.app.routes:
-        if isinstance(route, APIRoute) and route.path_regex.match(request.url.path):
+    # The routes of included routers too (they are not in `app.routes` themselves).
+    for route in iter_route_contexts(request.app.routes):
+        if isinstance(route.original_route, APIRoute) and route.path_regex.match(request.url.path):
             methods |= route.methods or set()
     return ", ".join(sorted(methods))
 

@@ -6,30 +6,86 @@ import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
 from fastapi import Response
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     PlainValidator,
     StrictBool,
-    StrictFloat,
-    StrictInt,
-    StrictStr,
+    ValidationInfo,
     WithJsonSchema,
-    model_validator,
+    field_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from booking.domain import AppointmentStatus, Channel, FieldKind
 from booking.service.calendars import CalendarOnDate
 from booking.service.catalog import ServiceConfig
-from booking.service.wallclock import local_datetime
+from booking.service.wallclock import EARLIEST_DATE, LATEST_DATE, local_datetime
 from booking.store.appointments import AppointmentRecord
 
-Minute = Annotated[StrictInt, Field(ge=0, le=1439, description="Minutes after local midnight.")]
+# Named once in the OpenAPI components (openapi.py refers every use to them), so the request and
+# the response share one `Channel` and a generated client gets one enum type for each.
+ENUM_COMPONENTS: dict[str, dict[str, Any]] = {
+    "Channel": {
+        "type": "string",
+        "enum": [channel.value for channel in Channel],
+        "description": "How the appointment is delivered.",
+    },
+    "AppointmentStatus": {
+        "type": "string",
+        "enum": [status.value for status in AppointmentStatus],
+        "description": "Where the appointment stands; a booking starts as `Planned`.",
+    },
+}
+
+UtcTimestamp = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-12-01T09:30:00Z"]}),
+]
+# A wall-clock reading at the calendar unit: no offset, so not an RFC 3339 date-time.
+LocalDateTime = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$",
+            "examples": ["2026-12-01T09:30:00"],
+        }
+    ),
+]
+
+
+def _minute(value: object) -> int:
+    """JSON Schema's integer: 570 and 570.0 (but not 570.5, "570" or true)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise PydanticCustomError("int_type", "Input should be an integer")
+    if not 0 <= value <= 1439:
+        raise PydanticCustomError(
+            "minute_range", "Input should be from 0 to 1439 (minutes after local midnight)"
+        )
+    return value
+
+
+Minute = Annotated[
+    int,
+    PlainValidator(_minute),
+    WithJsonSchema(
+        {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 1439,
+            "description": "Minutes after local midnight.",
+        }
+    ),
+]
 
 
 class ApiModel(BaseModel):
@@ -45,9 +101,12 @@ def _path_date(value: object) -> date:
     if not isinstance(value, str) or not _DATE.fullmatch(value):
         raise ValueError("must be a date as YYYY-MM-DD")
     try:
-        return date.fromisoformat(value)
+        parsed = date.fromisoformat(value)
     except ValueError:
         raise ValueError("must be a real calendar date (YYYY-MM-DD)") from None
+    if not EARLIEST_DATE <= parsed <= LATEST_DATE:
+        raise ValueError(f"must be a date from {EARLIEST_DATE} to {LATEST_DATE}")
+    return parsed
 
 
 PathDate = Annotated[
@@ -58,12 +117,64 @@ PathDate = Annotated[
             "type": "string",
             "format": "date",
             "pattern": f"^{_DATE.pattern}$",
+            "description": f"A calendar date from {EARLIEST_DATE} to {LATEST_DATE}.",
             "examples": ["2026-12-01"],
         }
     ),
 ]
 
-FieldValue = StrictStr | StrictBool | StrictInt | StrictFloat
+
+# A string PostgreSQL cannot store: NUL. (A lone surrogate, which JSON's \ud800 escape can carry
+# and UTF-8 cannot encode, pydantic's own str check refuses.) Checked once per value.
+def _without_nul(value: str) -> str:
+    if "\x00" in value:
+        raise PydanticCustomError("string_nul", "String should not contain NUL (\\u0000)")
+    return value
+
+
+Language = Annotated[str, Field(max_length=35), AfterValidator(_without_nul)]
+PhoneNumber = Annotated[str, Field(max_length=64), AfterValidator(_without_nul)]
+Email = Annotated[str, Field(max_length=320), AfterValidator(_without_nul)]
+
+INT64_MIN, INT64_END = -(2**63), 2**63  # the int64 range is [INT64_MIN, INT64_END)
+
+
+def _field_value(value: object) -> str | bool | int | float:
+    """A `fields` value. Its kind is checked by the service against the field type; here only
+    what JSON can carry but the database cannot keep: NUL, lone surrogates (a union member's
+    str check lets them through), numbers beyond 64 bits (1e400 reads as infinity, NaN too)."""
+    if isinstance(value, str):
+        _without_nul(value)
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise PydanticCustomError(
+                    "string_unicode", "String should not contain a lone surrogate"
+                ) from None
+        return value
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        if INT64_MIN <= value < INT64_END:  # false for NaN
+            return value
+        raise PydanticCustomError("number_range", "Number should be finite and within 64 bits")
+    raise PydanticCustomError("field_value_type", "Input should be a string, number or boolean")
+
+
+FieldValue = Annotated[
+    str | bool | int | float,
+    PlainValidator(_field_value),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "number", "minimum": INT64_MIN, "exclusiveMaximum": INT64_END},
+                {"type": "boolean"},
+            ]
+        }
+    ),
+]
 
 
 class BookAppointmentRequest(ApiModel):
@@ -76,9 +187,12 @@ class BookAppointmentRequest(ApiModel):
                     "channel": "FaceToFace",
                     "language": "en",
                     "customerRecordId": "6f1c2a4e-0000-4000-8000-000000000501",
-                    "contactPhoneNumber": "(202) 555-0143",
+                    "contactPhoneNumber": "020 7946 0018",
                     "contactEmail": "ada@example.com",
-                    "fields": {"6f1c2a4e-0000-4000-8000-000000000601": "Renewal"},
+                    "fields": {
+                        "6f1c2a4e-0000-4000-8000-000000000601": "AB-1234",
+                        "6f1c2a4e-0000-4000-8000-000000000605": "Renewal",
+                    },
                     "tagIds": ["6f1c2a4e-0000-4000-8000-000000000701"],
                 }
             ]
@@ -88,7 +202,7 @@ class BookAppointmentRequest(ApiModel):
     service_type_id: uuid.UUID
     start_time: Minute
     channel: Channel
-    language: Annotated[str, Field(max_length=35)] | None = None
+    language: Language | None = None
     customer_record_id: uuid.UUID | None = None
     cusotmer_record_id: uuid.UUID | None = Field(
         default=None,
@@ -96,24 +210,25 @@ class BookAppointmentRequest(ApiModel):
         json_schema_extra={"deprecated": True},
         description="The original API's documented misspelling of customerRecordId; accepted.",
     )
-    contact_phone_number: Annotated[str, Field(max_length=64)] | None = None
-    contact_email: Annotated[str, Field(max_length=320)] | None = None
+    contact_phone_number: PhoneNumber | None = None
+    contact_email: Email | None = None
     bypass_timeslot_check: StrictBool = False
     prevent_self_check_in: StrictBool = False
     fields: Annotated[dict[uuid.UUID, FieldValue], Field(max_length=100)] | None = None
     tag_ids: Annotated[list[uuid.UUID], Field(max_length=100)] | None = None
 
-    @model_validator(mode="after")
-    def _one_customer_record_id(self) -> Self:
-        if (
-            self.customer_record_id is not None
-            and self.cusotmer_record_id is not None
-            and self.customer_record_id != self.cusotmer_record_id
-        ):
+    # On the second spelling (declared after the first), so the error names the field.
+    @field_validator("cusotmer_record_id")
+    @classmethod
+    def _one_customer_record_id(
+        cls, value: uuid.UUID | None, info: ValidationInfo
+    ) -> uuid.UUID | None:
+        first = info.data.get("customer_record_id")
+        if value is not None and first is not None and value != first:
             raise ValueError(
                 "customerRecordId and cusotmerRecordId are both given and differ; send one"
             )
-        return self
+        return value
 
     @property
     def customer_record(self) -> uuid.UUID | None:
@@ -130,15 +245,17 @@ def _iso_local(value: datetime) -> str:
 
 class AppointmentTime(ApiModel):
     service_id: uuid.UUID
-    date: str = Field(examples=["2026-12-01T00:00:00"], description="Local midnight of the date.")
+    date: LocalDateTime = Field(
+        examples=["2026-12-01T00:00:00"], description="Local midnight of the date."
+    )
     cu_index: int
     start: int = Field(description="Minutes after local midnight: the source of truth.")
     duration: int
-    time_local: str = Field(examples=["2026-12-01T09:30:00"])
-    time_utc: str = Field(examples=["2026-12-01T07:30:00Z"])
+    time_local: LocalDateTime = Field(description="The start on the local wall clock.")
+    time_utc: UtcTimestamp = Field(description="The start instant in UTC.")
     time_zone_id: str = Field(examples=["Europe/London"], description="IANA time zone name.")
     reservation_token: str | None = None
-    reservation_expiry_date: str | None = None
+    reservation_expiry_date: UtcTimestamp | None = None
 
 
 class Ticket(ApiModel):
@@ -161,15 +278,15 @@ class AppointmentOut(ApiModel):
     service_type_id: uuid.UUID
     service_type_name: str
     status: AppointmentStatus
-    status_date: str
-    reference_date: str = Field(description="The appointment's instant in UTC.")
-    date_opened: str = Field(description="When it was booked (UTC).")
-    date_closed: str | None = None
-    date_cancelled: str | None = None
+    status_date: UtcTimestamp = Field(description="When the status last changed (UTC).")
+    reference_date: UtcTimestamp = Field(description="The appointment's instant in UTC.")
+    date_opened: UtcTimestamp = Field(description="When it was booked (UTC).")
+    date_closed: UtcTimestamp | None = None
+    date_cancelled: UtcTimestamp | None = None
     customer: CustomerRef | None = None
     channel: Channel
     language: str
-    contact_phone_number: str | None = Field(default=None, examples=["+12025550143"])
+    contact_phone_number: str | None = Field(default=None, examples=["+442079460018"])
     contact_email: str | None = None
     prevent_self_check_in: bool
     fields: dict[str, Any]
@@ -216,7 +333,11 @@ class AppointmentOut(ApiModel):
 
 
 class FieldError(BaseModel):
-    field: str = Field(description="Dotted location, e.g. `body.startTime` or `path.date`.")
+    field: str = Field(
+        description="The field as the client wrote it: a body member (`startTime`, `tagIds.0`, "
+        "`fields.<fieldTypeId>`) or a path or query parameter (`date`, `serviceTypeId`); "
+        "`body` for the body as a whole."
+    )
     message: str
     type: str
 
@@ -257,7 +378,7 @@ class CalendarStatsOut(ApiModel):
 
 class CalendarOut(ApiModel):
     service_id: uuid.UUID
-    date: str
+    date: LocalDateTime = Field(description="Local midnight of the date.")
     cu_index: int
     service_name: str
     capacity: int

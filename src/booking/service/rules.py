@@ -7,6 +7,7 @@ orchestration that runs them around the database is `booking.service.appointment
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -116,6 +117,7 @@ _FIELD_RULES = {
     FieldKind.BOOLEAN: "true or false",
     FieldKind.DATE: "a date as YYYY-MM-DD",
 }
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def check_field_value(field_type: FieldTypeConfig, value: Any) -> Any:
@@ -128,11 +130,11 @@ def check_field_value(field_type: FieldTypeConfig, value: Any) -> Any:
     elif kind is FieldKind.BOOLEAN:
         ok = isinstance(value, bool)
     elif kind is FieldKind.DATE:
-        ok = isinstance(value, str)
+        # fromisoformat alone also takes ISO week dates (2026-W01-1) and basic format.
+        ok = isinstance(value, str) and _ISO_DATE.fullmatch(value) is not None
         if ok:
             try:
                 date.fromisoformat(value)
-                ok = len(value) == 10
             except ValueError:
                 ok = False
     else:  # choice

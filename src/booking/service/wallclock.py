@@ -9,6 +9,12 @@ from zoneinfo import ZoneInfo
 
 Clock = Callable[[], datetime]  # returns an aware datetime; tests pin it
 
+# The calendar dates whose every wall time has a UTC instant that `datetime` can hold (UTC
+# offsets stay within a day): 23:50 on 9999-12-31 in New York would be in year 10000. Dates
+# outside are refused where they come in, so nothing computed from a date can overflow.
+EARLIEST_DATE = date.min + timedelta(days=1)
+LATEST_DATE = date.max - timedelta(days=1)
+
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
