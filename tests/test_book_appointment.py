@@ -83,6 +83,7 @@ async def test_booking_answers_201_location_and_the_listing_shape(
     assert body["contactPhoneNumber"] == "+12025550143"
     assert body["contactEmail"] == "Ada@example.com"
     assert body["preventSelfCheckIn"] is True
+    assert body["bypassedTimeslotCheck"] is False
     assert body["fields"] == {str(field_id): 42}
     assert body["tagIds"] == [str(tag_id)]
 
@@ -596,6 +597,24 @@ async def test_bypass_books_a_taken_slot_and_off_the_grid(
     assert (await book(client, world, auth, 570)).status_code == 201
     assert (await book(client, world, auth, 570, bypassTimeslotCheck=True)).status_code == 201
     assert (await book(client, world, auth, 575, bypassTimeslotCheck=True)).status_code == 201
+
+
+async def test_a_booking_past_capacity_with_the_bypass_says_so_in_every_answer(
+    client: httpx.AsyncClient, world: World, auth: dict[str, str]
+) -> None:
+    """Capacity is 1: the second booking of 570 overlaps the first, which the bypass allows."""
+    first = await book(client, world, auth, 570)
+    assert first.status_code == 201, first.text
+    assert first.json()["bypassedTimeslotCheck"] is False
+    over = await book(client, world, auth, 570, bypassTimeslotCheck=True)
+    assert over.status_code == 201, over.text
+    assert over.json()["bypassedTimeslotCheck"] is True
+
+    read = await client.get(over.headers["location"], headers=auth)
+    assert read.json()["bypassedTimeslotCheck"] is True
+    listed = await client.get(world.appointments_path(TOMORROW), headers=auth)
+    by_case = {a["caseId"]: a["bypassedTimeslotCheck"] for a in listed.json()}
+    assert by_case == {first.json()["caseId"]: False, over.json()["caseId"]: True}
 
 
 async def test_bypass_still_refuses_outside_working_hours_and_closed_dates(

@@ -455,6 +455,7 @@ def record(status: AppointmentStatus, starts_at: datetime) -> AppointmentRecord:
         contact_phone=None,
         contact_email=None,
         prevent_self_check_in=False,
+        bypassed_timeslot_check=False,
         fields={},
         tag_ids=[],
     )
