@@ -200,7 +200,7 @@ def check_tags(
         broken.append(
             RuleViolation("tagIds lists a tag twice.", code="duplicate_tag_ids", field="tagIds")
         )
-    for tag_id in tag_ids if len(tag_ids) < 2 else dict.fromkeys(tag_ids):
+    for tag_id in dict.fromkeys(tag_ids):  # a tag listed twice is unknown once
         if tag_id not in catalog.tags:
             broken.append(NotFound(f"No such tag: {tag_id}.", code="tag_not_found", field="tagIds"))
     return tag_ids
