@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
@@ -82,6 +83,7 @@ async def test_booking_answers_201_location_and_the_listing_shape(
     assert body["contactPhoneNumber"] == "+12025550143"
     assert body["contactEmail"] == "Ada@example.com"
     assert body["preventSelfCheckIn"] is True
+    assert body["bypassedTimeslotCheck"] is False
     assert body["fields"] == {str(field_id): 42}
     assert body["tagIds"] == [str(tag_id)]
 
@@ -275,11 +277,78 @@ async def test_unknown_field_type_is_404(
 async def test_unknown_tag_is_404(
     client: httpx.AsyncClient, world: World, auth: dict[str, str]
 ) -> None:
-    response = await book(client, world, auth, tagIds=[str(uuid.uuid4())])
+    tag_id = uuid.uuid4()
+    response = await book(client, world, auth, tagIds=[str(tag_id)])
     assert_problem(response, 404, "tag_not_found")
+    assert response.content == orjson.dumps(  # as it always was, byte for byte
+        {
+            "type": "urn:booking-api:problem:tag_not_found",
+            "title": "Not found",
+            "status": 404,
+            "detail": f"No such tag: {tag_id}.",
+            "code": "tag_not_found",
+        }
+    )
 
 
 # --- 422 rules -------------------------------------------------------------------------------
+
+
+async def test_a_booking_breaking_six_rules_answers_one_422_listing_each(
+    client: httpx.AsyncClient, world: World, auth: dict[str, str], engine: AsyncEngine
+) -> None:
+    async with engine.begin() as conn:
+        video_only = await builders.service_type(conn, world.service_id, channels=["Video"])
+        choice = await builders.field_type(
+            conn, world.organization_id, kind="choice", options=("New", "Renewal")
+        )
+    response = await book(
+        client,
+        world,
+        auth,
+        serviceTypeId=str(video_only),
+        channel="Phone",
+        language="de",
+        contactPhoneNumber="12",
+        contactEmail="ada@",
+        fields={str(choice): "Other"},
+        tagIds=[str(uuid.uuid4())],
+    )
+    problem = assert_problem(response, 422, "channel_not_supported")
+    assert problem["type"] == "urn:booking-api:problem:channel_not_supported"
+    assert [(e["type"], e["field"]) for e in problem["errors"]] == [
+        ("channel_not_supported", "channel"),
+        ("language_not_supported", "language"),
+        ("invalid_phone_number", "contactPhoneNumber"),
+        ("invalid_email", "contactEmail"),
+        ("invalid_field_value", f"fields.{choice}"),
+        ("tag_not_found", "tagIds"),
+    ]
+    assert all(e["message"] for e in problem["errors"])
+    assert problem["detail"].startswith("The request breaks 6 rules: ")
+
+
+async def test_an_unknown_tag_with_another_broken_rule_is_listed_in_the_422(
+    client: httpx.AsyncClient, world: World, auth: dict[str, str]
+) -> None:
+    response = await book(
+        client, world, auth, on_date=TODAY - timedelta(days=1), tagIds=[str(uuid.uuid4())]
+    )
+    problem = assert_problem(response, 422, "tag_not_found")
+    assert [(e["type"], e["field"]) for e in problem["errors"]] == [
+        ("tag_not_found", "tagIds"),
+        ("date_in_past", "date"),
+    ]
+
+
+async def test_an_unknown_service_type_is_404_whatever_else_is_broken(
+    client: httpx.AsyncClient, world: World, auth: dict[str, str]
+) -> None:
+    response = await book(
+        client, world, auth, serviceTypeId=str(uuid.uuid4()), language="de", contactEmail="a@"
+    )
+    problem = assert_problem(response, 404, "service_type_not_found")
+    assert "errors" not in problem
 
 
 async def test_channel_not_supported_by_the_service_type_is_422(
@@ -529,6 +598,24 @@ async def test_bypass_books_a_taken_slot_and_off_the_grid(
     assert (await book(client, world, auth, 570)).status_code == 201
     assert (await book(client, world, auth, 570, bypassTimeslotCheck=True)).status_code == 201
     assert (await book(client, world, auth, 575, bypassTimeslotCheck=True)).status_code == 201
+
+
+async def test_a_booking_past_capacity_with_the_bypass_says_so_in_every_answer(
+    client: httpx.AsyncClient, world: World, auth: dict[str, str]
+) -> None:
+    """Capacity is 1: the second booking of 570 overlaps the first, which the bypass allows."""
+    first = await book(client, world, auth, 570)
+    assert first.status_code == 201, first.text
+    assert first.json()["bypassedTimeslotCheck"] is False
+    over = await book(client, world, auth, 570, bypassTimeslotCheck=True)
+    assert over.status_code == 201, over.text
+    assert over.json()["bypassedTimeslotCheck"] is True
+
+    read = await client.get(over.headers["location"], headers=auth)
+    assert read.json()["bypassedTimeslotCheck"] is True
+    listed = await client.get(world.appointments_path(TOMORROW), headers=auth)
+    by_case = {a["caseId"]: a["bypassedTimeslotCheck"] for a in listed.json()}
+    assert by_case == {first.json()["caseId"]: False, over.json()["caseId"]: True}
 
 
 async def test_bypass_still_refuses_outside_working_hours_and_closed_dates(

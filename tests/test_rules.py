@@ -218,6 +218,169 @@ def test_a_booking_that_breaks_a_rule_is_refused_with_its_code_and_field(
         assert refused.value.field == field
 
 
+UNKNOWN = uuid.uuid4()
+SPRING_FORWARD = date(2027, 3, 28)  # London's clocks skip 01:00-02:00
+
+BROKEN_TOGETHER: list[tuple[str, dict[str, Any], dict[str, Any], list[tuple[str, str]]]] = [
+    # (case, catalog options, command changes, every (code, field) broken, in order)
+    (
+        "six independent rules",
+        {},
+        {
+            "channel": Channel.VIDEO,
+            "language": "de",
+            "contact_phone": "12",
+            "contact_email": "ada@",
+            "fields": {CHOICE_FIELD: "c"},
+            "tag_ids": [UNKNOWN],
+        },
+        [
+            ("channel_not_supported", "channel"),
+            ("language_not_supported", "language"),
+            ("invalid_phone_number", "contactPhoneNumber"),
+            ("invalid_email", "contactEmail"),
+            ("invalid_field_value", f"fields.{CHOICE_FIELD}"),
+            ("tag_not_found", "tagIds"),
+        ],
+    ),
+    (
+        "every required datum",
+        {"requires_customer": True, "requires_phone": True, "requires_email": True},
+        {},
+        [
+            ("customer_required", "customerRecordId"),
+            ("phone_required", "contactPhoneNumber"),
+            ("email_required", "contactEmail"),
+        ],
+    ),
+    (
+        "each field its own",
+        {"required_field": True},
+        {"fields": {UNKNOWN: "x", TEXT_FIELD: 3}},
+        [
+            ("field_type_not_found", f"fields.{UNKNOWN}"),
+            ("invalid_field_value", f"fields.{TEXT_FIELD}"),
+            ("required_field_missing", f"fields.{REQUIRED_FIELD}"),
+        ],
+    ),
+    (
+        "a bad value of a required field is not also missing",
+        {"required_field": True},
+        {"fields": {REQUIRED_FIELD: 3}},
+        [("invalid_field_value", f"fields.{REQUIRED_FIELD}")],
+    ),
+    (
+        "duplicate and unknown tags, each unknown once",
+        {},
+        {"tag_ids": [TAG, TAG, UNKNOWN, UNKNOWN]},
+        [("duplicate_tag_ids", "tagIds"), ("tag_not_found", "tagIds")],
+    ),
+    (
+        "the window and the grid",
+        {"window": 7},
+        {"on_date": TODAY + timedelta(days=8), "start_minute": 575},
+        [("outside_booking_window", "date"), ("start_not_on_grid", "startTime")],
+    ),
+    (
+        "a past date implies its start has passed",
+        {},
+        {"on_date": TODAY - timedelta(days=1), "start_minute": 700},
+        [("date_in_past", "date"), ("outside_working_hours", "startTime")],
+    ),
+    (
+        "a closed day has no hours to miss",
+        {"closed": (TOMORROW,)},
+        {"start_minute": 700},
+        [("closed_date", "date")],
+    ),
+    (
+        "a passed start is not also outside the hours",
+        {},
+        {"on_date": TODAY, "start_minute": 420, "language": "de"},
+        [("language_not_supported", "language"), ("start_time_passed", "startTime")],
+    ),
+    (
+        "a wall time that does not exist, and a tag",
+        {"window": None},
+        {"on_date": SPRING_FORWARD, "start_minute": 70, "tag_ids": [UNKNOWN]},
+        [("tag_not_found", "tagIds"), ("nonexistent_local_time", "startTime")],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("options", "changes", "expected"),
+    [case[1:] for case in BROKEN_TOGETHER],
+    ids=[case[0] for case in BROKEN_TOGETHER],
+)
+def test_every_independent_broken_rule_is_in_the_one_error(
+    options: dict[str, Any], changes: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    with pytest.raises(DomainError) as refused:
+        rules.check_booking(catalog(**options), command(**changes), NOW)
+    error = refused.value
+    assert (error.code, error.field) == expected[0]
+    if len(expected) == 1:
+        assert error.errors == ()
+    else:
+        assert type(error) is RuleViolation  # 422, whatever the kinds of the rules listed
+        assert [(e.code, e.field) for e in error.errors] == expected
+
+
+@pytest.mark.parametrize(
+    ("changes", "code"),
+    [
+        ({"service_id": UNKNOWN}, "service_not_found"),
+        ({"cu_index": 7}, "calendar_unit_not_found"),
+        ({"service_type_id": UNKNOWN}, "service_type_not_found"),
+    ],
+)
+def test_what_every_other_rule_depends_on_is_refused_alone(
+    changes: dict[str, Any], code: str
+) -> None:
+    broken_too = {"channel": Channel.VIDEO, "language": "de", "tag_ids": [UNKNOWN]}
+    with pytest.raises(NotFound) as refused:
+        rules.check_booking(catalog(), command(**changes, **broken_too), NOW)
+    assert refused.value.code == code
+    assert refused.value.errors == ()
+
+
+@pytest.mark.parametrize(
+    ("changes", "code"),
+    [
+        ({"tag_ids": [UNKNOWN]}, "tag_not_found"),
+        ({"fields": {UNKNOWN: "x"}}, "field_type_not_found"),
+    ],
+)
+def test_an_unknown_tag_or_field_type_alone_stays_not_found(
+    changes: dict[str, Any], code: str
+) -> None:
+    with pytest.raises(NotFound) as refused:
+        rules.check_booking(catalog(), command(**changes), NOW)
+    assert refused.value.code == code
+    assert refused.value.errors == ()
+
+
+def test_a_valid_booking_builds_no_error_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Collecting the broken rules costs a valid booking nothing: no error is made and caught."""
+
+    def refuse(*_: Any, **__: Any) -> None:
+        raise AssertionError("an error was built for a valid booking")
+
+    monkeypatch.setattr(DomainError, "__init__", refuse)
+    rules.check_booking(
+        catalog(required_field=True),
+        command(
+            language="fr",
+            contact_phone="(202) 555-0143",
+            contact_email="ada@example.com",
+            fields={REQUIRED_FIELD: "R-1", CHOICE_FIELD: "a"},
+            tag_ids=[TAG],
+        ),
+        NOW,
+    )
+
+
 def test_a_valid_booking_is_checked_with_normalized_contact_details() -> None:
     checked = rules.check_booking(
         catalog(),
@@ -292,6 +455,7 @@ def record(status: AppointmentStatus, starts_at: datetime) -> AppointmentRecord:
         contact_phone=None,
         contact_email=None,
         prevent_self_check_in=False,
+        bypassed_timeslot_check=False,
         fields={},
         tag_ids=[],
     )

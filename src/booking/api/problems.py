@@ -71,11 +71,13 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing, malformed, expired or badly signed token.",
         403: "The application is disabled or the token lacks the role.",
         404: "Unknown application, service, calendar unit, service type, customer record, "
-        "field type, tag or appointment.",
+        "field type, tag or appointment. (An unknown field type or tag along with other broken "
+        "rules is one 422 listing them all.)",
         409: "The slot is not vacant; `nearestVacancies` lists up to three vacant starts.",
         415: "The body is not JSON.",
         413: "The body is larger than MAX_BODY_BYTES.",
-        422: "Invalid input, or a booking rule broken.",
+        422: "Invalid input, or booking rules broken: `errors` lists every independent "
+        "broken rule, each with its `field` and its code in `type`; `code` is the first's.",
         503: "The database is unavailable; retry after `Retry-After` seconds.",
     }
     return {s: {"model": Problem, "description": described[s]} for s in statuses}
@@ -114,11 +116,13 @@ def _status_of(error: DomainError) -> int:
 
 def domain_error_response(error: DomainError) -> ProblemResponse:
     status = _status_of(error)
-    errors = (
-        [{"field": error.field, "message": error.detail, "type": error.code}]
-        if error.field and status == 422
-        else None
-    )
+    errors: list[dict[str, str]] | None = None
+    if error.errors:  # several broken rules: each with its own field and code
+        errors = [
+            {"field": e.field or "body", "message": e.detail, "type": e.code} for e in error.errors
+        ]
+    elif error.field and status == 422:
+        errors = [{"field": error.field, "message": error.detail, "type": error.code}]
     headers: dict[str, str] = {}
     if isinstance(error, Unauthenticated):
         headers["WWW-Authenticate"] = _www_authenticate(error)

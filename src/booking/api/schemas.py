@@ -289,6 +289,12 @@ class AppointmentOut(ApiModel):
     contact_phone_number: str | None = Field(default=None, examples=["+442079460018"])
     contact_email: str | None = None
     prevent_self_check_in: bool
+    bypassed_timeslot_check: bool = Field(
+        description="True when booked with `bypassTimeslotCheck`: the slot grid and the "
+        "calendar's capacity were not checked, so it may start off the grid and overlap more "
+        "appointments than the capacity allows (working hours, closed days and the booking "
+        "window were checked as always)."
+    )
     fields: dict[str, Any]
     tag_ids: list[uuid.UUID]
 
@@ -327,6 +333,7 @@ class AppointmentOut(ApiModel):
             contact_phone_number=r.contact_phone,
             contact_email=r.contact_email,
             prevent_self_check_in=r.prevent_self_check_in,
+            bypassed_timeslot_check=r.bypassed_timeslot_check,
             fields=r.fields,
             tag_ids=r.tag_ids,
         )

@@ -6,6 +6,7 @@ to a status code in one table.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -20,6 +21,7 @@ class DomainError(Exception):
         code: str | None = None,
         field: str | None = None,
         extra: dict[str, Any] | None = None,
+        errors: Sequence[DomainError] = (),
     ) -> None:
         super().__init__(detail)
         self.detail = detail
@@ -27,6 +29,9 @@ class DomainError(Exception):
             self.code = code
         self.field = field  # the body field or route parameter at fault, when there is one
         self.extra = extra or {}
+        # When one request breaks several independent rules: each of them, in the order they
+        # are checked, with its own code and field (see `several`). Empty for a single rule.
+        self.errors: tuple[DomainError, ...] = tuple(errors)
 
 
 class NotFound(DomainError):
@@ -58,3 +63,19 @@ class Conflict(DomainError):
 
     code = "conflict"
     title = "Conflict"
+
+
+def several(broken: Sequence[DomainError]) -> DomainError:
+    """The one error that answers the rules `broken` (at least one), in the order they were
+    checked. A rule broken alone is answered as itself, so it keeps its own class and status
+    (an unknown tag alone is a 404, as it always was); several are one `RuleViolation` (422)
+    listing each in `errors`, with the first one's code and field."""
+    if len(broken) == 1:
+        return broken[0]
+    first = broken[0]
+    return RuleViolation(
+        f"The request breaks {len(broken)} rules: " + " ".join(e.detail for e in broken),
+        code=first.code,
+        field=first.field,
+        errors=broken,
+    )

@@ -27,7 +27,7 @@ from booking.service.catalog import (
     ServiceTypeConfig,
 )
 from booking.service.commands import BookAppointment
-from booking.service.errors import Conflict, NotFound, RuleViolation
+from booking.service.errors import Conflict, DomainError, NotFound, RuleViolation, several
 from booking.service.wallclock import instant_of, local_today
 from booking.store.appointments import AppointmentRecord
 
@@ -74,41 +74,53 @@ def find_calendar(catalog: Catalog, day: CalendarDay) -> tuple[ServiceConfig, Ca
 
 
 # --- the rules on the request itself ----------------------------------------------------------
+#
+# Each check appends the rules it finds broken to `broken` instead of raising, so that one answer
+# names every independent broken rule (`errors.several`); a valid booking raises nothing.
 
 
-def resolve_language(catalog: Catalog, language: str | None) -> str:
+def check_language(catalog: Catalog, language: str | None, broken: list[DomainError]) -> str:
+    """The booking's language: the organization's default when absent or empty."""
     if not language:
         return catalog.default_language
     if language not in catalog.supported_languages:
-        raise RuleViolation(
-            f"Language '{language}' is not supported; use one of "
-            f"{', '.join(catalog.supported_languages)}.",
-            code="language_not_supported",
-            field="language",
+        broken.append(
+            RuleViolation(
+                f"Language '{language}' is not supported; use one of "
+                f"{', '.join(catalog.supported_languages)}.",
+                code="language_not_supported",
+                field="language",
+            )
         )
     return language
 
 
-def normalize_phone(raw: str, region: str) -> str:
-    """Parse with the organization's default region; answer E.164."""
+def normalize_phone(raw: str, region: str, broken: list[DomainError]) -> str | None:
+    """Parse with the organization's default region; answer E.164 (None when invalid)."""
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
         number = None
     if number is None or not phonenumbers.is_valid_number(number):
-        raise RuleViolation(
-            "Not a valid phone number.", code="invalid_phone_number", field="contactPhoneNumber"
+        broken.append(
+            RuleViolation(
+                "Not a valid phone number.", code="invalid_phone_number", field="contactPhoneNumber"
+            )
         )
+        return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def normalize_email(raw: str) -> str:
+def normalize_email(raw: str, broken: list[DomainError]) -> str | None:
     try:
         return validate_email(raw, check_deliverability=False).normalized
     except EmailNotValidError as error:
-        raise RuleViolation(
-            f"Not a valid email address: {error}", code="invalid_email", field="contactEmail"
-        ) from None
+        broken.append(
+            RuleViolation(
+                f"Not a valid email address: {error}", code="invalid_email", field="contactEmail"
+            )
+        )
+        return None
 
 
 _FIELD_RULES = {
@@ -120,7 +132,8 @@ _FIELD_RULES = {
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-def check_field_value(field_type: FieldTypeConfig, value: Any) -> Any:
+def field_value_refusal(field_type: FieldTypeConfig, value: Any) -> RuleViolation | None:
+    """Whether `value` is of `field_type`'s kind. None: it is."""
     kind = field_type.kind
     ok: bool
     if kind is FieldKind.TEXT:
@@ -139,43 +152,59 @@ def check_field_value(field_type: FieldTypeConfig, value: Any) -> Any:
                 ok = False
     else:  # choice
         ok = isinstance(value, str) and value in field_type.options
-    if not ok:
-        rule = _FIELD_RULES.get(kind) or f"one of {', '.join(field_type.options)}"
-        raise RuleViolation(
-            f"Field '{field_type.name}' must be {rule}.",
-            code="invalid_field_value",
-            field=f"fields.{field_type.id}",
-        )
-    return value
+    if ok:
+        return None
+    rule = _FIELD_RULES.get(kind) or f"one of {', '.join(field_type.options)}"
+    return RuleViolation(
+        f"Field '{field_type.name}' must be {rule}.",
+        code="invalid_field_value",
+        field=f"fields.{field_type.id}",
+    )
 
 
-def check_fields(catalog: Catalog, fields: dict[uuid.UUID, Any]) -> dict[str, Any]:
+def check_fields(
+    catalog: Catalog, fields: dict[uuid.UUID, Any], broken: list[DomainError]
+) -> dict[str, Any]:
+    """The valid `fields` by field type id; each unknown field type, bad value and missing
+    required field is a broken rule of its own."""
     checked: dict[str, Any] = {}
     for field_type_id, value in fields.items():
         field_type = catalog.field_types.get(field_type_id)
         if field_type is None:
-            raise NotFound(
-                f"No such field type: {field_type_id}.",
-                code="field_type_not_found",
-                field=f"fields.{field_type_id}",
+            broken.append(
+                NotFound(
+                    f"No such field type: {field_type_id}.",
+                    code="field_type_not_found",
+                    field=f"fields.{field_type_id}",
+                )
             )
-        checked[str(field_type_id)] = check_field_value(field_type, value)
+        elif (refusal := field_value_refusal(field_type, value)) is not None:
+            broken.append(refusal)
+        else:
+            checked[str(field_type_id)] = value
     for field_type in catalog.field_types.values():
-        if field_type.required and str(field_type.id) not in checked:
-            raise RuleViolation(
-                f"Field '{field_type.name}' is required.",
-                code="required_field_missing",
-                field=f"fields.{field_type.id}",
+        if field_type.required and field_type.id not in fields:
+            broken.append(
+                RuleViolation(
+                    f"Field '{field_type.name}' is required.",
+                    code="required_field_missing",
+                    field=f"fields.{field_type.id}",
+                )
             )
     return checked
 
 
-def check_tags(catalog: Catalog, tag_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+def check_tags(
+    catalog: Catalog, tag_ids: list[uuid.UUID], broken: list[DomainError]
+) -> list[uuid.UUID]:
+    """A tag listed twice is one broken rule; each unknown tag is one more."""
     if len(set(tag_ids)) != len(tag_ids):
-        raise RuleViolation("tagIds lists a tag twice.", code="duplicate_tag_ids", field="tagIds")
-    for tag_id in tag_ids:
+        broken.append(
+            RuleViolation("tagIds lists a tag twice.", code="duplicate_tag_ids", field="tagIds")
+        )
+    for tag_id in dict.fromkeys(tag_ids):  # a tag listed twice is unknown once
         if tag_id not in catalog.tags:
-            raise NotFound(f"No such tag: {tag_id}.", code="tag_not_found", field="tagIds")
+            broken.append(NotFound(f"No such tag: {tag_id}.", code="tag_not_found", field="tagIds"))
     return tag_ids
 
 
@@ -194,19 +223,66 @@ def date_refusal(service: ServiceConfig, on_date: date, today: date) -> RuleViol
     return None
 
 
-def bookable_instant(
-    unit: CalendarUnitConfig, on_date: date, start: int, now: datetime
-) -> datetime:
+def check_date_and_start(
+    service: ServiceConfig,
+    unit: CalendarUnitConfig,
+    day: availability.WorkingDay,
+    duration: int,
+    command: BookAppointment,
+    now: datetime,
+    broken: list[DomainError],
+) -> datetime | None:
+    """The instant the appointment starts (None when its wall time does not exist), after the
+    rules on `date` and `startTime` that need no other booking. Each of the two fields names at
+    most one broken rule, the first in this order: the window (past, too far ahead), the wall
+    time (it does not exist, it has passed), the calendar open that day, its working hours, its
+    grid. A rule that another presupposes is skipped when that one is broken: a start on a past
+    date has passed anyway, and a closed day has no hours to fit in."""
+    on_date, start = command.day.on_date, command.start_minute
+    today = local_today(now, unit.zone)
+    refused_date = date_refusal(service, on_date, today)
+    if refused_date is not None:
+        broken.append(refused_date)
+
     starts_at = instant_of(on_date, start, unit.zone)
+    refused_start: RuleViolation | None = None
     if starts_at is None:
-        raise RuleViolation(
+        refused_start = RuleViolation(
             "That wall-clock time does not exist on this date (daylight-saving change).",
             code="nonexistent_local_time",
             field="startTime",
         )
-    if starts_at <= now:
-        raise RuleViolation(
+    elif starts_at <= now and on_date >= today:
+        refused_start = RuleViolation(
             "The start time has passed.", code="start_time_passed", field="startTime"
+        )
+    if refused_start is not None:
+        broken.append(refused_start)
+
+    # Hours and the grid do not depend on other bookings: refuse early, before taking the lock.
+    verdict = availability.check_start(
+        day, [], start, duration, bypass_timeslot_check=command.bypass_timeslot_check
+    )
+    if verdict is Verdict.CLOSED and refused_date is None:
+        broken.append(
+            RuleViolation("The calendar is closed on this date.", code="closed_date", field="date")
+        )
+    elif verdict is Verdict.OUTSIDE_WORKING_HOURS and refused_start is None:
+        broken.append(
+            RuleViolation(
+                f"An appointment of {duration} minutes at {start} does not fit inside the "
+                "working hours of this date.",
+                code="outside_working_hours",
+                field="startTime",
+            )
+        )
+    elif verdict is Verdict.OFF_GRID and refused_start is None:
+        broken.append(
+            RuleViolation(
+                f"{start} is not on the {day.slot_minutes}-minute slot grid.",
+                code="start_not_on_grid",
+                field="startTime",
+            )
         )
     return starts_at
 
@@ -246,76 +322,63 @@ class CheckedBooking:
 
 def check_booking(catalog: Catalog, command: BookAppointment, now: datetime) -> CheckedBooking:
     """Every rule that needs no database: run before a connection is taken, so that the
-    transaction (and the calendar's lock) lasts only as long as the database work."""
+    transaction (and the calendar's lock) lasts only as long as the database work.
+
+    An unknown service, calendar unit or service type is refused at once (every other rule
+    depends on them). The other rules are independent of each other: all are checked, and
+    every broken one is in the one error raised (`errors.several`), in this order."""
     service, unit = find_calendar(catalog, command.day)
     service_type = find_service_type(service, command.service_type_id)
+    broken: list[DomainError] = []
 
     if command.channel not in service_type.channels:
-        raise RuleViolation(
-            f"Service type '{service_type.name}' does not support channel '{command.channel}'; "
-            f"it supports {', '.join(service_type.channels)}.",
-            code="channel_not_supported",
-            field="channel",
+        broken.append(
+            RuleViolation(
+                f"Service type '{service_type.name}' does not support channel "
+                f"'{command.channel}'; it supports {', '.join(service_type.channels)}.",
+                code="channel_not_supported",
+                field="channel",
+            )
         )
-    language = resolve_language(catalog, command.language)
+    language = check_language(catalog, command.language, broken)
 
     if service.requires_customer and command.customer_record_id is None:
-        raise RuleViolation(
-            "This service requires a customer record.",
-            code="customer_required",
-            field="customerRecordId",
+        broken.append(
+            RuleViolation(
+                "This service requires a customer record.",
+                code="customer_required",
+                field="customerRecordId",
+            )
         )
     phone = command.contact_phone or None
     if phone is None and service.requires_phone:
-        raise RuleViolation(
-            "This service requires a phone number.",
-            code="phone_required",
-            field="contactPhoneNumber",
+        broken.append(
+            RuleViolation(
+                "This service requires a phone number.",
+                code="phone_required",
+                field="contactPhoneNumber",
+            )
         )
     email = command.contact_email or None
     if email is None and service.requires_email:
-        raise RuleViolation(
-            "This service requires an email address.", code="email_required", field="contactEmail"
+        broken.append(
+            RuleViolation(
+                "This service requires an email address.",
+                code="email_required",
+                field="contactEmail",
+            )
         )
-    phone = normalize_phone(phone, catalog.default_phone_region) if phone else None
-    email = normalize_email(email) if email else None
-    fields = check_fields(catalog, command.fields)
-    tag_ids = check_tags(catalog, command.tag_ids)
-
-    on_date = command.day.on_date
-    refusal = date_refusal(service, on_date, local_today(now, unit.zone))
-    if refusal is not None:
-        raise refusal
-    starts_at = bookable_instant(unit, on_date, command.start_minute, now)
-    day = unit.day(on_date)
+    phone = normalize_phone(phone, catalog.default_phone_region, broken) if phone else None
+    email = normalize_email(email, broken) if email else None
+    fields = check_fields(catalog, command.fields, broken)
+    tag_ids = check_tags(catalog, command.tag_ids, broken)
+    day = unit.day(command.day.on_date)
     duration = service_type.duration_minutes
+    starts_at = check_date_and_start(service, unit, day, duration, command, now, broken)
 
-    # Hours and the grid do not depend on other bookings: refuse early, before taking the lock.
-    verdict = availability.check_start(
-        day,
-        [],
-        command.start_minute,
-        duration,
-        bypass_timeslot_check=command.bypass_timeslot_check,
-    )
-    if verdict is Verdict.CLOSED:
-        raise RuleViolation(
-            "The calendar is closed on this date.", code="closed_date", field="date"
-        )
-    if verdict is Verdict.OUTSIDE_WORKING_HOURS:
-        raise RuleViolation(
-            f"An appointment of {duration} minutes at {command.start_minute} does not fit inside "
-            "the working hours of this date.",
-            code="outside_working_hours",
-            field="startTime",
-        )
-    if verdict is Verdict.OFF_GRID:
-        raise RuleViolation(
-            f"{command.start_minute} is not on the {day.slot_minutes}-minute slot grid.",
-            code="start_not_on_grid",
-            field="startTime",
-        )
-
+    if broken:
+        raise several(broken)
+    assert starts_at is not None  # a wall time that does not exist is a broken rule
     return CheckedBooking(
         command=command,
         service=service,

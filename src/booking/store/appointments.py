@@ -53,6 +53,7 @@ class AppointmentRecord:
     contact_phone: str | None
     contact_email: str | None
     prevent_self_check_in: bool
+    bypassed_timeslot_check: bool
     fields: dict[str, Any]
     tag_ids: list[uuid.UUID]
 
