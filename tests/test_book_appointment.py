@@ -316,7 +316,7 @@ async def test_a_booking_breaking_six_rules_answers_one_422_listing_each(
     )
     problem = assert_problem(response, 422, "channel_not_supported")
     assert problem["type"] == "urn:booking-api:problem:channel_not_supported"
-    assert [(e["type"], e["field"]) for e in problem["errors"]] == [
+    assert [(e["code"], e["field"]) for e in problem["errors"]] == [
         ("channel_not_supported", "channel"),
         ("language_not_supported", "language"),
         ("invalid_phone_number", "contactPhoneNumber"),
@@ -324,7 +324,7 @@ async def test_a_booking_breaking_six_rules_answers_one_422_listing_each(
         ("invalid_field_value", f"fields.{choice}"),
         ("tag_not_found", "tagIds"),
     ]
-    assert all(e["message"] for e in problem["errors"])
+    assert all(e["message"] and e["type"] == e["code"] for e in problem["errors"])
     assert problem["detail"].startswith("The request breaks 6 rules: ")
 
 

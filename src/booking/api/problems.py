@@ -114,15 +114,19 @@ def _status_of(error: DomainError) -> int:
     return 400
 
 
+def field_error(field: str, message: str, code: str) -> dict[str, str]:
+    """One entry of a problem's `errors`: the field, the rule's stable `code`, and `type`, the
+    same code under the name these entries had first (kept for clients that read it)."""
+    return {"field": field, "message": message, "code": code, "type": code}
+
+
 def domain_error_response(error: DomainError) -> ProblemResponse:
     status = _status_of(error)
     errors: list[dict[str, str]] | None = None
     if error.errors:  # several broken rules: each with its own field and code
-        errors = [
-            {"field": e.field or "body", "message": e.detail, "type": e.code} for e in error.errors
-        ]
+        errors = [field_error(e.field or "body", e.detail, e.code) for e in error.errors]
     elif error.field and status == 422:
-        errors = [{"field": error.field, "message": error.detail, "type": error.code}]
+        errors = [field_error(error.field, error.detail, error.code)]
     headers: dict[str, str] = {}
     if isinstance(error, Unauthenticated):
         headers["WWW-Authenticate"] = _www_authenticate(error)
@@ -175,9 +179,7 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
             message = (
                 f"the body is not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"
             )
-        errors.append(
-            {"field": _field_name(error.get("loc", ())), "message": message, "type": kind}
-        )
+        errors.append(field_error(_field_name(error.get("loc", ())), message, kind))
     return errors
 
 

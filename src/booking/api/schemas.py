@@ -346,7 +346,8 @@ class FieldError(BaseModel):
         "`body` for the body as a whole."
     )
     message: str
-    type: str
+    code: str = Field(description="The rule broken, a stable code (`invalid_phone_number`, ...).")
+    type: str = Field(description="The same as `code` (the name these entries had first).")
 
 
 class Problem(BaseModel):
