@@ -10,17 +10,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.exc import SQLAlchemyError
 
+from booking import metrics
 from booking.settings import JwtMode, Settings
 from booking.store.db import to_async_url
 from booking.store.embedded import EmbeddedPostgres
@@ -145,19 +148,27 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         _print_welcome(settings, summary)
         os.environ["DATABASE_URL"] = url  # the worker processes read it
         configure_logging(settings.log_level)
-        uvicorn.run(
-            "booking.api.app:app_from_env",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            loop="auto",
-            http="auto",
-            access_log=False,
-            log_config=None,
-            proxy_headers=True,
-        )
+        with metrics.multiprocess_dir(settings.workers):
+            uvicorn.run(
+                "booking.api.app:app_from_env",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=settings.workers,
+                loop="auto",
+                http="auto",
+                access_log=False,
+                log_config=None,
+                proxy_headers=True,
+                timeout_graceful_shutdown=settings.shutdown_grace_s,
+            )
     return 0
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM is how a supervisor asks for a stop: unwind (stopping the embedded database)
+    and exit 0. uvicorn handles it while it serves, then raises it again, which lands here."""
+    raise SystemExit(0)
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -232,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "role", None):
         args.role = [r for r in args.role if r]
     settings = Settings()
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     return int(args.handler(args, settings))
 
 

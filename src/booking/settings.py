@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -65,8 +65,15 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
+    # SIGTERM: stop accepting, let in-flight requests finish for at most this long, then exit.
+    shutdown_grace_s: int = Field(default=30, ge=1)
     # Adds POST /bench/bare (parses a booking body, answers JSON, no database): `make bench` only.
     enable_bench_routes: bool = False
+
+    # Operations. /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset: no /metrics.
+    metrics_token: SecretStr | None = Field(default=None, min_length=16)
+    # OpenTelemetry spans of requests and statements (needs the `tracing` extra installed).
+    tracing_enabled: bool = False
 
     @field_validator("jwt_algorithms", "jwt_client_id_claims", mode="before")
     @classmethod

@@ -17,9 +17,11 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from booking.api import problems
+from booking import metrics
+from booking.api import problems, tracing
 from booking.api.auth import TokenVerifier
 from booking.api.deps import BEARER_SCHEME, Runtime, runtime_of
+from booking.api.metrics import MetricsMiddleware
 from booking.api.middleware import RequestContextMiddleware, configure_logging
 from booking.api.routes import appointments, calendars, discovery
 from booking.api.schemas import BookAppointmentRequest
@@ -86,6 +88,7 @@ def create_app(
                 await purger
             await app.state.runtime.cache.close()
             await db.close()
+            metrics.process_stopping()
 
     app = FastAPI(
         title="Booking API",
@@ -99,6 +102,10 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         access_log_enabled=access_log,
     )
+    token = settings.metrics_token
+    app.add_middleware(MetricsMiddleware, token=token.get_secret_value() if token else None)
+    if settings.tracing_enabled:
+        tracing.instrument(app)
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")
     async def healthz() -> dict[str, str]:

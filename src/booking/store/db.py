@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from booking import metrics
 from booking.settings import Settings
 
 
@@ -143,12 +144,14 @@ class Database:
 
     @asynccontextmanager
     async def _place(self) -> AsyncIterator[None]:
-        async with asyncio.timeout(self.wait_s):
-            await self._places.acquire()
-        try:
-            yield
-        finally:
-            self._places.release()
+        with metrics.DB_CONNECTIONS_WAITING.track_inprogress(), metrics.DB_CONNECTION_WAIT.time():
+            async with asyncio.timeout(self.wait_s):
+                await self._places.acquire()
+        with metrics.DB_CONNECTIONS_IN_USE.track_inprogress():
+            try:
+                yield
+            finally:
+                self._places.release()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
