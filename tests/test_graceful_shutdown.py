@@ -66,9 +66,7 @@ async def stored(engine: AsyncEngine, world: World) -> tuple[set[str], list[int]
             )
         ).scalar_one()
         unanswered = (
-            await conn.execute(
-                select(func.count()).where(IdempotencyRecord.status_code.is_(None))
-            )
+            await conn.execute(select(func.count()).where(IdempotencyRecord.status_code.is_(None)))
         ).scalar_one()
     return {str(r.id) for r in rows}, [r.ticket_number for r in rows], counter, unanswered
 
@@ -128,11 +126,13 @@ async def test_sigterm_under_load_answers_every_accepted_request_and_exits_0(
     assert exit_code == 0
     assert [r.status_code for r in held] == [201] * IN_FLIGHT
     answered = [o for o in outcomes if isinstance(o, httpx.Response)]
-    assert answered and {r.status_code for r in answered} == {201}
+    assert answered
+    assert {r.status_code for r in answered} == {201}
     case_ids, tickets, counter, unanswered = await stored(engine, world)
     # Every booking the server wrote was answered, and nothing else was written.
     assert case_ids == {r.json()["caseId"] for r in [*held, *answered]}
-    assert tickets == list(range(1, len(tickets) + 1)) and counter == len(tickets)
+    assert tickets == list(range(1, len(tickets) + 1))
+    assert counter == len(tickets)
     assert unanswered == 0
 
 
@@ -167,4 +167,5 @@ async def test_a_request_still_running_after_the_grace_period_is_cut_off_and_rol
     assert stopped_after < 5  # the grace period decided, not the lock or the statement timeout
     assert not (isinstance(outcome[0], httpx.Response) and outcome[0].status_code == 201)
     case_ids, _, counter, _ = await stored(engine, world)
-    assert case_ids == set() and counter == 0
+    assert case_ids == set()
+    assert counter == 0

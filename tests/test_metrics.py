@@ -22,7 +22,7 @@ from booking.api.app import create_app
 from booking.api.metrics import MetricsMiddleware
 from booking.settings import Settings
 from tests.builders import World
-from tests.conftest import TODAY, FakeClock, bearer
+from tests.conftest import TODAY, FakeClock
 from tests.serving import serve
 
 METRICS_TOKEN = "metrics-token-0123456789abcdef"
@@ -164,7 +164,9 @@ async def test_connections_in_use_waiting_and_the_wait_are_measured(
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             before = await scrape(client)
-            async with app.state.runtime.db.driver():  # the only place is taken: /readyz must wait for it
+            async with (
+                app.state.runtime.db.driver()
+            ):  # the only place is taken: /readyz must wait for it
                 waiting = asyncio.create_task(client.get("/readyz"))
                 for _ in range(100):
                     if REGISTRY.get_sample_value("booking_db_connections_waiting") == 1:
