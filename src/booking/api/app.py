@@ -64,6 +64,7 @@ def create_app(
     *,
     clock: Clock = system_clock,
     access_log: bool = True,
+    tracer_provider: Any = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -105,7 +106,7 @@ def create_app(
     token = settings.metrics_token
     app.add_middleware(MetricsMiddleware, token=token.get_secret_value() if token else None)
     if settings.tracing_enabled:
-        tracing.instrument(app)
+        tracing.instrument(app, tracer_provider)
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")
     async def healthz() -> dict[str, str]:

@@ -23,7 +23,9 @@ UNTRACED_PATHS = "/healthz,/readyz,/metrics"
 _log_records_carry_trace_ids = False
 
 
-def instrument(app: FastAPI) -> None:
+def instrument(app: FastAPI, tracer_provider: Any = None) -> None:
+    """Trace `app`'s requests and every asyncpg statement of the process, to `tracer_provider`
+    (tests pass theirs), else to the process's global one."""
     try:
         from opentelemetry import trace
         from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
@@ -32,14 +34,19 @@ def instrument(app: FastAPI) -> None:
         raise RuntimeError(
             "TRACING_ENABLED=true needs the tracing extra: pip install 'booking-api[tracing]'"
         ) from error
-    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):  # none set yet
-        trace.set_tracer_provider(_otlp_tracer_provider())
+    if tracer_provider is None:
+        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):  # none set yet
+            trace.set_tracer_provider(_otlp_tracer_provider())
+        tracer_provider = trace.get_tracer_provider()
     FastAPIInstrumentor.instrument_app(
-        app, excluded_urls=UNTRACED_PATHS, exclude_spans=["receive", "send"]
+        app,
+        tracer_provider=tracer_provider,
+        excluded_urls=UNTRACED_PATHS,
+        exclude_spans=["receive", "send"],
     )
     instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
     if not instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.instrument()
+        instrumentor.instrument(tracer_provider=tracer_provider)
     _add_trace_ids_to_log_records()
 
 
