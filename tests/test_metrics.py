@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Receive, Scope, Send
 
@@ -73,6 +73,11 @@ async def test_metrics_are_not_served_without_a_metrics_token_setting(
 ) -> None:
     response = await client.get("/metrics", headers=SCRAPE)
     assert response.status_code == 404
+
+
+def test_a_metrics_token_shorter_than_16_characters_is_refused() -> None:
+    with pytest.raises(ValidationError, match="metrics_token"):
+        Settings(metrics_token="guessable")
 
 
 async def test_metrics_answer_only_the_metrics_token(metered: httpx.AsyncClient) -> None:
