@@ -129,6 +129,7 @@ def multiprocess_dir(workers: int) -> Iterator[None]:
         return
     given = os.environ.get(MULTIPROC_ENV)
     if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
         for stale in Path(given).glob("*.db"):
             stale.unlink()
         yield
