@@ -8,7 +8,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import orjson
@@ -30,6 +30,9 @@ from booking.service.catalog import ConfigCache
 from booking.service.wallclock import Clock, system_clock
 from booking.settings import Settings
 from booking.store.db import Database
+
+if TYPE_CHECKING:  # opentelemetry is there only with the `tracing` extra (or a recent FastAPI)
+    from opentelemetry.trace import TracerProvider
 
 DESCRIPTION = """\
 Open-source appointment booking, wire-compatible with the appointment endpoints of a
@@ -64,7 +67,7 @@ def create_app(
     *,
     clock: Clock = system_clock,
     access_log: bool = True,
-    tracer_provider: Any = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -103,6 +106,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         access_log_enabled=access_log,
     )
+    # Added last, so the outermost: it sees every answer, those of other middleware too.
     token = settings.metrics_token
     app.add_middleware(MetricsMiddleware, token=token.get_secret_value() if token else None)
     if settings.tracing_enabled:

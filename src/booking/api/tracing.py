@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
+
+if TYPE_CHECKING:  # opentelemetry is there only with the `tracing` extra (or a recent FastAPI)
+    from opentelemetry.trace import TracerProvider
 
 # Probes and scrapes would drown the traces that matter.
 UNTRACED_PATHS = "/healthz,/readyz,/metrics"
@@ -23,7 +26,7 @@ UNTRACED_PATHS = "/healthz,/readyz,/metrics"
 _log_records_carry_trace_ids = False
 
 
-def instrument(app: FastAPI, tracer_provider: Any = None) -> None:
+def instrument(app: FastAPI, tracer_provider: TracerProvider | None = None) -> None:
     """Trace `app`'s requests and every asyncpg statement of the process, to `tracer_provider`
     (tests pass theirs), else to the process's global one."""
     try:
@@ -50,7 +53,7 @@ def instrument(app: FastAPI, tracer_provider: Any = None) -> None:
     _add_trace_ids_to_log_records()
 
 
-def _otlp_tracer_provider() -> Any:
+def _otlp_tracer_provider() -> TracerProvider:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
