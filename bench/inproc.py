@@ -6,6 +6,7 @@ with `--profile`, the cProfile functions that cost the most.
     .venv/bin/python bench/inproc.py                     # booking, 4000 requests
     .venv/bin/python bench/inproc.py --route vacancies --profile
     .venv/bin/python bench/inproc.py --route bare
+    .venv/bin/python bench/inproc.py --without-metrics   # what the metrics middleware costs
 
 Uses the embedded PostgreSQL (database `booking_inproc`, recreated) or BENCH_DATABASE_URL. A
 development tool for finding where the time goes; `make bench` is the measurement.
@@ -38,6 +39,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=1, help="measured rounds, one line each")
     parser.add_argument("--profile", action="store_true", help="cProfile the measured requests")
+    parser.add_argument(
+        "--without-metrics",
+        action="store_true",
+        help="leave out the request-metrics middleware (to measure what it costs)",
+    )
     parser.add_argument("--top", type=int, default=45, help="functions shown by --profile")
     return parser.parse_args()
 
@@ -148,6 +154,10 @@ async def main() -> int:
             log_level="WARNING",
         )
         app = create_app(settings, db.url, access_log=False)
+        if args.without_metrics:
+            from booking.api.metrics import MetricsMiddleware
+
+            app.user_middleware = [m for m in app.user_middleware if m.cls is not MetricsMiddleware]
         async with app.router.lifespan_context(app):
             per_round = args.requests
             calls = requests_for(args.route, world, token, 500 + per_round * args.rounds)

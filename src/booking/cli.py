@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import errno
 import os
+import signal
 import socket
 import sys
 import time
@@ -24,9 +25,11 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 from pydantic import ValidationError
 
+from booking import metrics
 from booking.settings import JwtMode, Settings, SettingsError
 from booking.store.embedded import EmbeddedPostgres, EmbeddedPostgresMissing, installed_pgserver
 
@@ -217,19 +220,27 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         os.environ["DATABASE_URL"] = url
         os.environ.pop("DATABASE_URL_FILE", None)
         configure_logging(settings.log_level)
-        uvicorn.run(
-            "booking.api.app:app_from_env",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            loop="auto",
-            http="auto",
-            access_log=False,
-            log_config=None,
-            proxy_headers=True,
-        )
+        with metrics.multiprocess_dir(settings.workers):
+            uvicorn.run(
+                "booking.api.app:app_from_env",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=settings.workers,
+                loop="auto",
+                http="auto",
+                access_log=False,
+                log_config=None,
+                proxy_headers=True,
+                timeout_graceful_shutdown=settings.shutdown_grace_s,
+            )
     return 0
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM is how a supervisor asks for a stop: unwind (stopping the embedded database)
+    and exit 0. uvicorn handles it while it serves, then raises it again, which lands here."""
+    raise SystemExit(0)
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -348,6 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "role", None):
         args.role = [r for r in args.role if r]
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         settings = Settings()
     except SettingsError as error:

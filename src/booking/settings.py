@@ -190,8 +190,15 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
+    # SIGTERM: stop accepting, let in-flight requests finish for at most this long, then exit.
+    shutdown_grace_s: int = Field(default=20, ge=1)
     # Adds POST /bench/bare (parses a booking body, answers JSON, no database): `make bench` only.
     enable_bench_routes: bool = False
+
+    # Operations. /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset: no /metrics.
+    metrics_token: SecretStr | None = Field(default=None, min_length=16)
+    # OpenTelemetry spans of requests and statements (needs the `tracing` extra installed).
+    tracing_enabled: bool = False
 
     @field_validator("database_url")
     @classmethod

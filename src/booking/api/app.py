@@ -8,16 +8,18 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi_offline import FastAPIOffline
 
-from booking.api import openapi, problems
+from booking import metrics
+from booking.api import openapi, problems, tracing
 from booking.api.auth import TokenVerifier
 from booking.api.deps import Runtime, runtime_of
+from booking.api.metrics import MetricsMiddleware
 from booking.api.middleware import RequestContextMiddleware, configure_logging
 from booking.api.routes import appointments, calendars, discovery
 from booking.api.schemas import BookAppointmentRequest
@@ -26,6 +28,9 @@ from booking.service.wallclock import Clock, system_clock
 from booking.settings import Settings
 from booking.store import idempotency
 from booking.store.db import Database, DatabaseUnavailable
+
+if TYPE_CHECKING:  # opentelemetry is there only with the `tracing` extra (or a recent FastAPI)
+    from opentelemetry.trace import TracerProvider
 
 DESCRIPTION = """\
 Open-source appointment booking, wire-compatible with the appointment endpoints of a
@@ -60,6 +65,7 @@ def create_app(
     *,
     clock: Clock = system_clock,
     access_log: bool = True,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,6 +90,7 @@ def create_app(
                 await purger
             await app.state.runtime.cache.close()
             await db.close()
+            metrics.process_stopping()
 
     # FastAPIOffline: /docs and /redoc load their scripts from the app, not from a CDN.
     app = FastAPIOffline(
@@ -99,6 +106,11 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         access_log_enabled=access_log,
     )
+    # Added last, so the outermost: it sees every answer, those of other middleware too.
+    token = settings.metrics_token
+    app.add_middleware(MetricsMiddleware, token=token.get_secret_value() if token else None)
+    if settings.tracing_enabled:
+        tracing.instrument(app, tracer_provider)
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")
     async def healthz() -> dict[str, str]:

@@ -22,6 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from booking import metrics
 from booking.domain import CalendarDay
 from booking.settings import Settings
 
@@ -198,13 +199,18 @@ class Database:
         """A connection in autocommit; an outage raised in the block becomes
         `DatabaseUnavailable`."""
         try:
-            async with asyncio.timeout(self.wait_s):
-                await self._places.acquire()
+            with (
+                metrics.DB_CONNECTIONS_WAITING.track_inprogress(),
+                metrics.DB_CONNECTION_WAIT.time(),
+            ):
+                async with asyncio.timeout(self.wait_s):
+                    await self._places.acquire()
         except TimeoutError as error:
             raise DatabaseUnavailable("no database connection free in time") from error
         try:
-            async with self.pool.acquire() as conn:
-                yield cast(asyncpg.Connection, conn)  # the pool's proxy forwards every call
+            with metrics.DB_CONNECTIONS_IN_USE.track_inprogress():
+                async with self.pool.acquire() as conn:
+                    yield cast(asyncpg.Connection, conn)  # the pool's proxy forwards every call
         except DatabaseUnavailable:
             raise
         except Exception as error:
