@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,14 +18,16 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from booking.api import problems
+from booking.api import problems, ratelimit
 from booking.api.auth import TokenVerifier
-from booking.api.deps import BEARER_SCHEME, Runtime, runtime_of
+from booking.api.deps import BEARER_SCHEME, Runtime
 from booking.api.middleware import RequestContextMiddleware, configure_logging
+from booking.api.ratelimit import RateLimits
 from booking.api.routes import appointments, calendars, discovery
 from booking.api.schemas import BookAppointmentRequest
 from booking.service import idempotency
 from booking.service.catalog import ConfigCache
+from booking.service.errors import Unavailable
 from booking.service.wallclock import Clock, system_clock
 from booking.settings import Settings
 from booking.store.db import Database
@@ -56,6 +59,38 @@ async def _purge_expired_idempotency_keys(db: Database, clock: Clock) -> None:
             log.warning("idempotency purge failed: %s", type(error).__name__)
 
 
+READINESS_MAX_AGE_S = 1.0
+
+
+class Readiness:
+    """`/readyz` answers from a check at most READINESS_MAX_AGE_S old: a flood of probes costs
+    one query a second, not a database connection each. Concurrent probes share one check."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._checked_at = float("-inf")
+        self._ready = False
+        self._lock = asyncio.Lock()
+
+    async def ready(self) -> bool:
+        if time.monotonic() - self._checked_at < READINESS_MAX_AGE_S:
+            return self._ready
+        async with self._lock:
+            if time.monotonic() - self._checked_at >= READINESS_MAX_AGE_S:
+                self._ready = await self._check()
+                self._checked_at = time.monotonic()
+        return self._ready
+
+    async def _check(self) -> bool:
+        try:
+            async with self.db.read() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as error:  # whatever the reason, the database is not answering
+            log.warning("readiness check failed: %s", type(error).__name__)
+            return False
+        return True
+
+
 def create_app(
     settings: Settings,
     database_url: str,
@@ -63,6 +98,12 @@ def create_app(
     clock: Clock = system_clock,
     access_log: bool = True,
 ) -> FastAPI:
+    rate_limits = RateLimits(
+        settings.rate_limit_application,
+        settings.rate_limit_client_address,
+        settings.rate_limit_storage_url,
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = await Database.open(settings, database_url)
@@ -72,7 +113,9 @@ def create_app(
             cache=ConfigCache(db.reader, settings.config_cache_ttl_s),
             verifier=TokenVerifier(settings),
             clock=clock,
+            rate_limits=rate_limits,
         )
+        app.state.readiness = Readiness(db)
         purger = asyncio.create_task(_purge_expired_idempotency_keys(db, clock))
         # The modules, routes and models loaded so far live as long as the process: keep them
         # out of the garbage collector's full passes, which otherwise rescan them all.
@@ -85,6 +128,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
             await app.state.runtime.cache.close()
+            await rate_limits.close()
             await db.close()
 
     app = FastAPI(
@@ -92,11 +136,18 @@ def create_app(
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Starlette's trailing-slash redirect builds its Location from the Host header (an open
+        # redirect): such paths answer 404 like any other unknown path.
+        redirect_slashes=False,
     )
     problems.install(app)
+    ratelimit.install(app)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
+        rate_limits=rate_limits,
+        allowed_hosts=settings.allowed_hosts,
         access_log_enabled=access_log,
     )
 
@@ -104,10 +155,15 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], summary="The database answers", responses={503: {}})
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="The database answers (checked at most once a second)",
+        responses={503: {}},
+    )
     async def readyz(request: Request) -> dict[str, Any]:
-        async with runtime_of(request).db.read() as conn:
-            await conn.execute(text("SELECT 1"))
+        if not await request.app.state.readiness.ready():
+            raise Unavailable("The database is not answering.", code="database_unavailable")
         return {"status": "ready"}
 
     if settings.enable_bench_routes:

@@ -18,6 +18,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from booking.settings import Settings
+from booking.store.tenant_share import TenantShare
 
 
 def to_async_url(url: str) -> str:
@@ -120,22 +121,34 @@ class Database:
     DATABASE_POOL_SIZE places: at most that many connections are in use at once, and requests
     get them first come, first served (SQLAlchemy's own queue lets a late arrival overtake
     those waiting, which tripled the booking p99 under load). Waiting is bounded by
-    DATABASE_POOL_TIMEOUT_S, then TimeoutError (503)."""
+    DATABASE_POOL_TIMEOUT_S, then TimeoutError (503). One application holds at most
+    DATABASE_TENANT_SHARE of the places at once (`tenant_share.py`): its excess requests wait
+    behind each other, not in front of other applications'."""
 
-    def __init__(self, engine: AsyncEngine, pool: asyncpg.Pool, size: int, wait_s: float) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        pool: asyncpg.Pool,
+        size: int,
+        wait_s: float,
+        tenant_share: float = 1.0,
+    ) -> None:
         self.engine = engine
         # One-statement reads need no BEGIN/ROLLBACK: two round trips saved per request.
         self.reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.pool = pool
         self.wait_s = wait_s
         self._places = asyncio.Semaphore(size)
+        self.tenant_share = TenantShare(size, tenant_share)
 
     @classmethod
     async def open(cls, settings: Settings, url: str) -> Database:
         size = settings.database_pool_size + settings.database_max_overflow
         engine = create_engine(settings, url)
         pool = await create_driver_pool(settings, url, size)
-        return cls(engine, pool, size, settings.database_pool_timeout_s)
+        return cls(
+            engine, pool, size, settings.database_pool_timeout_s, settings.database_tenant_share
+        )
 
     async def close(self) -> None:
         await self.pool.close()
@@ -143,12 +156,13 @@ class Database:
 
     @asynccontextmanager
     async def _place(self) -> AsyncIterator[None]:
-        async with asyncio.timeout(self.wait_s):
-            await self._places.acquire()
-        try:
-            yield
-        finally:
-            self._places.release()
+        async with self.tenant_share.hold(self.wait_s):  # one application's share first
+            async with asyncio.timeout(self.wait_s):
+                await self._places.acquire()
+            try:
+                yield
+            finally:
+                self._places.release()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
