@@ -258,6 +258,9 @@ def live_servers(
         "CONFIG_CACHE_TTL_S": "0",
         "DATA_DIR": str(tmp_path_factory.mktemp("servers")),
         "LOG_LEVEL": "WARNING",
+        # Generous limits: the fuzzer and the concurrency tests are not what is limited here.
+        "RATE_LIMIT_APPLICATION": "100000/second",
+        "RATE_LIMIT_CLIENT_ADDRESS": "100000/second",
     }
     ports = [_free_port(), _free_port()]
     processes = [

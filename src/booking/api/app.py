@@ -183,9 +183,10 @@ def create_app(
 
 def _openapi_with_problem_media_type(app: FastAPI) -> dict[str, Any]:
     """FastAPI files every response model under application/json; errors are served as
-    application/problem+json, so the schema says so. Every application route (they all start
-    with /{applicationId}) needs the bearer token: declared here rather than with a security
-    dependency, which would cost its solving on every request."""
+    application/problem+json, so the schema says so. Every operation can answer 429. Every
+    application route (they all start with /{applicationId}) needs the bearer token: declared
+    here rather than with a security dependency, which would cost its solving on every
+    request."""
     if app.openapi_schema is None:
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
@@ -198,10 +199,19 @@ def _openapi_with_problem_media_type(app: FastAPI) -> dict[str, Any]:
                 "description": "A JWT of the registered application.",
             }
         }
+        problem_schema = (
+            {"$ref": "#/components/schemas/Problem"}
+            if "Problem" in schema["components"].get("schemas", {})
+            else {"type": "object"}
+        )
         for route, path in schema.get("paths", {}).items():
             for operation in path.values():
                 if route.startswith("/{applicationId}"):
                     operation["security"] = [{BEARER_SCHEME: []}]
+                # Any request can meet a rate limit (its application's, or its address's).
+                operation.setdefault("responses", {})["429"] = ratelimit.openapi_response(
+                    problem_schema
+                )
                 for status, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     if status[0] in "45" and "application/json" in content:

@@ -171,6 +171,28 @@ def too_many_requests(quota: Quota, subject: str) -> Response:
     )
 
 
+def openapi_response(problem_schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI description of a 429, with its fields."""
+    text = {"type": "string"}
+    return {
+        "description": "A rate limit is exhausted: retry after `Retry-After` seconds.",
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}},
+            "RateLimit-Policy": {
+                "description": 'The quota policies, e.g. `"application-1s";q=100;w=1` '
+                "(draft-ietf-httpapi-ratelimit-headers). Also on every other answer to a "
+                "limited request.",
+                "schema": text,
+            },
+            "RateLimit": {
+                "description": 'What remains of each, e.g. `"application-1s";r=0;t=1`.',
+                "schema": text,
+            },
+        },
+        "content": {problems.PROBLEM_MEDIA_TYPE: {"schema": problem_schema}},
+    }
+
+
 async def _on_rate_limit_exceeded(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RateLimitExceeded)
     return too_many_requests(exc.quota, exc.subject)
