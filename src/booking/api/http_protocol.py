@@ -30,6 +30,10 @@ from uvicorn.server import ServerState
 from booking.settings import Settings
 
 
+class HeadTooLarge(Exception):
+    pass
+
+
 @cache
 def _settings() -> Settings:
     """The worker's settings, from the environment like the app's (see `app_from_env`)."""
@@ -74,6 +78,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_head = True  # from the connection's start or a message's end to its head
         self._head_bytes = 0
         self._head_deadline: asyncio.TimerHandle | None = None
+        self._head_too_large = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -99,26 +104,38 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             if self._head_deadline is None:  # the first byte of a following request
                 self._arm_head_deadline()
         super().data_received(data)
-        # Checked after parsing the chunk: a chunk that completes the head (and carries the
-        # body) is fine. The parser sees at most one read (256 KiB) beyond the limit.
+        # A head still incomplete after this chunk: the parser has seen at most one read
+        # (256 KiB) beyond the limit. A complete one is measured in on_headers_complete.
         if (
             self._reading_head
             and self._head_bytes > self.max_header_bytes
             and not self.transport.is_closing()
         ):
-            self._refuse(
-                _refusal(
-                    431,
-                    "headers_too_large",
-                    f"The request line and headers exceed {self.max_header_bytes} bytes.",
-                )
-            )
+            self._refuse(self._head_too_large_answer())
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
         self._head_bytes = 0
         self._disarm_head_deadline()
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self.max_header_bytes:
+            self._head_too_large = True
+            raise HeadTooLarge  # stops the parser: the application never sees this request
         super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a parser error, which HeadTooLarge is made into."""
+        if self._head_too_large:
+            self._refuse(self._head_too_large_answer())
+        else:
+            super().send_400_response(msg)
+
+    def _head_too_large_answer(self) -> bytes:
+        return _refusal(
+            431,
+            "headers_too_large",
+            f"The request line and headers exceed {self.max_header_bytes} bytes.",
+        )
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
