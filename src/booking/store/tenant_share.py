@@ -44,8 +44,11 @@ class TenantShare:
             gate = self._gates[tenant] = _TenantGate(asyncio.Semaphore(self.places_per_tenant))
         gate.users += 1
         try:
-            async with asyncio.timeout(wait_s):
-                await gate.places.acquire()
+            if gate.places.locked():
+                async with asyncio.timeout(wait_s):
+                    await gate.places.acquire()
+            else:
+                await gate.places.acquire()  # a free place: no wait, so no timer to set
             try:
                 yield
             finally:
