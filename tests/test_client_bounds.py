@@ -163,6 +163,22 @@ def test_a_head_sent_too_slowly_gets_408_and_the_connection_closed(bounded: Serv
     assert time.perf_counter() - started < 2.5
 
 
+def test_the_next_head_on_a_kept_alive_connection_is_timed_too(bounded: Server) -> None:
+    with bounded.connect() as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.settimeout(2)
+        assert status_of(sock.recv(65536)) == 200
+        started = time.perf_counter()
+        with contextlib.suppress(OSError):  # until the server closes the connection
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nX-Slow: ")  # within the keep-alive timeout
+            for _ in range(20):  # then a byte at a time
+                sock.sendall(b"a")
+                time.sleep(0.2)
+        answer = read_answer(sock, timeout_s=1.0)
+    assert status_of(answer) == 408, answer[:200]
+    assert time.perf_counter() - started < 2.5
+
+
 def test_a_connection_that_sends_nothing_is_closed_after_the_header_timeout(
     bounded: Server,
 ) -> None:

@@ -77,7 +77,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.max_connections = settings.max_connections
         self._reading_head = True  # from the connection's start or a message's end to its head
         self._head_bytes = 0
-        self._head_deadline: asyncio.TimerHandle | None = None
+        self._head_started: float | None = None  # when the head being read began
+        self._head_check: asyncio.TimerHandle | None = None
         self._head_too_large = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -92,17 +93,19 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 )
             )
             return
-        self._arm_head_deadline()
+        self._head_started = self.loop.time()
+        self._head_check = self.loop.call_later(self.header_timeout_s, self._check_head_time)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_head_deadline()
+        if self._head_check is not None:
+            self._head_check.cancel()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._reading_head:
             self._head_bytes += len(data)
-            if self._head_deadline is None:  # the first byte of a following request
-                self._arm_head_deadline()
+            if self._head_started is None:  # the first bytes of a following request
+                self._head_started = self.loop.time()
         super().data_received(data)
         # A head still incomplete after this chunk: the parser has seen at most one read
         # (256 KiB) beyond the limit. A complete one is measured in on_headers_complete.
@@ -116,7 +119,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._reading_head = False
         self._head_bytes = 0
-        self._disarm_head_deadline()
+        self._head_started = None
         size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
         if size > self.max_header_bytes:
             self._head_too_large = True
@@ -141,26 +144,26 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
         self._reading_head = True
 
-    def _arm_head_deadline(self) -> None:
-        self._head_deadline = self.loop.call_later(self.header_timeout_s, self._head_timed_out)
-
-    def _disarm_head_deadline(self) -> None:
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
-            self._head_deadline = None
-
-    def _head_timed_out(self) -> None:
-        self._head_deadline = None
-        if self._reading_head and not self.transport.is_closing():
-            self._refuse(
-                _refusal(
-                    408,
-                    "header_timeout",
-                    f"The request head did not arrive within {self.header_timeout_s:g} s.",
+    def _check_head_time(self) -> None:
+        """One timer per connection, not one per request: when it fires it either cuts off a
+        head that is late or sets itself again for when the current one would be."""
+        now = self.loop.time()
+        started = self._head_started
+        if started is not None and now - started >= self.header_timeout_s:  # a head is late
+            if not self.transport.is_closing():
+                self._refuse(
+                    _refusal(
+                        408,
+                        "header_timeout",
+                        f"The request head did not arrive within {self.header_timeout_s:g} s.",
+                    )
                 )
-            )
+            return
+        delay = self.header_timeout_s if started is None else started + self.header_timeout_s - now
+        self._head_check = self.loop.call_later(delay, self._check_head_time)
 
     def _refuse(self, answer: bytes) -> None:
-        self._disarm_head_deadline()
+        if self._head_check is not None:
+            self._head_check.cancel()
         self.transport.write(answer)
         self.transport.close()
