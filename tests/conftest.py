@@ -200,6 +200,9 @@ def settings(tmp_path: Path) -> Settings:
         config_cache_ttl_s=0,
         data_dir=tmp_path,
         database_url=None,
+        # Generous rate limits: only tests/test_rate_limits.py is about them.
+        rate_limit_application="100000/second",
+        rate_limit_client_address="100000/second",
     )
 
 
