@@ -3,8 +3,8 @@
 quota), and per client address for the rest (unauthenticated routes and failed
 authentications).
 
-Fixed windows: one counter per key and window, so a check is a dictionary update in memory or
-one round trip to Redis. (limits' moving window keeps one entry per request and, in memory,
+Fixed windows: one counter per key and window, so a check is a few dictionary operations in
+memory (about 10 µs) or three small Redis commands. (limits' moving window keeps one entry per request and, in memory,
 sweeps every key through a worker thread: work a stranger's flood from many addresses would
 multiply.) The counters live in this process unless RATE_LIMIT_STORAGE_URL names a Redis
 shared by every process.
@@ -82,10 +82,6 @@ class Limiter:
             for policy, item in zip(self._policy_names, self.items, strict=True)
         ).encode()
         self._storage_failed_at = float("-inf")
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.items)
 
     async def hit(self, key: str) -> Quota | None:
         """Count one request of `key` against every limit; None when there is no limit or the
