@@ -6,8 +6,8 @@ authentications).
 Fixed windows: one counter per key and window, so a check is a few dictionary operations in
 memory (about 10 µs) or three small Redis commands. (limits' moving window keeps one entry per
 request and, in memory, sweeps every key through a worker thread: work a stranger's flood from
-many addresses would multiply.) The counters live in this process unless RATE_LIMIT_STORAGE_URL names a Redis
-shared by every process.
+many addresses would multiply.) The counters live in this process unless RATE_LIMIT_STORAGE_URL
+names a Redis shared by every process.
 
 Every answer to a limited request carries `RateLimit-Policy` and `RateLimit`
 (draft-ietf-httpapi-ratelimit-headers, structured fields: `"application-1s";q=100;w=1` and
