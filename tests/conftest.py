@@ -209,6 +209,9 @@ def settings(tmp_path: Path) -> Settings:
         config_cache_ttl_s=0,
         data_dir=tmp_path,
         database_url=None,
+        # Generous rate limits: only tests/test_rate_limits.py is about them.
+        rate_limit_application="100000/second",
+        rate_limit_client_address="100000/second",
     )
 
 
@@ -267,6 +270,9 @@ def live_servers(
         "CONFIG_CACHE_TTL_S": "0",
         "DATA_DIR": str(tmp_path_factory.mktemp("servers")),
         "LOG_LEVEL": "WARNING",
+        # Generous limits: the fuzzer and the concurrency tests are not what is limited here.
+        "RATE_LIMIT_APPLICATION": "100000/second",
+        "RATE_LIMIT_CLIENT_ADDRESS": "100000/second",
     }
     ports = [_free_port(), _free_port()]
     processes = [

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from booking.api.app import create_app
+from booking.api.app import READINESS_MAX_AGE_S, create_app
 from booking.settings import Settings
 from booking.store.embedded import EmbeddedPostgres
 from tests import builders
@@ -94,6 +94,7 @@ async def test_database_outage_answers_503_then_recovers_without_restart(
     assert vacancies.status_code == 503
 
     own_postgres.start()
+    await asyncio.sleep(READINESS_MAX_AGE_S)  # /readyz answers from a check at most this old
     assert (await client.get("/readyz")).status_code == 200
     again = await client.post(path, json=world.body(540), headers=auth)
     assert again.status_code == 201, again.text

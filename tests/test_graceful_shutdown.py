@@ -81,7 +81,8 @@ async def test_sigterm_under_load_answers_every_accepted_request_and_exits_0(
     starts = itertools.count(480, 5)
     limits = httpx.Limits(max_keepalive_connections=0)  # a new connection per request
 
-    with serve(database_url, tmp_path, SHUTDOWN_GRACE_S="20") as server:
+    # Ten bookings of one application wait at the lock at once: it may hold every connection.
+    with serve(database_url, tmp_path, SHUTDOWN_GRACE_S="20", DATABASE_TENANT_SHARE="1") as server:
         async with httpx.AsyncClient(limits=limits, timeout=30) as http:
 
             async def book(key: str) -> httpx.Response:

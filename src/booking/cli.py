@@ -228,11 +228,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 port=settings.port,
                 workers=settings.workers,
                 loop="auto",
-                http="auto",
+                # httptools with the bounds uvicorn lacks: head size and time, connections.
+                http="booking.api.http_protocol:BoundedHttpToolsProtocol",
+                timeout_keep_alive=settings.keep_alive_timeout_s,
+                timeout_graceful_shutdown=settings.shutdown_grace_s,
                 access_log=False,
                 log_config=None,
-                proxy_headers=True,
-                timeout_graceful_shutdown=settings.shutdown_grace_s,
+                # X-Forwarded-For/-Proto only from the proxies named (uvicorn trusts 127.0.0.1).
+                proxy_headers=bool(settings.forwarded_allow_ips),
+                forwarded_allow_ips=settings.forwarded_allow_ips or None,
             )
     return 0
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
+from limits import RateLimitItem, parse_many
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -115,6 +116,11 @@ def _database_part(name: str, libpq_variable: str) -> Any:
     return AliasChoices(f"database_{name}", libpq_variable)
 
 
+def parse_limits(text: str) -> list[RateLimitItem]:
+    """`100/second; 2000/hour` in the `limits` notation; empty means no limit."""
+    return parse_many(text) if text.strip() else []
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
 
@@ -162,6 +168,8 @@ class Settings(BaseSettings):
     database_pool_timeout_s: float = Field(default=5.0, gt=0)
     database_connect_timeout_s: float = Field(default=5.0, gt=0)
     database_statement_timeout_ms: int = Field(default=5000, ge=0)
+    # The most of a process's database connections one application may hold at once.
+    database_tenant_share: float = Field(default=0.5, gt=0, le=1)
     data_dir: Path = Path(".data")
 
     # Authentication.
@@ -189,9 +197,24 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1)
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
-    idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
-    # SIGTERM: stop accepting, let in-flight requests finish for at most this long, then exit.
+    # Slow or greedy clients (`booking-api serve`'s HTTP protocol, and the middleware for bodies).
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=10.0, gt=0)
+    max_connections: int = Field(default=1000, ge=1)
+    keep_alive_timeout_s: int = Field(default=5, ge=1)
+    # On SIGTERM: stop accepting, let requests in flight finish for this long, then exit 0.
     shutdown_grace_s: int = Field(default=20, ge=1)
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (none by default), and the
+    # Host names served (any by default).
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Rate limits in the `limits` notation (`100/second`, `100/second;2000/hour`; empty: none),
+    # counted in this process, or in the Redis of RATE_LIMIT_STORAGE_URL shared by all of them.
+    rate_limit_application: str = "100/second"
+    rate_limit_client_address: str = "20/second"
+    rate_limit_storage_url: str | None = None
+    idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
     # Adds POST /bench/bare (parses a booking body, answers JSON, no database): `make bench` only.
     enable_bench_routes: bool = False
 
@@ -207,10 +230,32 @@ class Settings(BaseSettings):
             check_database_url(value)
         return value
 
-    @field_validator("jwt_algorithms", "jwt_client_id_claims", mode="before")
+    @field_validator(
+        "jwt_algorithms",
+        "jwt_client_id_claims",
+        "forwarded_allow_ips",
+        "allowed_hosts",
+        mode="before",
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("rate_limit_application", "rate_limit_client_address")
+    @classmethod
+    def _rate_limit_notation(cls, value: str) -> str:
+        try:
+            parse_limits(value)
+        except ValueError as error:
+            raise ValueError(f"not a rate limit like '100/second': {error}") from None
+        return value
+
+    @field_validator("rate_limit_storage_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value and not value.removeprefix("async+").startswith(("redis://", "rediss://")):
+            raise ValueError("RATE_LIMIT_STORAGE_URL must be a redis:// or rediss:// URL")
+        return value or None
 
     @model_validator(mode="after")
     def _production_needs_real_keys(self) -> Self:

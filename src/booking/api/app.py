@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -16,11 +17,13 @@ from fastapi import FastAPI, Request, Response
 from fastapi_offline import FastAPIOffline
 
 from booking import metrics
-from booking.api import openapi, problems, tracing
+from booking.api import openapi, problems, ratelimit, tracing
 from booking.api.auth import TokenVerifier
-from booking.api.deps import Runtime, runtime_of
+from booking.api.deps import Runtime
 from booking.api.metrics import MetricsMiddleware
 from booking.api.middleware import RequestContextMiddleware, configure_logging
+from booking.api.problems import Unavailable
+from booking.api.ratelimit import RateLimits
 from booking.api.routes import appointments, calendars, discovery
 from booking.api.schemas import BookAppointmentRequest
 from booking.service.catalog import ConfigCache
@@ -59,6 +62,37 @@ async def _purge_expired_idempotency_keys(db: Database, clock: Clock) -> None:
             log.warning("idempotency purge failed: %s", type(error).__name__)
 
 
+READINESS_MAX_AGE_S = 1.0
+
+
+class Readiness:
+    """`/readyz` answers from a check at most READINESS_MAX_AGE_S old: a flood of probes costs
+    one query a second, not a database connection each. Concurrent probes share one check."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._checked_at = float("-inf")
+        self._ready = False
+        self._lock = asyncio.Lock()
+
+    async def ready(self) -> bool:
+        if time.monotonic() - self._checked_at < READINESS_MAX_AGE_S:
+            return self._ready
+        async with self._lock:
+            if time.monotonic() - self._checked_at >= READINESS_MAX_AGE_S:
+                self._ready = await self._check()
+                self._checked_at = time.monotonic()
+        return self._ready
+
+    async def _check(self) -> bool:
+        try:
+            await self.db.ping()
+        except Exception as error:  # whatever the reason, the database is not answering
+            log.warning("readiness check failed: %s", type(error).__name__)
+            return False
+        return True
+
+
 def create_app(
     settings: Settings,
     database_url: str,
@@ -67,6 +101,12 @@ def create_app(
     access_log: bool = True,
     tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
+    rate_limits = RateLimits(
+        settings.rate_limit_application,
+        settings.rate_limit_client_address,
+        settings.rate_limit_storage_url,
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = await Database.open(settings, database_url)
@@ -76,7 +116,9 @@ def create_app(
             cache=ConfigCache(db, settings.config_cache_ttl_s),
             verifier=TokenVerifier(settings),
             clock=clock,
+            rate_limits=rate_limits,
         )
+        app.state.readiness = Readiness(db)
         purger = asyncio.create_task(_purge_expired_idempotency_keys(db, clock))
         # The modules, routes and models loaded so far live as long as the process: keep them
         # out of the garbage collector's full passes, which otherwise rescan them all.
@@ -89,6 +131,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
             await app.state.runtime.cache.close()
+            await rate_limits.close()
             await db.close()
             metrics.process_stopping()
 
@@ -99,11 +142,18 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=openapi.operation_id,
+        # Starlette's trailing-slash redirect builds its Location from the Host header (an open
+        # redirect): such paths answer 404 like any other unknown path.
+        redirect_slashes=False,
     )
     problems.install(app)
+    ratelimit.install(app)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
+        rate_limits=rate_limits,
+        allowed_hosts=settings.allowed_hosts,
         access_log_enabled=access_log,
     )
     # Added last, so the outermost: it sees every answer, those of other middleware too.
@@ -116,9 +166,15 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], summary="The database answers", responses={503: {}})
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="The database answers (checked at most once a second)",
+        responses={503: {}},
+    )
     async def readyz(request: Request) -> dict[str, Any]:
-        await runtime_of(request).db.ping()
+        if not await request.app.state.readiness.ready():
+            raise Unavailable("The database is not answering.", code="database_unavailable")
         return {"status": "ready"}
 
     if settings.enable_bench_routes:

@@ -16,11 +16,14 @@ from fastapi import Depends, Path, Request
 
 from booking.api.auth import TokenVerifier, authorize
 from booking.api.problems import UnsupportedMediaType
+from booking.api.ratelimit import RateLimits
 from booking.service.catalog import ApplicationConfig, Catalog, ConfigCache
+from booking.service.errors import DomainError
 from booking.service.roles import Role
 from booking.service.wallclock import Clock
 from booking.settings import Settings
 from booking.store.db import Database
+from booking.store.tenant_share import current_tenant
 
 BEARER_SCHEME = "HTTPBearer"  # the OpenAPI security scheme every application route declares
 
@@ -35,6 +38,7 @@ class Runtime:
     cache: ConfigCache
     verifier: TokenVerifier
     clock: Clock
+    rate_limits: RateLimits
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -60,9 +64,19 @@ async def caller(
     """401 bad token; 404 unknown application or not the token's; 403 disabled or no role."""
     runtime = runtime_of(request)
     authorization = request.headers.get("authorization")
-    application = await authorize(
-        runtime.verifier, runtime.cache, authorization, application_id, Role.APPOINTMENTS_MANAGER
-    )
+    try:
+        application = await authorize(
+            runtime.verifier,
+            runtime.cache,
+            authorization,
+            application_id,
+            Role.APPOINTMENTS_MANAGER,
+        )
+    except DomainError:  # a failed authentication is charged to the client's address (429)
+        await runtime.rate_limits.charge_client_address(request.scope)
+        raise
+    await runtime.rate_limits.charge_application(request.scope, str(application.id))  # 429
+    current_tenant.set(application.id)  # its share of the database connections
     catalog = await runtime.cache.catalog(application.organization_id)
     return Caller(application, catalog)
 

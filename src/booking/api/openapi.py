@@ -101,7 +101,11 @@ def _document_operation(route: str, operation: dict[str, Any]) -> None:
         if parameter["name"] in PARAMETER_EXAMPLES:
             parameter["example"] = PARAMETER_EXAMPLES[parameter["name"]]
     replayable = any(p["name"] == "Idempotency-Key" for p in parameters)
-    for status, response in operation.get("responses", {}).items():
+    # Any request can meet a rate limit (its application's, or its client address's).
+    operation.setdefault("responses", {}).setdefault(
+        "429", {"description": "A rate limit is exhausted: retry after `Retry-After` seconds."}
+    )
+    for status, response in operation["responses"].items():
         # FastAPI files every response model under application/json (or none, for a bare
         # `responses={503: {}}`); errors are served as application/problem+json.
         if status[0] in "45":

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from booking import metrics
 from booking.domain import CalendarDay
 from booking.settings import Settings
+from booking.store.tenant_share import TenantShare
 
 
 class DatabaseUnavailable(Exception):
@@ -178,18 +179,28 @@ class Database:
     lets a late arrival overtake those waiting, which tripled the booking p99 under load).
     Waiting is bounded by DATABASE_POOL_TIMEOUT_S, then `DatabaseUnavailable` (503). Everything
     that talks to the database at run time, the configuration cache included, comes through
-    here."""
+    here. One application holds at most DATABASE_TENANT_SHARE of the places at once
+    (`tenant_share.py`): its excess requests wait behind each other, not in front of other
+    applications'."""
 
-    def __init__(self, pool: asyncpg.Pool, size: int, wait_s: float) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, size: int, wait_s: float, tenant_share: float = 1.0
+    ) -> None:
         self.pool = pool
         self.size = size
         self.wait_s = wait_s
         self._places = asyncio.Semaphore(size)
+        self.tenant_share = TenantShare(size, tenant_share)
 
     @classmethod
     async def open(cls, settings: Settings, url: str) -> Database:
         pool = await create_pool(settings, url)
-        return cls(pool, settings.database_pool_size, settings.database_pool_timeout_s)
+        return cls(
+            pool,
+            settings.database_pool_size,
+            settings.database_pool_timeout_s,
+            settings.database_tenant_share,
+        )
 
     async def close(self) -> None:
         await self.pool.close()
@@ -197,28 +208,30 @@ class Database:
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection in autocommit; an outage raised in the block becomes
-        `DatabaseUnavailable`."""
-        try:
-            with (
-                metrics.DB_CONNECTIONS_WAITING.track_inprogress(),
-                metrics.DB_CONNECTION_WAIT.time(),
-            ):
-                async with asyncio.timeout(self.wait_s):
-                    await self._places.acquire()
-        except TimeoutError as error:
-            raise DatabaseUnavailable("no database connection free in time") from error
-        try:
-            with metrics.DB_CONNECTIONS_IN_USE.track_inprogress():
-                async with self.pool.acquire() as conn:
-                    yield cast(asyncpg.Connection, conn)  # the pool's proxy forwards every call
-        except DatabaseUnavailable:
-            raise
-        except Exception as error:
-            if is_outage(error):
-                raise DatabaseUnavailable(type(error).__name__) from error
-            raise
-        finally:
-            self._places.release()
+        `DatabaseUnavailable`. The calling application's share is taken first."""
+        async with contextlib.AsyncExitStack() as held:
+            try:
+                await held.enter_async_context(self.tenant_share.hold(self.wait_s))
+                with (
+                    metrics.DB_CONNECTIONS_WAITING.track_inprogress(),
+                    metrics.DB_CONNECTION_WAIT.time(),
+                ):
+                    async with asyncio.timeout(self.wait_s):
+                        await self._places.acquire()
+            except TimeoutError as error:
+                raise DatabaseUnavailable("no database connection free in time") from error
+            try:
+                with metrics.DB_CONNECTIONS_IN_USE.track_inprogress():
+                    async with self.pool.acquire() as conn:
+                        yield cast(asyncpg.Connection, conn)  # the pool's proxy forwards every call
+            except DatabaseUnavailable:
+                raise
+            except Exception as error:
+                if is_outage(error):
+                    raise DatabaseUnavailable(type(error).__name__) from error
+                raise
+            finally:
+                self._places.release()
 
     async def ping(self) -> None:
         """One round trip: the database answers (or `DatabaseUnavailable`)."""
