@@ -15,6 +15,7 @@ from booking.domain import AppointmentStatus, CalendarDay, Channel, FieldKind
 from booking.service import rules
 from booking.service.availability import Interval
 from booking.service.catalog import (
+    BookingWindow,
     CalendarUnitConfig,
     Catalog,
     FieldTypeConfig,
@@ -65,7 +66,8 @@ def catalog(
         requires_phone=requires_phone,
         requires_email=requires_email,
         ticket_prefix="A",
-        booking_window_days=window,
+        agents_window=BookingWindow(days_ahead=window),
+        self_window=BookingWindow(),
         types={TYPE_ID: ServiceTypeConfig(TYPE_ID, "Visit", 30, channels)},
         units={0: unit},
     )
@@ -86,6 +88,7 @@ def catalog(
         services={SERVICE_ID: service},
         field_types=field_types,
         tags={TAG: "VIP"},
+        configured_at=NOW,
     )
 
 
@@ -274,6 +277,7 @@ def record(status: AppointmentStatus, starts_at: datetime) -> AppointmentRecord:
         cu_index=0,
         start_minute=570,
         duration_minutes=30,
+        no_show_probability=0.0,
         starts_at=starts_at,
         time_zone="Europe/London",
         ticket_prefix="A",

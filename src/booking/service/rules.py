@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -19,6 +20,7 @@ from booking.domain import AppointmentStatus, CalendarDay, FieldKind
 from booking.service import availability
 from booking.service.availability import Interval, Verdict
 from booking.service.catalog import (
+    BookingWindow,
     CalendarUnitConfig,
     Catalog,
     FieldTypeConfig,
@@ -179,10 +181,11 @@ def check_tags(catalog: Catalog, tag_ids: list[uuid.UUID]) -> list[uuid.UUID]:
 
 def date_refusal(service: ServiceConfig, on_date: date, today: date) -> RuleViolation | None:
     """The booking window, the one rule on dates: not before `today` (the calendar's), and at
-    most `booking_window_days` after it. None: bookable."""
+    most the agents' window's days after it (bookings over this API are the agents'). None:
+    bookable."""
     if on_date < today:
         return RuleViolation("The date is in the past.", code="date_in_past", field="date")
-    window = service.booking_window_days
+    window = service.agents_window.days_ahead
     if window is not None and (on_date - today).days > window:
         return RuleViolation(
             f"The service can be booked at most {window} days ahead.",
@@ -192,8 +195,18 @@ def date_refusal(service: ServiceConfig, on_date: date, today: date) -> RuleViol
     return None
 
 
+def in_window(window: BookingWindow, on_date: date, now: datetime, zone: ZoneInfo) -> bool:
+    """Whether some of `on_date` (local to `zone`) can be booked in `window` now: not before
+    the date that the minimum notice reaches, at most `days_ahead` after today."""
+    today = local_today(now, zone)
+    earliest = local_today(now + timedelta(minutes=window.minimum_notice_minutes), zone)
+    return earliest <= on_date and (
+        window.days_ahead is None or (on_date - today).days <= window.days_ahead
+    )
+
+
 def bookable_instant(
-    unit: CalendarUnitConfig, on_date: date, start: int, now: datetime
+    unit: CalendarUnitConfig, on_date: date, start: int, now: datetime, notice_minutes: int
 ) -> datetime:
     starts_at = instant_of(on_date, start, unit.zone)
     if starts_at is None:
@@ -206,6 +219,12 @@ def bookable_instant(
         raise RuleViolation(
             "The start time has passed.", code="start_time_passed", field="startTime"
         )
+    if starts_at < now + timedelta(minutes=notice_minutes):
+        raise RuleViolation(
+            f"The service must be booked at least {notice_minutes} minutes ahead.",
+            code="short_notice",
+            field="startTime",
+        )
     return starts_at
 
 
@@ -215,13 +234,18 @@ def future_vacant_starts(
     booked: list[Interval],
     duration: int,
     now: datetime,
+    notice_minutes: int,
 ) -> list[int]:
-    """Vacant starts that are also bookable now: existing wall times, not yet passed."""
+    """Vacant starts that are also bookable now: existing wall times, not yet passed, at least
+    `notice_minutes` ahead."""
     day = unit.day(on_date)
+    earliest = now + timedelta(minutes=notice_minutes)
     return [
         start
         for start in availability.vacant_starts(day, booked, duration)
-        if (instant := instant_of(on_date, start, unit.zone)) is not None and instant > now
+        if (instant := instant_of(on_date, start, unit.zone)) is not None
+        and instant > now
+        and instant >= earliest
     ]
 
 
@@ -248,6 +272,11 @@ def check_booking(catalog: Catalog, command: BookAppointment, now: datetime) -> 
     service, unit = find_calendar(catalog, command.day)
     service_type = find_service_type(service, command.service_type_id)
 
+    if not service.agents_window.active:
+        raise RuleViolation(
+            "Booking by agents (this API) is not active for this service.",
+            code="agents_booking_inactive",
+        )
     if command.channel not in service_type.channels:
         raise RuleViolation(
             f"Service type '{service_type.name}' does not support channel '{command.channel}'; "
@@ -284,7 +313,8 @@ def check_booking(catalog: Catalog, command: BookAppointment, now: datetime) -> 
     refusal = date_refusal(service, on_date, local_today(now, unit.zone))
     if refusal is not None:
         raise refusal
-    starts_at = bookable_instant(unit, on_date, command.start_minute, now)
+    notice = service.agents_window.minimum_notice_minutes
+    starts_at = bookable_instant(unit, on_date, command.start_minute, now, notice)
     day = unit.day(on_date)
     duration = service_type.duration_minutes
 
@@ -347,7 +377,10 @@ def check_vacant(checked: CheckedBooking, booked: list[Interval], now: datetime)
         bypass_timeslot_check=command.bypass_timeslot_check,
     )
     if verdict is Verdict.FULL:
-        vacant = future_vacant_starts(checked.unit, command.day.on_date, booked, duration, now)
+        notice = checked.service.agents_window.minimum_notice_minutes
+        vacant = future_vacant_starts(
+            checked.unit, command.day.on_date, booked, duration, now, notice
+        )
         raise Conflict(
             "The slot is not vacant.",
             code="slot_not_vacant",
@@ -373,6 +406,7 @@ def new_appointment(
         "on_date": command.day.on_date,
         "start_minute": command.start_minute,
         "duration_minutes": checked.service_type.duration_minutes,
+        "no_show_probability": checked.service_type.no_show_rate,
         "starts_at": checked.starts_at,
         "time_zone": unit.zone.key,
         "service_type_id": checked.service_type.id,
