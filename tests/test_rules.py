@@ -333,3 +333,49 @@ def test_a_record_field_list_is_the_statement_column_list() -> None:
 
     names = [f.name for f in dataclasses.fields(AppointmentRecord)]
     assert appointments._select_appointments().selected_columns.keys() == names
+
+
+def _with_agents_window(**window: Any) -> Catalog:
+    base = catalog()
+    service = dataclasses.replace(base.services[SERVICE_ID], agents_window=BookingWindow(**window))
+    return dataclasses.replace(base, services={SERVICE_ID: service})
+
+
+@pytest.mark.parametrize(
+    ("start", "refused"),
+    [(530, "short_notice"), (540, None), (420, "start_time_passed")],  # now: 07:00 London
+)
+def test_a_booking_needs_the_agents_minimum_notice(start: int, refused: str | None) -> None:
+    today = command(on_date=TODAY, start_minute=start)
+    notice = _with_agents_window(minimum_notice_minutes=120)
+    if refused is None:
+        assert rules.check_booking(notice, today, NOW).starts_at.hour == 9
+    else:
+        with pytest.raises(RuleViolation) as refusal:
+            rules.check_booking(notice, today, NOW)
+        assert (refusal.value.code, refusal.value.field) == (refused, "startTime")
+
+
+def test_inactive_agents_booking_refuses_every_booking() -> None:
+    with pytest.raises(RuleViolation) as refusal:
+        rules.check_booking(_with_agents_window(active=False), command(), NOW)
+    assert refusal.value.code == "agents_booking_inactive"
+
+
+@pytest.mark.parametrize(
+    ("on_date", "days_ahead", "notice", "inside"),
+    [
+        (TODAY, None, 0, True),
+        (TODAY - timedelta(days=1), None, 0, False),
+        (TODAY, None, 17 * 60 - 1, True),  # 23:59 is still today in London
+        (TODAY, None, 17 * 60, False),  # the notice reaches tomorrow
+        (TOMORROW, None, 17 * 60, True),
+        (TODAY + timedelta(days=7), 7, 0, True),
+        (TODAY + timedelta(days=8), 7, 0, False),
+    ],
+)
+def test_a_date_is_in_a_window_from_where_the_notice_reaches_to_its_last_day(
+    on_date: date, days_ahead: int | None, notice: int, inside: bool
+) -> None:
+    window = BookingWindow(days_ahead=days_ahead, minimum_notice_minutes=notice)
+    assert rules.in_window(window, on_date, NOW, LONDON) is inside
