@@ -173,3 +173,80 @@ async def test_vacancies_answer_carries_every_field_of_the_original_sample(
     )
     assert vacancies.status_code == 200, vacancies.text
     assert missing_fields(vacancies.json(), original_sample("List Vacancies in a Calendar")) == []
+
+
+# The fields this server added for the original's samples, by schema: OpenAPI gives each its
+# type, nullability and meaning; timestamps are date-times.
+ADDED_FIELDS = {
+    "CalendarOut": [
+        "calendarTimestamp",
+        "serviceCategoryId",
+        "serviceCategoryName",
+        "timeZoneId",
+        "ianaTimeZoneId",
+        "customersDataTableId",
+        "phoneNumberFieldTypeId",
+        "emailFieldTypeId",
+        "user",
+        "allowAnonymousAgentBooking",
+        "inboxId",
+        "inboxName",
+        "isInAgentsBookingWindow",
+        "agentsBookingActive",
+        "isInSelfBookingWindow",
+        "selfBookingActive",
+        "issues",
+    ],
+    "CalendarStatsOut": ["capacityMinutes", "bookingRate", "compMinutesBooked", "compBookingRate"],
+    "AppointmentTime": ["timeZoneId", "ianaTimeZoneId", "noShowProbability"],
+    "AppointmentOut": [
+        "serviceCategoryId",
+        "serviceCategoryName",
+        "serviceTypeColorCode",
+        "statusDate",
+        "dateOpened",
+        "dateClosed",
+        "dateCancelled",
+        "assignedTo",
+        "lockedBy",
+        "onlineMeeting",
+    ],
+    "CustomerRef": ["dataTableId"],
+    "CalendarIssueOut": ["code", "text"],
+}
+TIMESTAMPS = {"calendarTimestamp", "statusDate", "dateOpened", "dateClosed", "dateCancelled"}
+
+
+def _types(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(schema.get("anyOf", [schema]))
+
+
+async def test_openapi_gives_every_added_field_a_type_and_a_meaning(
+    client: httpx.AsyncClient,
+) -> None:
+    schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    for model, names in ADDED_FIELDS.items():
+        for name in names:
+            schema = schemas[model]["properties"][name]
+            assert schema.get("description"), (model, name)
+            assert all("type" in t or "$ref" in t for t in _types(schema)), (model, name)
+            if name in TIMESTAMPS:
+                strings = [t for t in _types(schema) if t.get("type") == "string"]
+                assert strings[0]["format"] == "date-time", (model, name)
+    nullable = {"user", "assignedTo", "lockedBy", "onlineMeeting", "customersDataTableId"}
+    for model in ("CalendarOut", "AppointmentOut"):
+        for name in nullable & schemas[model]["properties"].keys():
+            types = _types(schemas[model]["properties"][name])
+            assert {"type": "null"} in [{"type": t.get("type")} for t in types], (model, name)
+
+
+async def test_openapi_documents_the_conditional_calendar_reads(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path in (
+        "/{applicationId}/calendars/{serviceId}/{date}",
+        "/{applicationId}/calendars/{serviceId}/{date}/{cuIndex}/appointments",
+        "/{applicationId}/calendars/{serviceId}/{date}/{cuIndex}/vacancies",
+    ):
+        read = paths[path]["get"]
+        assert "304" in read["responses"], path
+        assert "If-None-Match" in [p["name"] for p in read["parameters"]], path

@@ -26,9 +26,19 @@ IF_NONE_MATCH_PARAMETER = {
     "description": "The `ETag` of an earlier answer (or `*`): 304 without a body while the "
     "answer is still the same.",
 }
-CONDITIONAL_READ: dict[str, Any] = {"parameters": [IF_NONE_MATCH_PARAMETER]}
+ETAG_HEADER = {
+    "description": "A strong tag of this answer, for `If-None-Match`.",
+    "schema": {"type": "string"},
+}
+CONDITIONAL_READ: dict[str, Any] = {
+    "parameters": [IF_NONE_MATCH_PARAMETER],
+    "responses": {"200": {"headers": {"ETag": ETAG_HEADER}}},
+}
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
-    304: {"description": "Not modified: the `If-None-Match` tag is the current `ETag`."}
+    304: {
+        "description": "Not modified: the `If-None-Match` tag is the current `ETag`.",
+        "headers": {"ETag": ETAG_HEADER},
+    }
 }
 
 

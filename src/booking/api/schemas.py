@@ -136,6 +136,11 @@ def _iso_local(value: datetime) -> str:
 
 
 TIMESTAMP_EXAMPLE = "2026-12-01T07:26:21.123456Z"
+# When something happened: UTC with microseconds (see `_timestamp`).
+Timestamp = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": [TIMESTAMP_EXAMPLE]}),
+]
 _NO_AGENTS = "Always null: this server does not assign agents (the original's user object)."
 WindowsTimeZoneId = Annotated[
     str | None,
@@ -196,20 +201,22 @@ class AppointmentOut(ApiModel):
     service_category_id: uuid.UUID | None = Field(
         default=None, description="The service's category (configuration); null: none."
     )
-    service_category_name: str | None = None
+    service_category_name: str | None = Field(default=None, description="Its name; null: none.")
     service_type_id: uuid.UUID
     service_type_name: str
     service_type_color_code: str | None = Field(
         default=None, examples=["orange"], description="The service type's color (configuration)."
     )
     status: AppointmentStatus
-    status_date: str = Field(examples=[TIMESTAMP_EXAMPLE], description="UTC, microseconds.")
+    status_date: Timestamp = Field(description="When the status was set (UTC, microseconds).")
     reference_date: str = Field(description="The appointment's instant in UTC.")
-    date_opened: str = Field(
-        examples=[TIMESTAMP_EXAMPLE], description="When it was booked (UTC, microseconds)."
+    date_opened: Timestamp = Field(description="When it was booked (UTC, microseconds).")
+    date_closed: Timestamp | None = Field(
+        default=None, description="When it was closed (UTC, microseconds); null: open."
     )
-    date_closed: str | None = Field(default=None, examples=[TIMESTAMP_EXAMPLE])
-    date_cancelled: str | None = Field(default=None, examples=[TIMESTAMP_EXAMPLE])
+    date_cancelled: Timestamp | None = Field(
+        default=None, description="When it was cancelled (UTC, microseconds); null: not."
+    )
     assigned_to: NeverSet = None
     locked_by: NeverSet = None
     customer: CustomerRef | None = None
@@ -323,21 +330,22 @@ class CalendarStatsOut(ApiModel):
 
 class CalendarIssueOut(ApiModel):
     code: CalendarIssueCode = Field(description="Stable code of the configuration problem.")
-    text: str
+    text: str = Field(description="The problem in words, for people.")
 
 
 class CalendarOut(ApiModel):
     service_id: uuid.UUID
     date: str
     cu_index: int
-    calendar_timestamp: str = Field(
-        examples=[TIMESTAMP_EXAMPLE],
+    calendar_timestamp: Timestamp = Field(
         description="The calendar-day's version (UTC, microseconds): moved by every write of "
         "it (booking, cancelling) and by every configuration change; a read never moves it.",
     )
     service_name: str
-    service_category_id: uuid.UUID | None = None
-    service_category_name: str | None = None
+    service_category_id: uuid.UUID | None = Field(
+        default=None, description="The service's category (configuration); null: none."
+    )
+    service_category_name: str | None = Field(default=None, description="Its name; null: none.")
     capacity: int
     slot_minutes: int
     time_zone_id: WindowsTimeZoneId
@@ -354,16 +362,21 @@ class CalendarOut(ApiModel):
     inbox_id: uuid.UUID | None = Field(
         default=None, description="The queue the service's cases go to (configuration)."
     )
-    inbox_name: str | None = None
+    inbox_name: str | None = Field(default=None, description="The inbox's name; null: none.")
     is_in_agents_booking_window: bool = Field(
         description="Some of the date lies in the agents' booking window, the one bookings "
         "over this API use."
     )
-    agents_booking_active: bool
+    agents_booking_active: bool = Field(
+        description="Whether agents (this API) may book the service (configuration); false: "
+        "bookings answer 422 agents_booking_inactive and vacancies are empty."
+    )
     is_in_self_booking_window: bool = Field(
         description="Some of the date lies in the customers' own booking window."
     )
-    self_booking_active: bool
+    self_booking_active: bool = Field(
+        description="Whether customers may book the service themselves (configuration)."
+    )
     is_closed: bool
     is_past_date: bool
     booking_window_days: int | None = Field(
@@ -371,7 +384,9 @@ class CalendarOut(ApiModel):
     )
     stats: CalendarStatsOut
     issues: list[CalendarIssueOut] = Field(
-        description="Configuration problems of this calendar; empty when there are none."
+        description="Configuration problems of this calendar (a unit open on no weekday, a "
+        "service without service types, working hours no service type fits in); empty when "
+        "there are none."
     )
 
     @classmethod
