@@ -1,6 +1,7 @@
-"""The statements on appointments (and the ticket counter and customer names they need), each
-defined once with SQLAlchemy Core against the models and compiled at import; column lists come
-from the table and from `AppointmentRecord`, never from a hand-kept list.
+"""The statements on appointments (and the ticket counter, customer names and calendar-day
+stamps they need), each defined once with SQLAlchemy Core against the models and compiled at
+import; column lists come from the table and from `AppointmentRecord`, never from a hand-kept
+list. (The stamp is moved by the calendar-day's lock statement, `store.db.lock_calendar_day`.)
 
 The writes of a calendar-day take a `LockedCalendarDay`, which only the calendar-day's
 transaction hands out; the reads take any connection."""

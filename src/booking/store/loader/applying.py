@@ -4,7 +4,8 @@ UPDATE, so loading the same file twice changes nothing the second time. A calend
 hours and date exceptions are replaced by the file's; entities the file does not mention are left
 alone; an id that already belongs to another organization (or a service type of another service)
 is refused, never moved. A constraint the database enforces becomes a ConfigFileError naming the
-key path.
+key path. A load that changes an organization's part of the file moves its configuration version
+(`organization.configured_at`), which every calendar's `calendarTimestamp` is at least.
 """
 
 from __future__ import annotations
