@@ -43,11 +43,6 @@ def upgrade() -> None:
         sa.Column("cu_index", sa.Integer(), nullable=False),
         sa.Column("on_date", sa.Date(), nullable=False),
         sa.Column("stamped_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["service_id", "cu_index"],
-            ["calendar_unit.service_id", "calendar_unit.cu_index"],
-            name=op.f("fk_calendar_day_stamp_service_id_cu_index_calendar_unit"),
-        ),
         sa.PrimaryKeyConstraint(
             "service_id", "cu_index", "on_date", name=op.f("pk_calendar_day_stamp")
         ),

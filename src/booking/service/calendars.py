@@ -107,8 +107,11 @@ async def calendars_on_date(
     statements for all units, on one connection."""
     service = rules.find_service(catalog, service_id)
     async with db.read() as conn:
-        rows = await store.booked_of_service(conn, service_id, on_date)
+        # Stamps first: a write that commits between the two reads is then answered with the
+        # stamp from before it, so the next read shows a new stamp (never a change under an
+        # old one).
         stamps = await store.stamps_of_service(conn, service_id, on_date)
+        rows = await store.booked_of_service(conn, service_id, on_date)
     booked: dict[int, list[Interval]] = defaultdict(list)
     comp_minutes: dict[int, list[float]] = defaultdict(list)
     for cu_index, start, duration, no_show_probability in rows:
@@ -130,15 +133,12 @@ async def calendars_on_date(
             and bool(durations)
             and not _any_vacant_start(unit, on_date, intervals, durations)
         )
-        stamp = stamps.get(cu_index)
         result.append(
             CalendarOnDate(
                 service=service,
                 on_date=on_date,
                 cu_index=cu_index,
-                timestamp=catalog.configured_at
-                if stamp is None
-                else max(stamp, catalog.configured_at),
+                timestamp=max(stamps.get(cu_index, catalog.configured_at), catalog.configured_at),
                 capacity=unit.capacity,
                 slot_minutes=unit.slot_minutes,
                 time_zone=unit.zone.key,

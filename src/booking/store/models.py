@@ -354,7 +354,9 @@ class TicketCounter(Base):
 
 class CalendarDayStamp(Base):
     """The version of a calendar-day: moved by every write of it, in the write's transaction
-    (see `booking.store.db.lock_calendar_day`). A calendar-day never written has no row."""
+    (see `booking.store.db.lock_calendar_day`). A calendar-day never written has no row. No
+    foreign key: the lock statement stamps whatever calendar-day it locks, and a stamp refers
+    to nothing that could go wrong (calendar units are never deleted)."""
 
     __tablename__ = "calendar_day_stamp"
 
@@ -362,12 +364,6 @@ class CalendarDayStamp(Base):
     cu_index: Mapped[int] = mapped_column(Integer, primary_key=True)
     on_date: Mapped[date] = mapped_column(Date, primary_key=True)
     stamped_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-    __table_args__ = (
-        ForeignKeyConstraint(
-            ["service_id", "cu_index"], ["calendar_unit.service_id", "calendar_unit.cu_index"]
-        ),
-    )
 
 
 class IdempotencyRecord(Base):
