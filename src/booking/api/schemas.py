@@ -33,8 +33,14 @@ Minute = Annotated[StrictInt, Field(ge=0, le=1439, description="Minutes after lo
 
 
 class ApiModel(BaseModel):
+    # Every field of an answer is always sent (null when unset, as the original does), so the
+    # published answer schemas require each: a typed client gets required members.
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        json_schema_serialization_defaults_required=True,
     )
 
 
