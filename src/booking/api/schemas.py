@@ -161,7 +161,8 @@ IanaTimeZoneId = Annotated[
     str, Field(examples=["Europe/London"], description="The IANA time zone name.")
 ]
 NeverSet = Annotated[None, Field(description=_NO_AGENTS)]
-UntilCustomerRecords = Annotated[
+# The customer data table and its phone and email field types (the customer records issue).
+CustomerDataRef = Annotated[
     uuid.UUID | None,
     Field(description="Null: customer data tables are not configurable here yet."),
 ]
@@ -193,7 +194,7 @@ class Ticket(ApiModel):
 
 
 class CustomerRef(ApiModel):
-    data_table_id: UntilCustomerRecords = None
+    data_table_id: CustomerDataRef = None
     record_id: uuid.UUID
     display_name: str
 
@@ -357,11 +358,11 @@ class CalendarOut(ApiModel):
     time_zone_id: WindowsTimeZoneId
     iana_time_zone_id: IanaTimeZoneId
     is_customer_required: bool
-    customers_data_table_id: UntilCustomerRecords = None
+    customers_data_table_id: CustomerDataRef = None
     is_phone_number_required: bool
-    phone_number_field_type_id: UntilCustomerRecords = None
+    phone_number_field_type_id: CustomerDataRef = None
     is_email_required: bool
-    email_field_type_id: UntilCustomerRecords = None
+    email_field_type_id: CustomerDataRef = None
     working_hours: list[MinuteInterval]
     user: NeverSet = None
     allow_anonymous_agent_booking: bool = Field(description="Configuration, default false.")
