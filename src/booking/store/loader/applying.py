@@ -54,6 +54,7 @@ class LoadSummary:
 
     organizations: int
     applications: list[tuple[uuid.UUID, str, str, tuple[str, ...]]]
+    service_categories: int
     services: list[tuple[uuid.UUID, str]]
     service_types: int
     calendar_units: int
@@ -65,6 +66,7 @@ class LoadSummary:
         return {
             "organizations": self.organizations,
             "applications": len(self.applications),
+            "serviceCategories": self.service_categories,
             "services": len(self.services),
             "serviceTypes": self.service_types,
             "calendarUnits": self.calendar_units,
@@ -363,6 +365,7 @@ async def apply_config(conn: AsyncConnection, document: ConfigDocument) -> LoadS
             for o in orgs
             for a in o.applications
         ],
+        service_categories=sum(len(o.service_categories) for o in orgs),
         services=[(s.id, s.name) for o in orgs for s in o.services],
         service_types=sum(len(s.service_types) for o in orgs for s in o.services),
         calendar_units=sum(len(s.calendar_units) for o in orgs for s in o.services),
