@@ -7,10 +7,13 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from booking.store.loader import ConfigDocument, apply_config
+from booking.store.loader.document import WEEKDAYS, duplicates
 from booking.store.models import (
     CalendarException,
     CalendarUnit,
@@ -275,3 +278,72 @@ async def world(
     type_id = await service_type(conn, service_id, duration=duration)
     await calendar_unit(conn, service_id, slot_minutes=slot_minutes, capacity=capacity, hours=hours)
     return World(org_id, app_id, client_id, service_id, type_id)
+
+
+def organization_config(
+    *, service: Mapping[str, object] | None = None, service_type: Mapping[str, object] | None = None
+) -> dict[str, Any]:
+    """A configuration file's organization as plain data (camelCase, as in the YAML), shaped
+    like `world`: London, one application, one service with one 30-minute type and one unit
+    open 08-12 and 13-17 every day. `service` and `service_type` add or replace their keys."""
+    hours = [[480, 720], [780, 1020]]
+    return {
+        "id": str(uuid.uuid4()),
+        "name": "Configured org",
+        "timeZone": "Europe/London",
+        "supportedLanguages": ["en"],
+        "defaultLanguage": "en",
+        "defaultPhoneRegion": "GB",
+        "applications": [
+            {
+                "id": str(uuid.uuid4()),
+                "clientId": f"client-{uuid.uuid4().hex[:8]}",
+                "name": "Partner",
+                "roles": [MANAGER],
+            }
+        ],
+        "services": [
+            {
+                "id": str(uuid.uuid4()),
+                "name": "Passport renewal",
+                "ticketPrefix": "A",
+                "serviceTypes": [
+                    {
+                        "id": str(uuid.uuid4()),
+                        "name": "30-minute visit",
+                        "durationMinutes": 30,
+                        "channels": ["FaceToFace"],
+                    }
+                    | dict(service_type or {})
+                ],
+                "calendarUnits": [
+                    {
+                        "cuIndex": 0,
+                        "slotMinutes": 10,
+                        "workingHours": {day: hours for day in WEEKDAYS},
+                    }
+                ],
+            }
+            | dict(service or {})
+        ],
+    }
+
+
+async def load(conn: AsyncConnection, *organizations: Mapping[str, Any]) -> None:
+    """Apply organizations given as plain data through the configuration loader."""
+    document = ConfigDocument.model_validate({"organizations": list(organizations)})
+    assert not duplicates(document)
+    await apply_config(conn, document)
+
+
+def world_of(config: Mapping[str, Any]) -> World:
+    """The `World` of an organization made by `organization_config`."""
+    service = config["services"][0]
+    application = config["applications"][0]
+    return World(
+        uuid.UUID(config["id"]),
+        uuid.UUID(application["id"]),
+        application["clientId"],
+        uuid.UUID(service["id"]),
+        uuid.UUID(service["serviceTypes"][0]["id"]),
+    )

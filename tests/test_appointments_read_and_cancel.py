@@ -234,8 +234,8 @@ async def test_cancel_sets_cancelled_with_the_cancel_time(
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
     assert body["status"] == "Cancelled"
-    assert body["dateCancelled"] == "2026-12-01T08:30:00Z"
-    assert body["statusDate"] == "2026-12-01T08:30:00Z"
+    assert body["dateCancelled"] == "2026-12-01T08:30:00.000000Z"
+    assert body["statusDate"] == "2026-12-01T08:30:00.000000Z"
     # Everything else is the booking as it was.
     unchanged = {
         k: v for k, v in body.items() if k not in ("status", "statusDate", "dateCancelled")

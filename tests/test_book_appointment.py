@@ -65,7 +65,9 @@ async def test_booking_answers_201_location_and_the_listing_shape(
         "duration": 30,
         "timeLocal": "2026-12-02T09:30:00",
         "timeUtc": "2026-12-02T09:30:00Z",
-        "timeZoneId": "Europe/London",
+        "timeZoneId": "GMT Standard Time",
+        "ianaTimeZoneId": "Europe/London",
+        "noShowProbability": 0.0,
         "reservationToken": None,
         "reservationExpiryDate": None,
     }
@@ -74,10 +76,14 @@ async def test_booking_answers_201_location_and_the_listing_shape(
     assert body["serviceTypeName"] == "30-minute visit"
     assert body["status"] == "Planned"
     assert body["referenceDate"] == "2026-12-02T09:30:00Z"
-    assert body["dateOpened"] == "2026-12-01T07:00:00Z"
-    assert body["statusDate"] == "2026-12-01T07:00:00Z"
+    assert body["dateOpened"] == "2026-12-01T07:00:00.000000Z"
+    assert body["statusDate"] == "2026-12-01T07:00:00.000000Z"
     assert body["dateClosed"] is None
-    assert body["customer"] == {"recordId": str(customer_id), "displayName": "Ada Lovelace"}
+    assert body["customer"] == {
+        "dataTableId": None,
+        "recordId": str(customer_id),
+        "displayName": "Ada Lovelace",
+    }
     assert body["channel"] == "Video"
     assert body["language"] == "fr"
     assert body["contactPhoneNumber"] == "+12025550143"

@@ -8,9 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.settings import Settings
+from booking.store.models import Organization
 from tests import builders
 from tests.builders import World
 from tests.conftest import TODAY, FakeClock, bearer
@@ -254,32 +256,55 @@ async def test_vacancies_need_the_role(
 
 
 async def test_calendar_on_a_date_describes_the_unit_and_the_service(
-    client: httpx.AsyncClient, world: World, auth: dict[str, str]
+    client: httpx.AsyncClient, world: World, auth: dict[str, str], engine: AsyncEngine
 ) -> None:
+    async with engine.connect() as conn:
+        configured_at = await conn.scalar(
+            select(Organization.configured_at).where(Organization.id == world.organization_id)
+        )
+    # Never written: the calendar-day's version is the configuration's.
+    calendar_timestamp = configured_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert await get_calendars(client, world, auth) == [
         {
             "serviceId": str(world.service_id),
             "date": "2026-12-02T00:00:00",
             "cuIndex": 0,
+            "calendarTimestamp": calendar_timestamp,
             "serviceName": "Passport renewal",
+            "serviceCategoryId": None,
+            "serviceCategoryName": None,
             "capacity": 1,
             "slotMinutes": 10,
-            "timeZoneId": "Europe/London",
+            "timeZoneId": "GMT Standard Time",
+            "ianaTimeZoneId": "Europe/London",
             "isCustomerRequired": False,
+            "customersDataTableId": None,
             "isPhoneNumberRequired": False,
+            "phoneNumberFieldTypeId": None,
             "isEmailRequired": False,
+            "emailFieldTypeId": None,
             "workingHours": [{"start": 480, "end": 720}, {"start": 780, "end": 1020}],
+            "user": None,
+            "allowAnonymousAgentBooking": False,
+            "inboxId": None,
+            "inboxName": None,
+            "isInAgentsBookingWindow": True,
+            "agentsBookingActive": True,
+            "isInSelfBookingWindow": True,
+            "selfBookingActive": True,
             "isClosed": False,
             "isPastDate": False,
-            "isInBookingWindow": True,
             "bookingWindowDays": 60,
             "stats": {
                 "appointmentCount": 0,
                 "capacityMinutes": 480,
                 "minutesBooked": 0,
                 "bookingRate": 0.0,
+                "compMinutesBooked": 0.0,
+                "compBookingRate": 0.0,
                 "isFullyBooked": False,
             },
+            "issues": [],
         }
     ]
 
@@ -359,6 +384,8 @@ async def test_each_calendar_unit_is_listed_with_its_own_hours_and_stats(
         "capacityMinutes": 180,
         "minutesBooked": 0,
         "bookingRate": 0.0,
+        "compMinutesBooked": 0.0,
+        "compBookingRate": 0.0,
         "isFullyBooked": False,
     }
     assert calendars[0]["stats"]["appointmentCount"] == 1
@@ -409,6 +436,8 @@ async def test_small_calendar_booked_full_is_fully_booked(
         "capacityMinutes": 60,
         "minutesBooked": 60,
         "bookingRate": 1.0,
+        "compMinutesBooked": 60.0,
+        "compBookingRate": 1.0,
         "isFullyBooked": True,
     }
 
@@ -439,7 +468,7 @@ async def test_past_date_and_booking_window_flags(
 ) -> None:
     calendar = await only_calendar(client, world, auth, TODAY + timedelta(days=days))
     assert calendar["isPastDate"] is is_past_date
-    assert calendar["isInBookingWindow"] is is_in_booking_window
+    assert calendar["isInAgentsBookingWindow"] is is_in_booking_window
 
 
 async def test_service_without_booking_window_is_always_in_the_window(
@@ -450,7 +479,7 @@ async def test_service_without_booking_window_is_always_in_the_window(
     calendar = await only_calendar(
         client, world, bearer(settings, world.client_id), TODAY + timedelta(days=3650)
     )
-    assert calendar["isInBookingWindow"] is True
+    assert calendar["isInAgentsBookingWindow"] is True
     assert calendar["bookingWindowDays"] is None
 
 

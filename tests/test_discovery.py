@@ -88,8 +88,20 @@ async def test_services_list_types_units_flags_and_booking_window(
                 },
             ],
             "calendarUnits": [
-                {"cuIndex": 0, "capacity": 1, "slotMinutes": 10, "timeZoneId": "Europe/London"},
-                {"cuIndex": 1, "capacity": 3, "slotMinutes": 15, "timeZoneId": "Asia/Tokyo"},
+                {
+                    "cuIndex": 0,
+                    "capacity": 1,
+                    "slotMinutes": 10,
+                    "timeZoneId": "GMT Standard Time",
+                    "ianaTimeZoneId": "Europe/London",
+                },
+                {
+                    "cuIndex": 1,
+                    "capacity": 3,
+                    "slotMinutes": 15,
+                    "timeZoneId": "Tokyo Standard Time",
+                    "ianaTimeZoneId": "Asia/Tokyo",
+                },
             ],
         },
     ]

@@ -30,6 +30,7 @@ from booking.store.models import (
     Organization,
     RegisteredApplication,
     Service,
+    ServiceCategory,
     ServiceType,
     Tag,
     WorkingHours,
@@ -48,6 +49,7 @@ STANDARD_RENEWAL = uuid.UUID("6f1c2a4e-0000-4000-8000-000000000301")
 CONFIG_MODELS = (
     Organization,
     RegisteredApplication,
+    ServiceCategory,
     Service,
     ServiceType,
     CalendarUnit,
@@ -154,6 +156,7 @@ async def test_demo_file_loads_every_entity(engine: AsyncEngine) -> None:
     assert summary.counts() == {
         "organizations": 1,
         "applications": 2,
+        "serviceCategories": 1,
         "services": 2,
         "serviceTypes": 3,
         "calendarUnits": 3,
@@ -169,6 +172,7 @@ async def test_demo_file_loads_every_entity(engine: AsyncEngine) -> None:
     assert await count_rows(engine) == {
         "organization": 1,
         "registered_application": 2,
+        "service_category": 1,
         "service": 2,
         "service_type": 3,
         "calendar_unit": 3,

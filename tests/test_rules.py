@@ -15,6 +15,7 @@ from booking.domain import AppointmentStatus, CalendarDay, Channel, FieldKind
 from booking.service import rules
 from booking.service.availability import Interval
 from booking.service.catalog import (
+    BookingWindow,
     CalendarUnitConfig,
     Catalog,
     FieldTypeConfig,
@@ -65,7 +66,8 @@ def catalog(
         requires_phone=requires_phone,
         requires_email=requires_email,
         ticket_prefix="A",
-        booking_window_days=window,
+        agents_window=BookingWindow(days_ahead=window),
+        self_window=BookingWindow(),
         types={TYPE_ID: ServiceTypeConfig(TYPE_ID, "Visit", 30, channels)},
         units={0: unit},
     )
@@ -86,6 +88,7 @@ def catalog(
         services={SERVICE_ID: service},
         field_types=field_types,
         tags={TAG: "VIP"},
+        configured_at=NOW,
     )
 
 
@@ -437,6 +440,7 @@ def record(status: AppointmentStatus, starts_at: datetime) -> AppointmentRecord:
         cu_index=0,
         start_minute=570,
         duration_minutes=30,
+        no_show_probability=0.0,
         starts_at=starts_at,
         time_zone="Europe/London",
         ticket_prefix="A",
@@ -493,3 +497,49 @@ def test_a_record_field_list_is_the_statement_column_list() -> None:
 
     names = [f.name for f in dataclasses.fields(AppointmentRecord)]
     assert appointments._select_appointments().selected_columns.keys() == names
+
+
+def _with_agents_window(**window: Any) -> Catalog:
+    base = catalog()
+    service = dataclasses.replace(base.services[SERVICE_ID], agents_window=BookingWindow(**window))
+    return dataclasses.replace(base, services={SERVICE_ID: service})
+
+
+@pytest.mark.parametrize(
+    ("start", "refused"),
+    [(530, "short_notice"), (540, None), (420, "start_time_passed")],  # now: 07:00 London
+)
+def test_a_booking_needs_the_agents_minimum_notice(start: int, refused: str | None) -> None:
+    today = command(on_date=TODAY, start_minute=start)
+    notice = _with_agents_window(minimum_notice_minutes=120)
+    if refused is None:
+        assert rules.check_booking(notice, today, NOW).starts_at.hour == 9
+    else:
+        with pytest.raises(RuleViolation) as refusal:
+            rules.check_booking(notice, today, NOW)
+        assert (refusal.value.code, refusal.value.field) == (refused, "startTime")
+
+
+def test_inactive_agents_booking_refuses_every_booking() -> None:
+    with pytest.raises(RuleViolation) as refusal:
+        rules.check_booking(_with_agents_window(active=False), command(), NOW)
+    assert refusal.value.code == "agents_booking_inactive"
+
+
+@pytest.mark.parametrize(
+    ("on_date", "days_ahead", "notice", "inside"),
+    [
+        (TODAY, None, 0, True),
+        (TODAY - timedelta(days=1), None, 0, False),
+        (TODAY, None, 17 * 60 - 1, True),  # 23:59 is still today in London
+        (TODAY, None, 17 * 60, False),  # the notice reaches tomorrow
+        (TOMORROW, None, 17 * 60, True),
+        (TODAY + timedelta(days=7), 7, 0, True),
+        (TODAY + timedelta(days=8), 7, 0, False),
+    ],
+)
+def test_a_date_is_in_a_window_from_where_the_notice_reaches_to_its_last_day(
+    on_date: date, days_ahead: int | None, notice: int, inside: bool
+) -> None:
+    window = BookingWindow(days_ahead=days_ahead, minimum_notice_minutes=notice)
+    assert rules.in_window(window, on_date, NOW, LONDON) is inside

@@ -29,6 +29,13 @@ SLOT = 10
 DURATION = 30  # the world's service type
 EVERY_START = list(range(0, 1440 - DURATION + 1, SLOT))  # 0, 10, ..., 1410
 
+# The Windows ids of CLDR's windowsZones table, as the original writes `timeZoneId`.
+WINDOWS_ID = {
+    "Europe/London": "GMT Standard Time",
+    "America/New_York": "Eastern Standard Time",
+    "America/Los_Angeles": "Pacific Standard Time",
+}
+
 
 @dataclass(frozen=True)
 class SpringForward:
@@ -234,7 +241,8 @@ async def test_starts_either_side_of_the_gap_map_to_their_utc_instants(
         assert appointment["start"] == start
         assert appointment["timeUtc"] == time_utc
         assert appointment["timeLocal"] == f"{case.on_date}T{start // 60:02d}:{start % 60:02d}:00"
-        assert appointment["timeZoneId"] == case.zone
+        assert appointment["ianaTimeZoneId"] == case.zone
+        assert appointment["timeZoneId"] == WINDOWS_ID[case.zone]
         assert response.json()["referenceDate"] == time_utc
     # The stored instant reads back the same.
     items = await listed(client, world, case.on_date, auth)
@@ -296,7 +304,8 @@ async def test_ambiguous_fall_back_start_means_its_first_occurrence(
     assert appointment["start"] == case.ambiguous
     assert appointment["timeUtc"] == case.ambiguous_utc
     assert appointment["timeLocal"] == f"{case.on_date}T01:30:00"
-    assert appointment["timeZoneId"] == case.zone
+    assert appointment["ianaTimeZoneId"] == case.zone
+    assert appointment["timeZoneId"] == WINDOWS_ID[case.zone]
     assert appointment["date"] == f"{case.on_date}T00:00:00"
     assert body["referenceDate"] == case.ambiguous_utc
 
@@ -394,14 +403,16 @@ async def test_calendar_unit_time_zone_overrides_the_organizations(
     new_york = await book(client, world, today, 600, auth, cu_index=0)
     assert new_york.status_code == 201, new_york.text
     appointment = new_york.json()["appointment"]
-    assert appointment["timeZoneId"] == "America/New_York"
+    assert appointment["ianaTimeZoneId"] == "America/New_York"
+    assert appointment["timeZoneId"] == WINDOWS_ID["America/New_York"]
     assert appointment["timeLocal"] == "2026-12-01T10:00:00"
     assert appointment["timeUtc"] == "2026-12-01T15:00:00Z"  # 10:00 EST (UTC-5)
 
     london = await book(client, world, today, 600, auth, cu_index=1)
     assert london.status_code == 201, london.text
     appointment = london.json()["appointment"]
-    assert appointment["timeZoneId"] == "Europe/London"
+    assert appointment["ianaTimeZoneId"] == "Europe/London"
+    assert appointment["timeZoneId"] == WINDOWS_ID["Europe/London"]
     assert appointment["timeUtc"] == "2026-12-01T10:00:00Z"  # 10:00 GMT
 
     # "Passed" is read on each unit's own clock.
@@ -463,7 +474,8 @@ async def test_today_is_computed_in_the_calendars_time_zone(
     appointment = later.json()["appointment"]
     assert appointment["timeUtc"] == "2026-12-02T00:00:00Z"
     assert appointment["timeLocal"] == "2026-12-01T16:00:00"
-    assert appointment["timeZoneId"] == "America/Los_Angeles"
+    assert appointment["ianaTimeZoneId"] == "America/Los_Angeles"
+    assert appointment["timeZoneId"] == WINDOWS_ID["America/Los_Angeles"]
     assert await vacancies(client, los_angeles, utc_date, la_auth) == [
         s for s in range(940, 1411, SLOT) if s not in overlapping(960, DURATION, EVERY_START)
     ]

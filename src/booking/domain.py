@@ -32,6 +32,14 @@ class FieldKind(StrEnum):
     CHOICE = "choice"
 
 
+class CalendarIssueCode(StrEnum):
+    """Configuration problems that a calendar reports in its `issues`."""
+
+    NO_WORKING_HOURS = "no_working_hours"
+    NO_SERVICE_TYPES = "no_service_types"
+    NO_SERVICE_TYPE_FITS = "no_service_type_fits"
+
+
 @dataclass(frozen=True, slots=True)
 class CalendarDay:
     """One calendar unit of a service on one local date: what a booking occupies, what a

@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic.alias_generators import to_camel
 
+from booking.api.conditional import ETAG_HEADER
 from booking.api.deps import BEARER_SCHEME
 from booking.api.schemas import ENUM_COMPONENTS
 
@@ -53,6 +54,7 @@ PARAMETER_EXAMPLES: dict[str, object] = {
 }
 
 HEADERS: dict[str, dict[str, Any]] = {
+    "ETag": ETAG_HEADER,
     "Location": {
         "description": "The booked appointment's URL (Read one appointment).",
         "schema": {"type": "string", "format": "uri-reference"},
@@ -113,6 +115,8 @@ def _document_operation(route: str, operation: dict[str, Any]) -> None:
             problem = content.pop("application/json", {"schema": {"$ref": PROBLEM_REF}})
             content[PROBLEM_MEDIA_TYPE] = problem
         headers = response.setdefault("headers", {})
+        if "ETag" in headers:
+            headers["ETag"] = _ref("ETag")
         if status == "201":
             headers["Location"] = _ref("Location")
         if replayable and status[0] == "2":

@@ -23,10 +23,10 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from booking.domain import AppointmentStatus, Channel, FieldKind
+from booking.domain import AppointmentStatus, CalendarIssueCode, Channel, FieldKind
 from booking.service.calendars import CalendarOnDate
-from booking.service.catalog import ServiceConfig
-from booking.service.wallclock import EARLIEST_DATE, LATEST_DATE, local_datetime
+from booking.service.catalog import Catalog, ServiceConfig
+from booking.service.wallclock import EARLIEST_DATE, LATEST_DATE, local_datetime, windows_time_zone
 from booking.store.appointments import AppointmentRecord
 
 # Named once in the OpenAPI components (openapi.py refers every use to them), so the request and
@@ -89,8 +89,14 @@ Minute = Annotated[
 
 
 class ApiModel(BaseModel):
+    # Every field of an answer is always sent (null when unset, as the original does), so the
+    # published answer schemas require each: a typed client gets required members.
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        json_schema_serialization_defaults_required=True,
     )
 
 
@@ -236,11 +242,45 @@ class BookAppointmentRequest(ApiModel):
 
 
 def _iso_utc(value: datetime) -> str:
+    """An instant of the wall clock (whole minutes), as the original writes `timeUtc`."""
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+def _timestamp(value: datetime) -> str:
+    """When something happened, in UTC with microseconds, as the original writes `statusDate`
+    (it shows up to 7 digits; PostgreSQL keeps 6)."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _iso_local(value: datetime) -> str:
     return value.isoformat(timespec="seconds")
+
+
+TIMESTAMP_EXAMPLE = "2026-12-01T07:26:21.123456Z"
+# When something happened: UTC with microseconds (see `_timestamp`).
+Timestamp = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": [TIMESTAMP_EXAMPLE]}),
+]
+_NO_AGENTS = "Always null: this server does not assign agents (the original's user object)."
+WindowsTimeZoneId = Annotated[
+    str | None,
+    Field(
+        examples=["GMT Standard Time"],
+        description="The Windows time zone id, as the original writes it, mapped from the IANA "
+        "name with CLDR's windowsZones table; null only for a zone that table does not map "
+        "(the configuration loader refuses those).",
+    ),
+]
+IanaTimeZoneId = Annotated[
+    str, Field(examples=["Europe/London"], description="The IANA time zone name.")
+]
+NeverSet = Annotated[None, Field(description=_NO_AGENTS)]
+# The customer data table and its phone and email field types (the customer records issue).
+CustomerDataRef = Annotated[
+    uuid.UUID | None,
+    Field(description="Null: customer data tables are not configurable here yet."),
+]
 
 
 class AppointmentTime(ApiModel):
@@ -250,10 +290,16 @@ class AppointmentTime(ApiModel):
     )
     cu_index: int
     start: int = Field(description="Minutes after local midnight: the source of truth.")
-    duration: int
     time_local: LocalDateTime = Field(description="The start on the local wall clock.")
     time_utc: UtcTimestamp = Field(description="The start instant in UTC.")
-    time_zone_id: str = Field(examples=["Europe/London"], description="IANA time zone name.")
+    time_zone_id: WindowsTimeZoneId
+    iana_time_zone_id: IanaTimeZoneId
+    duration: int
+    no_show_probability: float = Field(
+        ge=0,
+        le=1,
+        description="The expected no-show rate of the service type when it was booked.",
+    )
     reservation_token: str | None = None
     reservation_expiry_date: UtcTimestamp | None = None
 
@@ -265,6 +311,7 @@ class Ticket(ApiModel):
 
 
 class CustomerRef(ApiModel):
+    data_table_id: CustomerDataRef = None
     record_id: uuid.UUID
     display_name: str
 
@@ -275,15 +322,31 @@ class AppointmentOut(ApiModel):
     case_id: uuid.UUID
     appointment: AppointmentTime
     ticket: Ticket
+    service_category_id: uuid.UUID | None = Field(
+        default=None, description="The service's category (configuration); null: none."
+    )
+    service_category_name: str | None = Field(default=None, description="Its name; null: none.")
     service_type_id: uuid.UUID
     service_type_name: str
+    service_type_color_code: str | None = Field(
+        default=None, examples=["orange"], description="The service type's color (configuration)."
+    )
     status: AppointmentStatus
-    status_date: UtcTimestamp = Field(description="When the status last changed (UTC).")
+    status_date: Timestamp = Field(description="When the status was set (UTC, microseconds).")
     reference_date: UtcTimestamp = Field(description="The appointment's instant in UTC.")
-    date_opened: UtcTimestamp = Field(description="When it was booked (UTC).")
-    date_closed: UtcTimestamp | None = None
-    date_cancelled: UtcTimestamp | None = None
+    date_opened: Timestamp = Field(description="When it was booked (UTC, microseconds).")
+    date_closed: Timestamp | None = Field(
+        default=None, description="When it was closed (UTC, microseconds); null: open."
+    )
+    date_cancelled: Timestamp | None = Field(
+        default=None, description="When it was cancelled (UTC, microseconds); null: not."
+    )
+    assigned_to: NeverSet = None
+    locked_by: NeverSet = None
     customer: CustomerRef | None = None
+    online_meeting: Annotated[
+        None, Field(description="Always null: this server creates no online meetings.")
+    ] = None
     channel: Channel
     language: str
     contact_phone_number: str | None = Field(default=None, examples=["+442079460018"])
@@ -299,7 +362,12 @@ class AppointmentOut(ApiModel):
     tag_ids: list[uuid.UUID]
 
     @classmethod
-    def from_record(cls, r: AppointmentRecord) -> AppointmentOut:
+    def from_record(cls, r: AppointmentRecord, catalog: Catalog) -> AppointmentOut:
+        """`r` with what the configuration says of its service and service type (from the
+        cached catalog: no database round trip)."""
+        service = catalog.services.get(r.service_id)
+        category = service.category if service is not None else None
+        service_type = service.types.get(r.service_type_id) if service is not None else None
         # model_construct: the values come from the database, typed by the service layer;
         # validating them again cost a fifth of the response's time.
         return cls.model_construct(
@@ -309,20 +377,25 @@ class AppointmentOut(ApiModel):
                 date=_iso_local(local_datetime(r.on_date, 0)),
                 cu_index=r.cu_index,
                 start=r.start_minute,
-                duration=r.duration_minutes,
                 time_local=_iso_local(local_datetime(r.on_date, r.start_minute)),
                 time_utc=_iso_utc(r.starts_at),
-                time_zone_id=r.time_zone,
+                time_zone_id=windows_time_zone(r.time_zone),
+                iana_time_zone_id=r.time_zone,
+                duration=r.duration_minutes,
+                no_show_probability=r.no_show_probability,
             ),
             ticket=Ticket.model_construct(prefix=r.ticket_prefix, number=r.ticket_number),
+            service_category_id=category.id if category is not None else None,
+            service_category_name=category.name if category is not None else None,
             service_type_id=r.service_type_id,
             service_type_name=r.service_type_name,
+            service_type_color_code=service_type.color_code if service_type is not None else None,
             status=r.status,
-            status_date=_iso_utc(r.status_date),
+            status_date=_timestamp(r.status_date),
             reference_date=_iso_utc(r.starts_at),
-            date_opened=_iso_utc(r.created_at),
-            date_closed=_iso_utc(r.closed_at) if r.closed_at else None,
-            date_cancelled=_iso_utc(r.cancelled_at) if r.cancelled_at else None,
+            date_opened=_timestamp(r.created_at),
+            date_closed=_timestamp(r.closed_at) if r.closed_at else None,
+            date_cancelled=_timestamp(r.cancelled_at) if r.cancelled_at else None,
             customer=CustomerRef.model_construct(
                 record_id=r.customer_record_id, display_name=r.customer_display_name
             )
@@ -378,29 +451,79 @@ class MinuteInterval(ApiModel):
 
 class CalendarStatsOut(ApiModel):
     appointment_count: int
-    capacity_minutes: int
+    capacity_minutes: int = Field(
+        description="Working minutes of the date times the unit's capacity: the minutes that "
+        "could be booked."
+    )
     minutes_booked: int
-    booking_rate: float
+    booking_rate: float = Field(description="minutesBooked / capacityMinutes, not rounded.")
+    comp_minutes_booked: float = Field(
+        description="The booked minutes weighted by 1 - each appointment's no-show probability."
+    )
+    comp_booking_rate: float = Field(description="compMinutesBooked / capacityMinutes.")
     is_fully_booked: bool
+
+
+class CalendarIssueOut(ApiModel):
+    code: CalendarIssueCode = Field(description="Stable code of the configuration problem.")
+    text: str = Field(description="The problem in words, for people.")
 
 
 class CalendarOut(ApiModel):
     service_id: uuid.UUID
     date: LocalDateTime = Field(description="Local midnight of the date.")
     cu_index: int
+    calendar_timestamp: Timestamp = Field(
+        description="The calendar-day's version (UTC, microseconds): moved by every write of "
+        "it (booking, cancelling) and by every configuration change; a read never moves it.",
+    )
     service_name: str
+    service_category_id: uuid.UUID | None = Field(
+        default=None, description="The service's category (configuration); null: none."
+    )
+    service_category_name: str | None = Field(default=None, description="Its name; null: none.")
     capacity: int
     slot_minutes: int
-    time_zone_id: str
+    time_zone_id: WindowsTimeZoneId
+    iana_time_zone_id: IanaTimeZoneId
     is_customer_required: bool
+    customers_data_table_id: CustomerDataRef = None
     is_phone_number_required: bool
+    phone_number_field_type_id: CustomerDataRef = None
     is_email_required: bool
+    email_field_type_id: CustomerDataRef = None
     working_hours: list[MinuteInterval]
+    user: NeverSet = None
+    allow_anonymous_agent_booking: bool = Field(description="Configuration, default false.")
+    inbox_id: uuid.UUID | None = Field(
+        default=None, description="The queue the service's cases go to (configuration)."
+    )
+    inbox_name: str | None = Field(default=None, description="The inbox's name; null: none.")
+    is_in_agents_booking_window: bool = Field(
+        description="Some of the date lies in the agents' booking window, the one bookings "
+        "over this API use."
+    )
+    agents_booking_active: bool = Field(
+        description="Whether agents (this API) may book the service (configuration); false: "
+        "bookings answer 422 agents_booking_inactive and vacancies are empty."
+    )
+    is_in_self_booking_window: bool = Field(
+        description="Some of the date lies in the customers' own booking window."
+    )
+    self_booking_active: bool = Field(
+        description="Whether customers may book the service themselves (configuration)."
+    )
     is_closed: bool
     is_past_date: bool
-    is_in_booking_window: bool
-    booking_window_days: int | None
+    booking_window_days: int | None = Field(
+        description="The agents' booking window in days after today; null: no limit."
+    )
     stats: CalendarStatsOut
+    issues: list[CalendarIssueOut] = Field(
+        description="Configuration problems of this calendar (a unit open on no weekday, a "
+        "service without service types, working hours no service type fits in); empty when "
+        "there are none."
+    )
 
     @classmethod
     def from_day(cls, day: CalendarOnDate) -> CalendarOut:
@@ -409,25 +532,38 @@ class CalendarOut(ApiModel):
             service_id=s.id,
             date=_iso_local(local_datetime(day.on_date, 0)),
             cu_index=day.cu_index,
+            calendar_timestamp=_timestamp(day.timestamp),
             service_name=s.name,
+            service_category_id=s.category.id if s.category is not None else None,
+            service_category_name=s.category.name if s.category is not None else None,
             capacity=day.capacity,
             slot_minutes=day.slot_minutes,
-            time_zone_id=day.time_zone,
+            time_zone_id=windows_time_zone(day.time_zone),
+            iana_time_zone_id=day.time_zone,
             is_customer_required=s.requires_customer,
             is_phone_number_required=s.requires_phone,
             is_email_required=s.requires_email,
             working_hours=[MinuteInterval(start=i.start, end=i.end) for i in day.working_hours],
+            allow_anonymous_agent_booking=s.allow_anonymous_agent_booking,
+            inbox_id=s.inbox.id if s.inbox is not None else None,
+            inbox_name=s.inbox.name if s.inbox is not None else None,
+            is_in_agents_booking_window=day.is_in_agents_window,
+            agents_booking_active=s.agents_window.active,
+            is_in_self_booking_window=day.is_in_self_window,
+            self_booking_active=s.self_window.active,
             is_closed=day.is_closed,
             is_past_date=day.is_past_date,
-            is_in_booking_window=day.is_in_booking_window,
-            booking_window_days=s.booking_window_days,
+            booking_window_days=s.agents_window.days_ahead,
             stats=CalendarStatsOut(
                 appointment_count=day.stats.appointment_count,
                 capacity_minutes=day.stats.capacity_minutes,
                 minutes_booked=day.stats.minutes_booked,
                 booking_rate=day.stats.booking_rate,
+                comp_minutes_booked=day.stats.comp_minutes_booked,
+                comp_booking_rate=day.stats.comp_booking_rate,
                 is_fully_booked=day.stats.is_fully_booked,
             ),
+            issues=[CalendarIssueOut(code=i.code, text=i.text) for i in day.issues],
         )
 
 
@@ -442,7 +578,8 @@ class CalendarUnitOut(ApiModel):
     cu_index: int
     capacity: int
     slot_minutes: int
-    time_zone_id: str
+    time_zone_id: WindowsTimeZoneId
+    iana_time_zone_id: IanaTimeZoneId
 
 
 class ServiceOut(ApiModel):
@@ -465,7 +602,7 @@ class ServiceOut(ApiModel):
             is_customer_required=s.requires_customer,
             is_phone_number_required=s.requires_phone,
             is_email_required=s.requires_email,
-            booking_window_days=s.booking_window_days,
+            booking_window_days=s.agents_window.days_ahead,
             service_types=[
                 ServiceTypeOut(
                     id=t.id, name=t.name, duration=t.duration_minutes, channels=list(t.channels)
@@ -477,7 +614,8 @@ class ServiceOut(ApiModel):
                     cu_index=u.cu_index,
                     capacity=u.capacity,
                     slot_minutes=u.slot_minutes,
-                    time_zone_id=u.zone.key,
+                    time_zone_id=windows_time_zone(u.zone.key),
+                    iana_time_zone_id=u.zone.key,
                 )
                 for _, u in sorted(s.units.items())
             ],
@@ -502,11 +640,13 @@ class LanguagesOut(ApiModel):
     supported_languages: list[str]
 
 
-def json_response(content: BaseModel | Sequence[BaseModel], status_code: int = 200) -> Response:
+def json_body(content: BaseModel | Sequence[BaseModel]) -> bytes:
     """The JSON of response models, encoded once by pydantic. (A handler that returns a model
     has FastAPI validate it against the response model again and encode it in two steps.)"""
     if isinstance(content, BaseModel):
-        body = content.model_dump_json(by_alias=True).encode()
-    else:
-        body = b"[" + b",".join(m.model_dump_json(by_alias=True).encode() for m in content) + b"]"
-    return Response(body, status_code, media_type="application/json")
+        return content.model_dump_json(by_alias=True).encode()
+    return b"[" + b",".join(m.model_dump_json(by_alias=True).encode() for m in content) + b"]"
+
+
+def json_response(content: BaseModel | Sequence[BaseModel], status_code: int = 200) -> Response:
+    return Response(json_body(content), status_code, media_type="application/json")

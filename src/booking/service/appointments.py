@@ -2,10 +2,10 @@
 these per request; each opens its own unit of work (`calendar_day.write` for the writes).
 
 Round trips of a booking (configuration comes from the per-process cache; every rule that needs
-no database is checked before a connection is taken): BEGIN with the lock, read the occupied
-intervals, insert-with-ticket (one statement), COMMIT; plus one read of the customer record when
-the request names one. With an Idempotency-Key, the claim's INSERT comes after the BEGIN and the
-answer's UPDATE before the COMMIT.
+no database is checked before a connection is taken): BEGIN with the lock and the move of the
+calendar-day's stamp, read the occupied intervals, insert-with-ticket (one statement), COMMIT;
+plus one read of the customer record when the request names one. With an Idempotency-Key, the
+claim's INSERT comes after the BEGIN and the answer's UPDATE before the COMMIT.
 """
 
 from __future__ import annotations

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from booking.domain import CalendarDay
+from booking.domain import CalendarDay, CalendarIssueCode
 from booking.service import availability, rules
 from booking.service.availability import Interval
 from booking.service.catalog import (
@@ -38,12 +39,21 @@ async def vacancies(
     past, non-existent (DST gap) and out-of-window times. Closed dates give no slots."""
     service, unit = rules.find_calendar(catalog, day)
     service_type = rules.find_service_type(service, service_type_id)
-    if rules.date_refusal(service, day.on_date, local_today(now, unit.zone)) is not None:
+    window = service.agents_window
+    if (
+        not window.active
+        or rules.date_refusal(service, day.on_date, local_today(now, unit.zone)) is not None
+    ):
         return Vacancies(service_type, [])
     async with db.read() as conn:
         rows = await store.booked_intervals(conn, day)
     slots = rules.future_vacant_starts(
-        unit, day.on_date, rules.intervals_of(rows), service_type.duration_minutes, now
+        unit,
+        day.on_date,
+        rules.intervals_of(rows),
+        service_type.duration_minutes,
+        now,
+        window.minimum_notice_minutes,
     )
     return Vacancies(service_type, slots)
 
@@ -51,10 +61,20 @@ async def vacancies(
 @dataclass(frozen=True, slots=True)
 class CalendarStats:
     appointment_count: int
+    # Working minutes x capacity: what could be booked (see the README's decisions).
     capacity_minutes: int
     minutes_booked: int
     booking_rate: float
+    # The booked minutes weighted by 1 - each appointment's no-show probability.
+    comp_minutes_booked: float
+    comp_booking_rate: float
     is_fully_booked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarIssue:
+    code: CalendarIssueCode
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +82,18 @@ class CalendarOnDate:
     service: ServiceConfig
     on_date: date
     cu_index: int
+    # The calendar-day's version: its last write, or the configuration's if that is newer.
+    timestamp: datetime
     capacity: int
     slot_minutes: int
     time_zone: str
     working_hours: tuple[Interval, ...]
     is_closed: bool
     is_past_date: bool
-    is_in_booking_window: bool
+    is_in_agents_window: bool
+    is_in_self_window: bool
     stats: CalendarStats
+    issues: tuple[CalendarIssue, ...]
 
 
 async def calendars_on_date(
@@ -79,13 +103,20 @@ async def calendars_on_date(
     on_date: date,
     now: datetime,
 ) -> list[CalendarOnDate]:
-    """Every calendar unit of the service on that date, with stats: one query for all units."""
+    """Every calendar unit of the service on that date, with stats and timestamps: two
+    statements for all units, on one connection."""
     service = rules.find_service(catalog, service_id)
     async with db.read() as conn:
-        rows = await store.booked_intervals_of_service(conn, service_id, on_date)
+        # Stamps first: a write that commits between the two reads is then answered with the
+        # stamp from before it, so the next read shows a new stamp (never a change under an
+        # old one).
+        stamps = await store.stamps_of_service(conn, service_id, on_date)
+        rows = await store.booked_of_service(conn, service_id, on_date)
     booked: dict[int, list[Interval]] = defaultdict(list)
-    for cu_index, start, duration in rows:
+    comp_minutes: dict[int, list[float]] = defaultdict(list)
+    for cu_index, start, duration, no_show_probability in rows:
         booked[cu_index].append(Interval(start, start + duration))
+        comp_minutes[cu_index].append(duration * (1 - no_show_probability))
 
     durations = sorted({t.duration_minutes for t in service.types.values()})
     result = []
@@ -94,6 +125,7 @@ async def calendars_on_date(
         day = unit.day(on_date)
         intervals = booked[cu_index]
         minutes_booked = sum(i.minutes for i in intervals)
+        comp_minutes_booked = math.fsum(comp_minutes[cu_index])
         capacity_minutes = day.capacity_minutes
         today = local_today(now, unit.zone)
         fully_booked = (
@@ -106,25 +138,65 @@ async def calendars_on_date(
                 service=service,
                 on_date=on_date,
                 cu_index=cu_index,
+                timestamp=max(stamps.get(cu_index, catalog.configured_at), catalog.configured_at),
                 capacity=unit.capacity,
                 slot_minutes=unit.slot_minutes,
                 time_zone=unit.zone.key,
                 working_hours=day.working,
                 is_closed=not day.working,
                 is_past_date=on_date < today,
-                is_in_booking_window=rules.date_refusal(service, on_date, today) is None,
+                is_in_agents_window=rules.in_window(service.agents_window, on_date, now, unit.zone),
+                is_in_self_window=rules.in_window(service.self_window, on_date, now, unit.zone),
                 stats=CalendarStats(
                     appointment_count=len(intervals),
                     capacity_minutes=capacity_minutes,
                     minutes_booked=minutes_booked,
-                    booking_rate=round(minutes_booked / capacity_minutes, 4)
+                    booking_rate=minutes_booked / capacity_minutes if capacity_minutes else 0.0,
+                    comp_minutes_booked=comp_minutes_booked,
+                    comp_booking_rate=comp_minutes_booked / capacity_minutes
                     if capacity_minutes
                     else 0.0,
                     is_fully_booked=fully_booked,
                 ),
+                issues=calendar_issues(service, unit, on_date),
             )
         )
     return result
+
+
+def calendar_issues(
+    service: ServiceConfig, unit: CalendarUnitConfig, on_date: date
+) -> tuple[CalendarIssue, ...]:
+    """The configuration problems that keep this calendar from being booked as meant: a unit
+    open on no weekday at all, a service without service types, and a date with working hours
+    that no service type fits in (a closed date is no problem: it was configured so)."""
+    issues = []
+    if not any(unit.weekly.values()):
+        issues.append(
+            CalendarIssue(
+                CalendarIssueCode.NO_WORKING_HOURS,
+                "The calendar unit has no working hours on any weekday.",
+            )
+        )
+    if not service.types:
+        issues.append(
+            CalendarIssue(CalendarIssueCode.NO_SERVICE_TYPES, "The service has no service types.")
+        )
+    working = unit.day(on_date).working
+    longest = max((i.minutes for i in working), default=0)
+    if (
+        working
+        and service.types
+        and all(t.duration_minutes > longest for t in service.types.values())
+    ):
+        issues.append(
+            CalendarIssue(
+                CalendarIssueCode.NO_SERVICE_TYPE_FITS,
+                f"No service type fits in a working interval of this date (the longest is "
+                f"{longest} minutes).",
+            )
+        )
+    return tuple(issues)
 
 
 def _any_vacant_start(

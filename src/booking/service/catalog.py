@@ -15,7 +15,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -44,6 +44,8 @@ class ServiceTypeConfig:
     name: str
     duration_minutes: int
     channels: tuple[Channel, ...]
+    no_show_rate: float = 0.0
+    color_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,24 @@ class CalendarUnitConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BookingWindow:
+    """Who may book how far ahead: `days_ahead` after today at most (None: no limit), and at
+    least `minimum_notice_minutes` before the start."""
+
+    active: bool = True
+    days_ahead: int | None = None
+    minimum_notice_minutes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Named:
+    """An entity known by id and name only: a service category, an inbox."""
+
+    id: uuid.UUID
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceConfig:
     id: uuid.UUID
     name: str
@@ -70,9 +90,14 @@ class ServiceConfig:
     requires_phone: bool
     requires_email: bool
     ticket_prefix: str
-    booking_window_days: int | None
+    # The agents' window: the one bookings over this API use.
+    agents_window: BookingWindow
+    self_window: BookingWindow
     types: dict[uuid.UUID, ServiceTypeConfig]
     units: dict[int, CalendarUnitConfig]
+    category: Named | None = None
+    inbox: Named | None = None
+    allow_anonymous_agent_booking: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +119,9 @@ class Catalog:
     services: dict[uuid.UUID, ServiceConfig]
     field_types: dict[uuid.UUID, FieldTypeConfig]
     tags: dict[uuid.UUID, str]
+    # The configuration's version (`organization.configured_at`): a calendar's timestamp is
+    # never older than the configuration it was answered with.
+    configured_at: datetime
 
 
 def _application_config(row: Record) -> ApplicationConfig:
@@ -125,7 +153,12 @@ async def load_catalog(conn: asyncpg.Connection, organization_id: uuid.UUID) -> 
     types: dict[uuid.UUID, dict[uuid.UUID, ServiceTypeConfig]] = defaultdict(dict)
     for t in rows.service_types:
         types[t["service_id"]][t["id"]] = ServiceTypeConfig(
-            t["id"], t["name"], t["duration_minutes"], tuple(Channel(c) for c in t["channels"])
+            t["id"],
+            t["name"],
+            t["duration_minutes"],
+            tuple(Channel(c) for c in t["channels"]),
+            no_show_rate=t["no_show_rate"],
+            color_code=t["color_code"],
         )
 
     weekly: dict[tuple[uuid.UUID, int], dict[int, list[Interval]]] = defaultdict(
@@ -154,6 +187,7 @@ async def load_catalog(conn: asyncpg.Connection, organization_id: uuid.UUID) -> 
             exceptions={d: merge_intervals(iv) for d, iv in exceptions[key].items()},
         )
 
+    categories = {c["id"]: Named(c["id"], c["name"]) for c in rows.service_categories}
     services = {
         s["id"]: ServiceConfig(
             id=s["id"],
@@ -162,9 +196,21 @@ async def load_catalog(conn: asyncpg.Connection, organization_id: uuid.UUID) -> 
             requires_phone=s["requires_phone"],
             requires_email=s["requires_email"],
             ticket_prefix=s["ticket_prefix"],
-            booking_window_days=s["booking_window_days"],
+            agents_window=BookingWindow(
+                s["agents_booking_active"],
+                s["booking_window_days"],
+                s["minimum_notice_minutes"],
+            ),
+            self_window=BookingWindow(
+                s["self_booking_active"],
+                s["self_booking_window_days"],
+                s["self_minimum_notice_minutes"],
+            ),
             types=dict(types[s["id"]]),
             units=dict(units[s["id"]]),
+            category=categories.get(s["service_category_id"]),
+            inbox=Named(s["inbox_id"], s["inbox_name"]) if s["inbox_id"] is not None else None,
+            allow_anonymous_agent_booking=s["allow_anonymous_agent_booking"],
         )
         for s in rows.services
     }
@@ -183,6 +229,7 @@ async def load_catalog(conn: asyncpg.Connection, organization_id: uuid.UUID) -> 
         services=services,
         field_types=field_types,
         tags={t["id"]: t["name"] for t in rows.tags},
+        configured_at=org["configured_at"],
     )
 
 

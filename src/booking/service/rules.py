@@ -10,8 +10,9 @@ import math
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -20,6 +21,7 @@ from booking.domain import AppointmentStatus, CalendarDay, FieldKind
 from booking.service import availability
 from booking.service.availability import Interval, Verdict
 from booking.service.catalog import (
+    BookingWindow,
     CalendarUnitConfig,
     Catalog,
     FieldTypeConfig,
@@ -210,10 +212,11 @@ def check_tags(
 
 def date_refusal(service: ServiceConfig, on_date: date, today: date) -> RuleViolation | None:
     """The booking window, the one rule on dates: not before `today` (the calendar's), and at
-    most `booking_window_days` after it. None: bookable."""
+    most the agents' window's days after it (bookings over this API are the agents'). None:
+    bookable."""
     if on_date < today:
         return RuleViolation("The date is in the past.", code="date_in_past", field="date")
-    window = service.booking_window_days
+    window = service.agents_window.days_ahead
     if window is not None and (on_date - today).days > window:
         return RuleViolation(
             f"The service can be booked at most {window} days ahead.",
@@ -221,6 +224,16 @@ def date_refusal(service: ServiceConfig, on_date: date, today: date) -> RuleViol
             field="date",
         )
     return None
+
+
+def in_window(window: BookingWindow, on_date: date, now: datetime, zone: ZoneInfo) -> bool:
+    """Whether some of `on_date` (local to `zone`) can be booked in `window` now: not before
+    the date that the minimum notice reaches, at most `days_ahead` after today."""
+    today = local_today(now, zone)
+    earliest = local_today(now + timedelta(minutes=window.minimum_notice_minutes), zone)
+    return earliest <= on_date and (
+        window.days_ahead is None or (on_date - today).days <= window.days_ahead
+    )
 
 
 def check_date_and_start(
@@ -235,10 +248,12 @@ def check_date_and_start(
     """The instant the appointment starts (None when its wall time does not exist), after the
     rules on `date` and `startTime` that need no other booking. Each of the two fields names at
     most one broken rule, the first in this order: the window (past, too far ahead), the wall
-    time (it does not exist, it has passed), the calendar open that day, its working hours, its
+    time (it does not exist, it has passed, less than the minimum notice ahead), the calendar
+    open that day, its working hours, its
     grid. A rule that another presupposes is skipped when that one is broken: a start on a past
     date has passed anyway, and a closed day has no hours to fit in."""
     on_date, start = command.day.on_date, command.start_minute
+    notice = service.agents_window.minimum_notice_minutes
     today = local_today(now, unit.zone)
     refused_date = date_refusal(service, on_date, today)
     if refused_date is not None:
@@ -255,6 +270,12 @@ def check_date_and_start(
     elif starts_at <= now and on_date >= today:
         refused_start = RuleViolation(
             "The start time has passed.", code="start_time_passed", field="startTime"
+        )
+    elif starts_at < now + timedelta(minutes=notice) and refused_date is None:
+        refused_start = RuleViolation(
+            f"The service must be booked at least {notice} minutes ahead.",
+            code="short_notice",
+            field="startTime",
         )
     if refused_start is not None:
         broken.append(refused_start)
@@ -293,13 +314,18 @@ def future_vacant_starts(
     booked: list[Interval],
     duration: int,
     now: datetime,
+    notice_minutes: int,
 ) -> list[int]:
-    """Vacant starts that are also bookable now: existing wall times, not yet passed."""
+    """Vacant starts that are also bookable now: existing wall times, not yet passed, at least
+    `notice_minutes` ahead."""
     day = unit.day(on_date)
+    earliest = now + timedelta(minutes=notice_minutes)
     return [
         start
         for start in availability.vacant_starts(day, booked, duration)
-        if (instant := instant_of(on_date, start, unit.zone)) is not None and instant > now
+        if (instant := instant_of(on_date, start, unit.zone)) is not None
+        and instant > now
+        and instant >= earliest
     ]
 
 
@@ -331,6 +357,11 @@ def check_booking(catalog: Catalog, command: BookAppointment, now: datetime) -> 
     service_type = find_service_type(service, command.service_type_id)
     broken: list[DomainError] = []
 
+    if not service.agents_window.active:
+        raise RuleViolation(
+            "Booking by agents (this API) is not active for this service.",
+            code="agents_booking_inactive",
+        )
     if command.channel not in service_type.channels:
         broken.append(
             RuleViolation(
@@ -412,7 +443,10 @@ def check_vacant(checked: CheckedBooking, booked: list[Interval], now: datetime)
         bypass_timeslot_check=command.bypass_timeslot_check,
     )
     if verdict is Verdict.FULL:
-        vacant = future_vacant_starts(checked.unit, command.day.on_date, booked, duration, now)
+        notice = checked.service.agents_window.minimum_notice_minutes
+        vacant = future_vacant_starts(
+            checked.unit, command.day.on_date, booked, duration, now, notice
+        )
         raise Conflict(
             "The slot is not vacant.",
             code="slot_not_vacant",
@@ -438,6 +472,7 @@ def new_appointment(
         "on_date": command.day.on_date,
         "start_minute": command.start_minute,
         "duration_minutes": checked.service_type.duration_minutes,
+        "no_show_probability": checked.service_type.no_show_rate,
         "starts_at": checked.starts_at,
         "time_zone": unit.zone.key,
         "service_type_id": checked.service_type.id,

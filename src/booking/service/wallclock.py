@@ -7,6 +7,8 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from tzlocal.windows_tz import tz_win
+
 Clock = Callable[[], datetime]  # returns an aware datetime; tests pin it
 
 # The calendar dates whose every wall time has a UTC instant that `datetime` can hold (UTC
@@ -40,3 +42,9 @@ def instant_of(on_date: date, minute: int, zone: ZoneInfo) -> datetime | None:
 
 def local_today(now: datetime, zone: ZoneInfo) -> date:
     return now.astimezone(zone).date()
+
+
+def windows_time_zone(iana_name: str) -> str | None:
+    """The Windows id of an IANA zone ("GMT Standard Time" for Europe/London), from CLDR's
+    windowsZones table as tzlocal ships it; None for the few zones it does not map."""
+    return tz_win.get(iana_name)

@@ -1,6 +1,7 @@
-"""The statements on appointments (and the ticket counter and customer names they need), each
-defined once with SQLAlchemy Core against the models and compiled at import; column lists come
-from the table and from `AppointmentRecord`, never from a hand-kept list.
+"""The statements on appointments (and the ticket counter, customer names and calendar-day
+stamps they need), each defined once with SQLAlchemy Core against the models and compiled at
+import; column lists come from the table and from `AppointmentRecord`, never from a hand-kept
+list. (The stamp is moved by the calendar-day's lock statement, `store.db.lock_calendar_day`.)
 
 The writes of a calendar-day take a `LockedCalendarDay`, which only the calendar-day's
 transaction hands out; the reads take any connection."""
@@ -20,7 +21,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from booking.domain import AppointmentStatus, CalendarDay, Channel
 from booking.store.db import LockedCalendarDay
-from booking.store.models import Appointment, CustomerRecord, ServiceType, TicketCounter
+from booking.store.models import (
+    Appointment,
+    CalendarDayStamp,
+    CustomerRecord,
+    ServiceType,
+    TicketCounter,
+)
 from booking.store.sql import compiled, constant
 
 
@@ -35,6 +42,7 @@ class AppointmentRecord:
     cu_index: int
     start_minute: int
     duration_minutes: int
+    no_show_probability: float
     starts_at: datetime
     time_zone: str
     ticket_prefix: str
@@ -105,11 +113,25 @@ _BOOKED_INTERVALS = compiled(
     "cu_index",
 )
 
-_BOOKED_INTERVALS_OF_SERVICE = compiled(
-    select(Appointment.cu_index, Appointment.start_minute, Appointment.duration_minutes).where(
+_BOOKED_OF_SERVICE = compiled(
+    select(
+        Appointment.cu_index,
+        Appointment.start_minute,
+        Appointment.duration_minutes,
+        Appointment.no_show_probability,
+    ).where(
         Appointment.service_id == bindparam("service_id"),
         Appointment.on_date == bindparam("on_date"),
         _not_cancelled,
+    ),
+    "service_id",
+    "on_date",
+)
+
+_STAMPS_OF_SERVICE = compiled(
+    select(CalendarDayStamp.cu_index, CalendarDayStamp.stamped_at).where(
+        CalendarDayStamp.service_id == bindparam("service_id"),
+        CalendarDayStamp.on_date == bindparam("on_date"),
     ),
     "service_id",
     "on_date",
@@ -220,15 +242,21 @@ async def booked_intervals(conn: asyncpg.Connection, day: CalendarDay) -> list[a
     return rows
 
 
-async def booked_intervals_of_service(
+async def booked_of_service(
     conn: asyncpg.Connection, service_id: uuid.UUID, on_date: date
 ) -> list[asyncpg.Record]:
-    """(cu_index, start_minute, duration_minutes) of every occupying appointment of every
-    calendar unit of the service on that date."""
-    rows: list[asyncpg.Record] = await conn.fetch(
-        _BOOKED_INTERVALS_OF_SERVICE.sql, service_id, on_date
-    )
+    """(cu_index, start_minute, duration_minutes, no_show_probability) of every occupying
+    appointment of every calendar unit of the service on that date."""
+    rows: list[asyncpg.Record] = await conn.fetch(_BOOKED_OF_SERVICE.sql, service_id, on_date)
     return rows
+
+
+async def stamps_of_service(
+    conn: asyncpg.Connection, service_id: uuid.UUID, on_date: date
+) -> dict[int, datetime]:
+    """The stamp of each calendar unit of the service written on that date, by cuIndex."""
+    rows = await conn.fetch(_STAMPS_OF_SERVICE.sql, service_id, on_date)
+    return {cu_index: stamped_at for cu_index, stamped_at in rows}
 
 
 async def customer_display_name(

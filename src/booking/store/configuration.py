@@ -18,6 +18,7 @@ from booking.store.models import (
     Organization,
     RegisteredApplication,
     Service,
+    ServiceCategory,
     ServiceType,
     Tag,
     WorkingHours,
@@ -42,6 +43,12 @@ _ORGANIZATION = compiled(
     select(Organization.__table__).where(Organization.id == _organization_id), "organization_id"
 )
 _SERVICES = compiled(select(Service.__table__).where(_of_organization_services), "organization_id")
+_SERVICE_CATEGORIES = compiled(
+    select(ServiceCategory.id, ServiceCategory.name).where(
+        ServiceCategory.organization_id == _organization_id
+    ),
+    "organization_id",
+)
 _SERVICE_TYPES = compiled(
     select(ServiceType.__table__).join(Service).where(_of_organization_services),
     "organization_id",
@@ -91,6 +98,7 @@ class OrganizationRows:
 
     organization: asyncpg.Record
     services: list[asyncpg.Record]
+    service_categories: list[asyncpg.Record]
     service_types: list[asyncpg.Record]
     calendar_units: list[asyncpg.Record]
     working_hours: list[asyncpg.Record]
@@ -110,6 +118,7 @@ async def organization_rows(
     return OrganizationRows(
         organization=organization,
         services=await conn.fetch(_SERVICES.sql, organization_id),
+        service_categories=await conn.fetch(_SERVICE_CATEGORIES.sql, organization_id),
         service_types=await conn.fetch(_SERVICE_TYPES.sql, organization_id),
         calendar_units=await conn.fetch(_CALENDAR_UNITS.sql, organization_id),
         working_hours=await conn.fetch(_WORKING_HOURS.sql, organization_id),

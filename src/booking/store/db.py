@@ -139,10 +139,18 @@ async def create_pool(settings: Settings, url: str) -> asyncpg.Pool:
     )
 
 
-# One round trip: BEGIN and the calendar-day's transaction-scoped advisory lock (released at
-# COMMIT or ROLLBACK). Sent as a simple query (two statements), so the key is a literal; it is
-# built from a UUID, an int and a date only, which cannot carry a quote.
-LOCK_CALENDAR_DAY = "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('{key}', 0))"
+# One round trip: BEGIN, the calendar-day's transaction-scoped advisory lock (released at
+# COMMIT or ROLLBACK), and the move of its stamp (`calendar_day_stamp`, the calendars'
+# `calendarTimestamp`), which commits or rolls back with the write. Sent as a simple query
+# (three statements), so the values are literals; they are a UUID, an int and a date only,
+# which cannot carry a quote. The stamp is the database's clock, and always moves forward.
+LOCK_CALENDAR_DAY = (
+    "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('{key}', 0)); "
+    "INSERT INTO calendar_day_stamp (service_id, cu_index, on_date, stamped_at) "
+    "VALUES ('{service_id}', {cu_index}, '{on_date}', clock_timestamp()) "
+    "ON CONFLICT (service_id, cu_index, on_date) DO UPDATE SET stamped_at = "
+    "GREATEST(clock_timestamp(), calendar_day_stamp.stamped_at + interval '1 microsecond')"
+)
 
 
 def calendar_day_lock_key(day: CalendarDay) -> str:
@@ -150,8 +158,13 @@ def calendar_day_lock_key(day: CalendarDay) -> str:
 
 
 def lock_calendar_day(day: CalendarDay) -> str:
-    """The statement that begins a transaction holding `day`'s lock."""
-    return LOCK_CALENDAR_DAY.format(key=calendar_day_lock_key(day))
+    """The statement that begins a transaction holding `day`'s lock and moving its stamp."""
+    return LOCK_CALENDAR_DAY.format(
+        key=calendar_day_lock_key(day),
+        service_id=day.service_id,
+        cu_index=int(day.cu_index),
+        on_date=day.on_date.isoformat(),
+    )
 
 
 _LOCKED = object()  # only `Database.calendar_day` holds it: no one else makes a LockedCalendarDay
@@ -251,10 +264,13 @@ class Database:
 
     @asynccontextmanager
     async def calendar_day(self, day: CalendarDay) -> AsyncIterator[LockedCalendarDay]:
-        """A transaction that begins holding `day`'s advisory lock (BEGIN and the lock in one
-        round trip): writers of one calendar-day run one after the other until COMMIT; writers
-        of other calendar-days take other locks and never wait. A hash collision between two
-        calendar-days only makes them wait for each other."""
+        """A transaction that begins holding `day`'s advisory lock and moving its stamp (BEGIN,
+        the lock and the stamp in one round trip): every write of a calendar-day moves the
+        stamp, even one that turns out to change nothing (a replayed retry, cancelling a
+        cancelled appointment): a spurious move costs a poller one full read, a missed one
+        would hide a change. Writers of one calendar-day run one after the other until COMMIT;
+        writers of other calendar-days take other locks and never wait. A hash collision
+        between two calendar-days only makes them wait for each other."""
         async with self._connection() as conn, _transaction(conn, lock_calendar_day(day)):
             yield LockedCalendarDay(conn, day, _LOCKED)
 

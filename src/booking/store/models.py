@@ -12,6 +12,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Double,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -62,6 +63,12 @@ class Organization(Base):
     default_language: Mapped[str] = mapped_column(Text)
     supported_languages: Mapped[list[str]] = mapped_column(ARRAY(Text))
     default_phone_region: Mapped[str] = mapped_column(Text)  # ISO 3166 alpha-2
+    # The configuration's version: moved by every load that changes the organization's part of
+    # the file (compared by `configuration_digest`); every calendar's timestamp is at least it.
+    configured_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("clock_timestamp()")
+    )
+    configuration_digest: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         CheckConstraint(
@@ -82,21 +89,50 @@ class RegisteredApplication(Base):
     roles: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
 
 
+class ServiceCategory(Base):
+    __tablename__ = "service_category"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
+    name: Mapped[str] = mapped_column(Text)
+
+
 class Service(Base):
     __tablename__ = "service"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
     name: Mapped[str] = mapped_column(Text)
+    service_category_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("service_category.id"))
     requires_customer: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     requires_phone: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     requires_email: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     ticket_prefix: Mapped[str] = mapped_column(Text, server_default=text("''"))
-    # How many days after today (in the calendar's zone) may be booked; NULL means no limit.
+    allow_anonymous_agent_booking: Mapped[bool] = mapped_column(
+        Boolean, server_default=text("false")
+    )
+    # The queue the service's cases go to (the original's inbox), both or neither.
+    inbox_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
+    inbox_name: Mapped[str | None] = mapped_column(Text)
+    # The agents' booking window, the one bookings over this API use: how many days after today
+    # (in the calendar's zone) may be booked (NULL: no limit), and how many minutes ahead of
+    # its start an appointment must be booked at least.
+    agents_booking_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     booking_window_days: Mapped[int | None] = mapped_column(Integer)
+    minimum_notice_minutes: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # The customers' own (self-booking) window, reported for their front ends.
+    self_booking_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    self_booking_window_days: Mapped[int | None] = mapped_column(Integer)
+    self_minimum_notice_minutes: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
     __table_args__ = (
         CheckConstraint("booking_window_days >= 0", name="booking_window_non_negative"),
+        CheckConstraint("minimum_notice_minutes >= 0", name="minimum_notice_non_negative"),
+        CheckConstraint("self_booking_window_days >= 0", name="self_booking_window_non_negative"),
+        CheckConstraint(
+            "self_minimum_notice_minutes >= 0", name="self_minimum_notice_non_negative"
+        ),
+        CheckConstraint("(inbox_id IS NULL) = (inbox_name IS NULL)", name="inbox_id_and_name"),
     )
 
 
@@ -108,9 +144,13 @@ class ServiceType(Base):
     name: Mapped[str] = mapped_column(Text)
     duration_minutes: Mapped[int] = mapped_column(Integer)
     channels: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    # The expected share of its appointments whose customer does not come (0 to 1).
+    no_show_rate: Mapped[float] = mapped_column(Double, server_default=text("0"))
+    color_code: Mapped[str | None] = mapped_column(Text)  # e.g. "orange"
 
     __table_args__ = (
         CheckConstraint("duration_minutes > 0 AND duration_minutes <= 1440", name="duration"),
+        CheckConstraint("no_show_rate >= 0 AND no_show_rate <= 1", name="no_show_rate"),
         CheckConstraint(
             f"channels <@ ARRAY[{_quoted(CHANNELS)}]::text[]",
             name="channels_known",
@@ -246,6 +286,8 @@ class Appointment(Base):
     on_date: Mapped[date] = mapped_column(Date)  # the calendar's local date
     start_minute: Mapped[int] = mapped_column(Integer)  # wall-clock minutes after local midnight
     duration_minutes: Mapped[int] = mapped_column(Integer)
+    # The service type's no-show rate when it was booked.
+    no_show_probability: Mapped[float] = mapped_column(Double, server_default=text("0"))
     starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the instant (UTC)
     time_zone: Mapped[str] = mapped_column(Text)
     service_type_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("service_type.id"))
@@ -308,6 +350,20 @@ class TicketCounter(Base):
     last_number: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (CheckConstraint("last_number >= 1", name="last_number_positive"),)
+
+
+class CalendarDayStamp(Base):
+    """The version of a calendar-day: moved by every write of it, in the write's transaction
+    (see `booking.store.db.lock_calendar_day`). A calendar-day never written has no row. No
+    foreign key: the lock statement stamps whatever calendar-day it locks, and a stamp refers
+    to nothing that could go wrong (calendar units are never deleted)."""
+
+    __tablename__ = "calendar_day_stamp"
+
+    service_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    cu_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    on_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    stamped_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class IdempotencyRecord(Base):

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
+from booking.api.conditional import CONDITIONAL_READ, NOT_MODIFIED, conditional_json
 from booking.api.deps import Manager, ManagerSendingJson, Services
 from booking.api.idempotency import WITH_IDEMPOTENCY_KEY, StoredResponse, idempotency_key, respond
 from booking.api.problems import responses as problems
@@ -16,23 +17,26 @@ from booking.api.routes.paths import CALENDAR_UNIT, CaseId, CuIndex, OnDate, Ser
 from booking.api.schemas import AppointmentOut, BookAppointmentRequest, json_response
 from booking.domain import CalendarDay
 from booking.service import appointments
+from booking.service.catalog import Catalog
 from booking.service.commands import BookAppointment, CancelAppointment
 from booking.store.appointments import AppointmentRecord
 
 router = APIRouter(tags=["appointments"])
 
 
-def _appointment_json(record: AppointmentRecord) -> bytes:
-    return AppointmentOut.from_record(record).model_dump_json(by_alias=True).encode()
+def _appointment_json(catalog: Catalog, record: AppointmentRecord) -> bytes:
+    return AppointmentOut.from_record(record, catalog).model_dump_json(by_alias=True).encode()
 
 
-def _created(application_id: uuid.UUID, record: AppointmentRecord) -> StoredResponse:
+def _created(
+    application_id: uuid.UUID, catalog: Catalog, record: AppointmentRecord
+) -> StoredResponse:
     location = f"/{application_id}/appointments/{record.case_id}"
-    return StoredResponse(201, _appointment_json(record), {"Location": location})
+    return StoredResponse(201, _appointment_json(catalog, record), {"Location": location})
 
 
-def _cancelled(record: AppointmentRecord) -> StoredResponse:
-    return StoredResponse(200, _appointment_json(record), {})
+def _cancelled(catalog: Catalog, record: AppointmentRecord) -> StoredResponse:
+    return StoredResponse(200, _appointment_json(catalog, record), {})
 
 
 @router.post(
@@ -68,7 +72,7 @@ async def book_appointment(
     )
     now = services.clock()
     application_id = caller.application.id
-    render = partial(_created, application_id)
+    render = partial(_created, application_id, caller.catalog)
     key = idempotency_key(
         request, application_id, services.settings.idempotency_ttl_s, now, body, render
     )
@@ -81,8 +85,11 @@ async def book_appointment(
 @router.get(
     CALENDAR_UNIT + "/appointments",
     response_model=list[AppointmentOut],
-    responses=problems(401, 403, 404, 422, 503),
+    responses=NOT_MODIFIED | problems(401, 403, 404, 422, 503),
     summary="List the appointments of a calendar",
+    description="Answers with a strong `ETag`; `If-None-Match` with it answers 304 while the "
+    "list is unchanged.",
+    openapi_extra=CONDITIONAL_READ,
 )
 async def list_appointments(
     caller: Manager,
@@ -90,13 +97,13 @@ async def list_appointments(
     service_id: ServiceId,
     on_date: OnDate,
     cu_index: CuIndex,
+    request: Request,
     customer_record_id: Annotated[uuid.UUID | None, Query(alias="customerRecordId")] = None,
 ) -> Response:
     day = CalendarDay(service_id, cu_index, on_date)
-    records = await appointments.of_calendar_day(
-        services.db, caller.catalog, day, customer_record_id
-    )
-    return json_response([AppointmentOut.from_record(r) for r in records])
+    catalog = caller.catalog
+    records = await appointments.of_calendar_day(services.db, catalog, day, customer_record_id)
+    return conditional_json(request, [AppointmentOut.from_record(r, catalog) for r in records])
 
 
 @router.get(
@@ -107,7 +114,7 @@ async def list_appointments(
 )
 async def get_appointment(caller: Manager, services: Services, case_id: CaseId) -> Response:
     record = await appointments.get(services.db, caller.catalog, case_id)
-    return json_response(AppointmentOut.from_record(record))
+    return json_response(AppointmentOut.from_record(record, caller.catalog))
 
 
 @router.delete(
@@ -132,8 +139,9 @@ async def cancel_appointment(
     command = CancelAppointment(CalendarDay(service_id, cu_index, on_date), case_id)
     now = services.clock()
     application_id = caller.application.id
+    render = partial(_cancelled, caller.catalog)
     key = idempotency_key(
-        request, application_id, services.settings.idempotency_ttl_s, now, None, _cancelled
+        request, application_id, services.settings.idempotency_ttl_s, now, None, render
     )
     outcome = await appointments.cancel(services.db, caller.catalog, command, now, key)
-    return respond(outcome, key, _cancelled)
+    return respond(outcome, key, render)

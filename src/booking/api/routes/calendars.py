@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
+from booking.api.conditional import CONDITIONAL_READ, NOT_MODIFIED, conditional_json
 from booking.api.deps import Manager, Services
 from booking.api.problems import responses as problems
 from booking.api.routes.paths import CALENDAR, CALENDAR_UNIT, CuIndex, OnDate, ServiceId
-from booking.api.schemas import CalendarOut, VacanciesOut, json_response
+from booking.api.schemas import CalendarOut, VacanciesOut
 from booking.domain import CalendarDay
 from booking.service import calendars
 
@@ -20,10 +21,13 @@ router = APIRouter(tags=["calendars"])
 @router.get(
     CALENDAR_UNIT + "/vacancies",
     response_model=VacanciesOut,
-    responses=problems(401, 403, 404, 422, 503),
+    responses=NOT_MODIFIED | problems(401, 403, 404, 422, 503),
     summary="Vacant start times for a service type",
-    description="Past start times of today, closed dates and dates outside the booking window "
-    "give an empty list. Every listed start can be booked at this moment.",
+    description="Past start times of today, starts within the minimum notice, closed dates and "
+    "dates outside the agents' booking window give an empty list. Every listed start can be "
+    "booked at this moment. Answers with a strong `ETag`; `If-None-Match` with it answers 304 "
+    "while the answer is unchanged.",
+    openapi_extra=CONDITIONAL_READ,
 )
 async def list_vacancies(
     caller: Manager,
@@ -32,6 +36,7 @@ async def list_vacancies(
     on_date: OnDate,
     cu_index: CuIndex,
     service_type_id: Annotated[uuid.UUID, Query(alias="serviceTypeId")],
+    request: Request,
 ) -> Response:
     day = CalendarDay(service_id, cu_index, on_date)
     result = await calendars.vacancies(
@@ -43,19 +48,23 @@ async def list_vacancies(
         duration=result.service_type.duration_minutes,
         slots=result.slots,
     )
-    return json_response(vacancies)
+    return conditional_json(request, vacancies)
 
 
 @router.get(
     CALENDAR,
     response_model=list[CalendarOut],
-    responses=problems(401, 403, 404, 422, 503),
+    responses=NOT_MODIFIED | problems(401, 403, 404, 422, 503),
     summary="The service's calendars on a date, with stats",
+    description="Each calendar carries `calendarTimestamp`, moved by every write of its "
+    "calendar-day and every configuration change. Answers with a strong `ETag`; "
+    "`If-None-Match` with it answers 304 while the answer is unchanged.",
+    openapi_extra=CONDITIONAL_READ,
 )
 async def list_calendars(
-    caller: Manager, services: Services, service_id: ServiceId, on_date: OnDate
+    caller: Manager, services: Services, service_id: ServiceId, on_date: OnDate, request: Request
 ) -> Response:
     days = await calendars.calendars_on_date(
         services.db, caller.catalog, service_id, on_date, services.clock()
     )
-    return json_response([CalendarOut.from_day(day) for day in days])
+    return conditional_json(request, [CalendarOut.from_day(day) for day in days])

@@ -4,17 +4,19 @@ UPDATE, so loading the same file twice changes nothing the second time. A calend
 hours and date exceptions are replaced by the file's; entities the file does not mention are left
 alone; an id that already belongs to another organization (or a service type of another service)
 is refused, never moved. A constraint the database enforces becomes a ConfigFileError naming the
-key path.
+key path. A load that changes an organization's part of the file moves its configuration version
+(`organization.configured_at`), which every calendar's `calendarTimestamp` is at least.
 """
 
 from __future__ import annotations
 
+import hashlib
 import pathlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CursorResult, Executable, delete, select
+from sqlalchemy import CursorResult, Executable, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -38,6 +40,7 @@ from booking.store.models import (
     Organization,
     RegisteredApplication,
     Service,
+    ServiceCategory,
     ServiceType,
     Tag,
     WorkingHours,
@@ -51,6 +54,7 @@ class LoadSummary:
 
     organizations: int
     applications: list[tuple[uuid.UUID, str, str, tuple[str, ...]]]
+    service_categories: int
     services: list[tuple[uuid.UUID, str]]
     service_types: int
     calendar_units: int
@@ -62,6 +66,7 @@ class LoadSummary:
         return {
             "organizations": self.organizations,
             "applications": len(self.applications),
+            "serviceCategories": self.service_categories,
             "services": len(self.services),
             "serviceTypes": self.service_types,
             "calendarUnits": self.calendar_units,
@@ -204,11 +209,20 @@ async def _apply_service(
             "id": service.id,
             "organization_id": organization_id,
             "name": service.name,
+            "service_category_id": service.service_category_id,
             "requires_customer": service.requires_customer,
             "requires_phone": service.requires_phone,
             "requires_email": service.requires_email,
             "ticket_prefix": service.ticket_prefix,
+            "agents_booking_active": service.agents_booking_active,
             "booking_window_days": service.booking_window_days,
+            "minimum_notice_minutes": service.minimum_notice_minutes,
+            "self_booking_active": service.self_booking_active,
+            "self_booking_window_days": service.self_booking_window_days,
+            "self_minimum_notice_minutes": service.self_minimum_notice_minutes,
+            "allow_anonymous_agent_booking": service.allow_anonymous_agent_booking,
+            "inbox_id": service.inbox.id if service.inbox is not None else None,
+            "inbox_name": service.inbox.name if service.inbox is not None else None,
         },
         path,
         owner="organization_id",
@@ -223,6 +237,8 @@ async def _apply_service(
                 "name": service_type.name,
                 "duration_minutes": service_type.duration_minutes,
                 "channels": list(service_type.channels),
+                "no_show_rate": float(service_type.no_show_rate),
+                "color_code": service_type.color_code,
             },
             f"{path}.serviceTypes[{t}]",
             owner="service_id",
@@ -275,6 +291,14 @@ async def _apply_organization(conn: AsyncConnection, org: OrganizationSpec, path
             application_at,
             owner="organization_id",
         )
+    for c, category in enumerate(org.service_categories):
+        await _upsert(
+            conn,
+            ServiceCategory,
+            {"id": category.id, "organization_id": org.id, "name": category.name},
+            f"{path}.serviceCategories[{c}]",
+            owner="organization_id",
+        )
     for s, service in enumerate(org.services):
         await _apply_service(conn, org.id, service, f"{path}.services[{s}]")
     for r, record in enumerate(org.customer_records):
@@ -308,6 +332,22 @@ async def _apply_organization(conn: AsyncConnection, org: OrganizationSpec, path
             f"{path}.tags[{g}]",
             owner="organization_id",
         )
+    await _mark_configured(conn, org)
+
+
+async def _mark_configured(conn: AsyncConnection, org: OrganizationSpec) -> None:
+    """Move the organization's configuration version (every calendar's timestamp is at least
+    it) when its part of the file differs from the one loaded last: reloading the same file
+    changes nothing, any other load of it counts as a change."""
+    digest = hashlib.sha256(org.model_dump_json().encode()).hexdigest()
+    await conn.execute(
+        update(Organization)
+        .where(
+            Organization.id == org.id,
+            Organization.configuration_digest.is_distinct_from(digest),
+        )
+        .values(configured_at=func.clock_timestamp(), configuration_digest=digest)
+    )
 
 
 async def apply_config(conn: AsyncConnection, document: ConfigDocument) -> LoadSummary:
@@ -325,6 +365,7 @@ async def apply_config(conn: AsyncConnection, document: ConfigDocument) -> LoadS
             for o in orgs
             for a in o.applications
         ],
+        service_categories=sum(len(o.service_categories) for o in orgs),
         services=[(s.id, s.name) for o in orgs for s in o.services],
         service_types=sum(len(s.service_types) for o in orgs for s in o.services),
         calendar_units=sum(len(s.calendar_units) for o in orgs for s in o.services),

@@ -24,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StrictInt,
     StrictStr,
     StringConstraints,
@@ -34,6 +35,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from booking.service.roles import Role
+from booking.service.wallclock import windows_time_zone
 from booking.store.models import CHANNELS, FIELD_KINDS
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # ISO weekday = index + 1
@@ -58,6 +60,11 @@ def _time_zone(name: str) -> str:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(f"unknown IANA time zone {name!r} (e.g. 'Europe/London')") from None
+    if windows_time_zone(name) is None:  # answers carry the Windows id, as the original's do
+        raise ValueError(
+            f"time zone {name!r} has no Windows id in CLDR's windowsZones table; use its "
+            "canonical IANA name (e.g. 'America/New_York' rather than 'EST5EDT')"
+        )
     return name
 
 
@@ -107,6 +114,9 @@ TimeZoneName = Annotated[StrictStr, AfterValidator(_time_zone)]
 PhoneRegion = Annotated[StrictStr, AfterValidator(_phone_region)]
 Minute = Annotated[StrictInt, Field(ge=0, le=1440)]
 Minutes = Annotated[StrictInt, Field(ge=1, le=1440)]
+Days = Annotated[StrictInt, Field(ge=0)]
+NoticeMinutes = Annotated[StrictInt, Field(ge=0)]
+Rate = Annotated[StrictInt | StrictFloat, Field(ge=0, le=1)]
 Interval = Annotated[
     tuple[Minute, Minute], BeforeValidator(_pair), AfterValidator(_start_before_end)
 ]
@@ -136,6 +146,8 @@ class ServiceTypeSpec(Spec):
     name: Name
     duration_minutes: Minutes
     channels: Annotated[list[Channel], Field(min_length=1), AfterValidator(_unique)]
+    no_show_rate: Rate = 0  # the expected share of no-shows, 0 to 1
+    color_code: Name | None = None  # e.g. "orange"
 
 
 class WorkingHoursSpec(Spec):
@@ -178,11 +190,28 @@ class CalendarUnitSpec(Spec):
     exceptions: list[ExceptionSpec] = Field(default_factory=list)
 
 
+class InboxSpec(Spec):
+    """The queue a service's cases go to."""
+
+    id: uuid.UUID
+    name: Name
+
+
 class ServiceSpec(Spec):
     id: uuid.UUID
     name: Name
+    service_category_id: uuid.UUID | None = None  # one of the organization's serviceCategories
     ticket_prefix: StrictStr = ""
-    booking_window_days: Annotated[StrictInt, Field(ge=0)] | None = None  # None: no limit
+    # The agents' booking window, the one bookings over this API use.
+    agents_booking_active: StrictBool = True
+    booking_window_days: Days | None = None  # None: no limit
+    minimum_notice_minutes: NoticeMinutes = 0
+    # The customers' own booking window, reported for their front ends.
+    self_booking_active: StrictBool = True
+    self_booking_window_days: Days | None = None
+    self_minimum_notice_minutes: NoticeMinutes = 0
+    allow_anonymous_agent_booking: StrictBool = False
+    inbox: InboxSpec | None = None
     requires_customer: StrictBool = False
     requires_phone: StrictBool = False
     requires_email: StrictBool = False
@@ -220,6 +249,11 @@ class TagSpec(Spec):
     name: Name
 
 
+class ServiceCategorySpec(Spec):
+    id: uuid.UUID
+    name: Name
+
+
 class OrganizationSpec(Spec):
     id: uuid.UUID
     name: Name
@@ -229,6 +263,7 @@ class OrganizationSpec(Spec):
     default_language: LanguageTag
     default_phone_region: PhoneRegion
     applications: list[ApplicationSpec] = Field(default_factory=list)
+    service_categories: list[ServiceCategorySpec] = Field(default_factory=list)
     services: list[ServiceSpec] = Field(default_factory=list)
     customer_records: list[CustomerRecordSpec] = Field(default_factory=list)
     field_types: list[FieldTypeSpec] = Field(default_factory=list)
@@ -241,6 +276,20 @@ class OrganizationSpec(Spec):
         if supported is not None and language not in supported:
             raise ValueError(f"{language!r} is not one of supportedLanguages {supported}")
         return language
+
+    @model_validator(mode="after")
+    def _categories_are_listed(self) -> OrganizationSpec:
+        listed = {category.id for category in self.service_categories}
+        for s, service in enumerate(self.services):
+            if (
+                service.service_category_id is not None
+                and service.service_category_id not in listed
+            ):
+                raise ValueError(
+                    f"services[{s}].serviceCategoryId {service.service_category_id} is not one "
+                    "of this organization's serviceCategories"
+                )
+        return self
 
 
 class ConfigDocument(Spec):
@@ -266,6 +315,8 @@ def duplicates(document: ConfigDocument) -> list[str]:
         for a, app in enumerate(org.applications):
             claim("application id", app.id, f"{at}.applications[{a}].id")
             claim("clientId", app.client_id, f"{at}.applications[{a}].clientId")
+        for c, category in enumerate(org.service_categories):
+            claim("service category id", category.id, f"{at}.serviceCategories[{c}].id")
         for s, service in enumerate(org.services):
             service_at = f"{at}.services[{s}]"
             first_time = claim("service id", service.id, f"{service_at}.id")
