@@ -21,7 +21,7 @@ from booking.api import problems
 from booking.api.auth import TokenVerifier
 from booking.api.deps import BEARER_SCHEME, Runtime, runtime_of
 from booking.api.middleware import RequestContextMiddleware, configure_logging
-from booking.api.routes import appointments, calendars, discovery
+from booking.api.routes import appointments, calendars, customers, discovery
 from booking.api.schemas import BookAppointmentRequest
 from booking.service import idempotency
 from booking.service.catalog import ConfigCache
@@ -120,6 +120,7 @@ def create_app(
 
     app.include_router(appointments.router)
     app.include_router(calendars.router)
+    app.include_router(customers.router)
     app.include_router(discovery.router)
     app.openapi = lambda: _openapi_with_problem_media_type(app)  # type: ignore[method-assign]
     return app

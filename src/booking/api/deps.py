@@ -20,6 +20,7 @@ from booking.settings import Settings
 from booking.store.db import Database
 
 APPOINTMENTS_MANAGER = "Appointments Manager"
+CUSTOMERS_MANAGER = "Customers Manager"
 BEARER_SCHEME = "HTTPBearer"  # the OpenAPI security scheme every application route declares
 
 
@@ -41,7 +42,7 @@ def runtime_of(request: Request) -> Runtime:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """An authenticated request of an application with the Appointments Manager role."""
+    """An authenticated request of an application with the route's role."""
 
     application: ApplicationConfig
     catalog: Catalog  # its organization's configuration
@@ -55,13 +56,24 @@ async def caller(
     request: Request, application_id: Annotated[uuid.UUID, Path(alias="applicationId")]
 ) -> Caller:
     """401 bad token; 404 unknown application or not the token's; 403 disabled or no role."""
+    return await _caller_with_role(request, application_id, APPOINTMENTS_MANAGER)
+
+
+async def _caller_with_role(request: Request, application_id: uuid.UUID, role: str) -> Caller:
     runtime = runtime_of(request)
     authorization = request.headers.get("authorization")
     application = await authorize(
-        runtime.verifier, runtime.cache, authorization, application_id, APPOINTMENTS_MANAGER
+        runtime.verifier, runtime.cache, authorization, application_id, role
     )
     catalog = await runtime.cache.catalog(application.organization_id)
     return Caller(application, catalog, runtime)
+
+
+async def customers_caller(
+    request: Request, application_id: Annotated[uuid.UUID, Path(alias="applicationId")]
+) -> Caller:
+    """`caller` for the Customer Management routes: the Customers Manager role."""
+    return await _caller_with_role(request, application_id, CUSTOMERS_MANAGER)
 
 
 async def caller_sending_json(
@@ -69,14 +81,27 @@ async def caller_sending_json(
 ) -> Caller:
     """A body route reads JSON only: say so (415), before anything else, instead of failing to
     parse something else."""
+    _require_json(request)
+    return await caller(request, application_id)
+
+
+async def customers_caller_sending_json(
+    request: Request, application_id: Annotated[uuid.UUID, Path(alias="applicationId")]
+) -> Caller:
+    _require_json(request)
+    return await customers_caller(request, application_id)
+
+
+def _require_json(request: Request) -> None:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType(
             "The body must be JSON: send Content-Type: application/json.",
             code="unsupported_media_type",
         )
-    return await caller(request, application_id)
 
 
 Manager = Annotated[Caller, Depends(caller)]
 ManagerSendingJson = Annotated[Caller, Depends(caller_sending_json)]
+CustomersManager = Annotated[Caller, Depends(customers_caller)]
+CustomersManagerSendingJson = Annotated[Caller, Depends(customers_caller_sending_json)]

@@ -23,6 +23,7 @@ from booking.service.errors import (
     Forbidden,
     NotFound,
     RuleViolation,
+    RuleViolations,
     Unauthenticated,
     Unavailable,
     UnsupportedMediaType,
@@ -102,11 +103,12 @@ def _status_of(error: DomainError) -> int:
 
 def domain_error_response(error: DomainError) -> ProblemResponse:
     status = _status_of(error)
+    listed = error.violations if isinstance(error, RuleViolations) else (error,)
     errors = (
-        [{"field": error.field, "message": error.detail, "type": error.code}]
-        if error.field and status == 422
+        [{"field": e.field, "message": e.detail, "type": e.code} for e in listed if e.field]
+        if status == 422
         else None
-    )
+    ) or None
     headers: dict[str, str] = {}
     if isinstance(error, Unauthenticated):
         headers["WWW-Authenticate"] = _www_authenticate(error)

@@ -26,6 +26,7 @@ from booking.service.availability import CalendarDay, Interval, merge_intervals
 from booking.store.models import (
     CalendarException,
     CalendarUnit,
+    CustomerFieldType,
     ExceptionHours,
     FieldType,
     Organization,
@@ -97,6 +98,37 @@ class FieldTypeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomerFieldTypeConfig:
+    id: uuid.UUID
+    name: str
+    slug: str
+    kind: str  # text, number, boolean, date, choice, phone, email
+    is_key: bool
+    is_required: bool
+    position: int
+    options: tuple[str, ...]
+    color_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomersTable:
+    """The organization's one customers table: its stable id (the original's dataTableId), the
+    displayName template ("{{first-name}} {{last-name}}", None: its text fields in position
+    order) and its field types, in position order."""
+
+    id: uuid.UUID
+    display_name_template: str | None
+    field_types: dict[uuid.UUID, CustomerFieldTypeConfig]
+
+    def by_slug(self, slug: str) -> CustomerFieldTypeConfig | None:
+        return next((f for f in self.field_types.values() if f.slug == slug), None)
+
+    def first_of_kind(self, kind: str) -> uuid.UUID | None:
+        """The calendars answer's phoneNumberFieldTypeId / emailFieldTypeId."""
+        return next((f.id for f in self.field_types.values() if f.kind == kind), None)
+
+
+@dataclass(frozen=True, slots=True)
 class Catalog:
     organization_id: uuid.UUID
     zone: ZoneInfo
@@ -106,6 +138,7 @@ class Catalog:
     services: dict[uuid.UUID, ServiceConfig]
     field_types: dict[uuid.UUID, FieldTypeConfig]
     tags: dict[uuid.UUID, str]
+    customers: CustomersTable
 
 
 async def load_application(
@@ -210,6 +243,27 @@ async def load_catalog(conn: AsyncConnection, organization_id: uuid.UUID) -> Cat
             select(Tag.id, Tag.name).where(Tag.organization_id == organization_id)
         )
     }
+    c = CustomerFieldType
+    customers = CustomersTable(
+        id=org.customers_table_id,
+        display_name_template=org.customer_display_name,
+        field_types={
+            f.id: CustomerFieldTypeConfig(
+                f.id,
+                f.name,
+                f.slug,
+                f.kind,
+                f.is_key,
+                f.is_required,
+                f.position,
+                tuple(f.options),
+                f.color_code,
+            )
+            for f in await conn.execute(
+                select(c).where(c.organization_id == organization_id).order_by(c.position, c.slug)
+            )
+        },
+    )
     return Catalog(
         organization_id=org.id,
         zone=org_zone,
@@ -219,6 +273,7 @@ async def load_catalog(conn: AsyncConnection, organization_id: uuid.UUID) -> Cat
         services=services,
         field_types=field_types,
         tags=tags,
+        customers=customers,
     )
 
 

@@ -6,6 +6,7 @@ to a status code in one table.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -51,6 +52,33 @@ class RuleViolation(DomainError):
 
     code = "rule_violation"
     title = "Booking rule violated"
+
+
+class RuleViolations(RuleViolation):
+    """Several independent broken rules found together, answered as one 422 that lists each
+    (`violations`, every one with its field and code). Raise it through `raise_all`."""
+
+    code = "rules_violated"
+
+    def __init__(self, violations: Sequence[RuleViolation]) -> None:
+        super().__init__(
+            f"{len(violations)} rules are broken: " + " ".join(v.detail for v in violations)
+        )
+        self.violations = tuple(violations)
+
+
+def raise_all(errors: Sequence[DomainError]) -> None:
+    """Raise what a check found, if anything: a NotFound first (the request names something
+    that does not exist, which no other answer would fix), then one rule violation as itself,
+    several as one RuleViolations."""
+    for error in errors:
+        if not isinstance(error, RuleViolation):
+            raise error
+    violations = [e for e in errors if isinstance(e, RuleViolation)]
+    if len(violations) == 1:
+        raise violations[0]
+    if violations:
+        raise RuleViolations(violations)
 
 
 class Conflict(DomainError):
