@@ -120,18 +120,14 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("field_type_id", "value_digest", name=op.f("pk_customer_key")),
     )
-    op.create_index(
-        op.f("ix_customer_key_record_id"), "customer_key", ["record_id"], unique=False
-    )
+    op.create_index(op.f("ix_customer_key_record_id"), "customer_key", ["record_id"], unique=False)
 
 
 def downgrade() -> None:
     op.drop_index(op.f("ix_customer_key_record_id"), table_name="customer_key")
     op.drop_table("customer_key")
     op.drop_table("customer_field_type")
-    op.drop_constraint(
-        op.f("ck_customer_record_erased_is_empty"), "customer_record", type_="check"
-    )
+    op.drop_constraint(op.f("ck_customer_record_erased_is_empty"), "customer_record", type_="check")
     op.drop_column("customer_record", "erased_at")
     op.drop_column("customer_record", "date_updated")
     op.drop_column("customer_record", "date_created")
@@ -139,8 +135,6 @@ def downgrade() -> None:
     # An erased record has no display name: give it an empty one, as the old schema needs.
     op.execute("UPDATE customer_record SET display_name = '' WHERE display_name IS NULL")
     op.alter_column("customer_record", "display_name", existing_type=sa.Text(), nullable=False)
-    op.drop_constraint(
-        op.f("uq_organization_customers_table_id"), "organization", type_="unique"
-    )
+    op.drop_constraint(op.f("uq_organization_customers_table_id"), "organization", type_="unique")
     op.drop_column("organization", "customer_display_name")
     op.drop_column("organization", "customers_table_id")

@@ -148,10 +148,13 @@ def check_fields(
     region: str,
     changes: Sequence[tuple[uuid.UUID, Any]],
     current: Mapping[str, Any] | None = None,
+    *,
+    require: bool = True,
 ) -> dict[str, Any]:
     """The record's values after `changes` (None clears a field) on `current` (None: a new
     record). Every broken rule is raised together (`errors.raise_all`): an unknown field type
-    first (404), else every bad value, repeated field and missing required field in one 422."""
+    first (404), else every bad value, repeated field and (with `require`) missing required
+    field in one 422."""
     values = dict(current or {})
     errors: list[DomainError] = []
     seen: set[uuid.UUID] = set()
@@ -177,13 +180,21 @@ def check_fields(
             continue
         seen.add(field_type_id)
         if value is None:
+            if field_type.is_required:
+                errors.append(
+                    RuleViolation(
+                        f"Field '{field_type.name}' is required: it cannot be cleared.",
+                        code="required_field_missing",
+                        field=_path(field_type_id),
+                    )
+                )
             values.pop(str(field_type_id), None)
             continue
         try:
             values[str(field_type_id)] = check_value(field_type, value, region)
         except RuleViolation as violation:
             errors.append(violation)
-    for field_type in table.field_types.values():
+    for field_type in table.field_types.values() if require else ():
         if field_type.is_required and str(field_type.id) not in values:
             if any(e.field == _path(field_type.id) for e in errors):
                 continue  # already reported: its value was bad
@@ -388,7 +399,7 @@ async def update_customer(
     table = catalog.customers
     region = catalog.default_phone_region
     # The values alone first, so a bad request is refused before a connection is taken.
-    check_fields(table, region, command.fields, current={})
+    check_fields(table, region, command.fields, require=False)
 
     async def write(conn: asyncpg.Connection) -> StoredResponse:
         row = await store.record_by_id(
