@@ -135,7 +135,7 @@ def display_name_of(table: CustomersTable, values: Mapping[str, Any]) -> str:
         name = _PLACEHOLDER.sub(
             lambda m: text(by_slug.get(m.group(1))), table.display_name_template
         )
-    return " ".join(name.split())
+    return " ".join(name.split()).strip(" ,;")  # "{{last}}, {{first}}" without a last name
 
 
 def placeholders(template: str) -> list[str]:
