@@ -123,10 +123,6 @@ class CustomersTable:
     def by_slug(self, slug: str) -> CustomerFieldTypeConfig | None:
         return next((f for f in self.field_types.values() if f.slug == slug), None)
 
-    def first_of_kind(self, kind: str) -> uuid.UUID | None:
-        """The calendars answer's phoneNumberFieldTypeId / emailFieldTypeId."""
-        return next((f.id for f in self.field_types.values() if f.kind == kind), None)
-
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
