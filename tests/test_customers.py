@@ -765,7 +765,7 @@ async def test_the_customers_appointments_across_calendars_by_start_time(
     response = await client.get(
         customers_path(world, ada, "appointments"),
         params={"from": str(TODAY), "to": str(tomorrow)},
-        headers=bearer_of(staff),
+        headers=staff,
     )
 
     assert response.status_code == 200, response.text
@@ -781,10 +781,6 @@ async def test_the_customers_appointments_across_calendars_by_start_time(
         str(other_service),
     ]
     assert set(listed[0]) >= {"caseId", "ticket", "status", "contactPhoneNumber"}
-
-
-def bearer_of(headers: dict[str, str]) -> dict[str, str]:
-    return headers
 
 
 async def test_the_appointments_range_is_checked(

@@ -32,7 +32,8 @@ from booking.store.db import Database
 DESCRIPTION = """\
 Open-source appointment booking, wire-compatible with the appointment endpoints of a
 queue-management platform's server-to-server API. Every route needs `Authorization: Bearer <JWT>`
-whose client is the registered application in the path, with the `Appointments Manager` role.
+whose client is the registered application in the path, with the route's role (`Appointments
+Manager`; `Customers Manager` for customer records).
 Errors are `application/problem+json` with a stable `code`.
 """
 
