@@ -442,7 +442,7 @@ async def find_customer(
     field_type = table.by_slug(query.field_slug)
     if field_type is None:
         raise NotFound(
-            f"No customer field type has the slug '{query.field_slug}'.",
+            "No customer field type has this slug.",  # not echoed: it is the caller's input
             code="field_type_not_found",
             field="fieldSlug",
         )
@@ -457,8 +457,7 @@ async def find_customer(
             field_type, _typed(field_type, query.field_value), catalog.default_phone_region
         )
     except RuleViolation as violation:
-        violation.field = "fieldValue"
-        raise
+        raise RuleViolation(violation.detail, code=violation.code, field="fieldValue") from None
     async with db.driver() as conn:
         row = await store.record_by_key(
             conn, catalog.organization_id, field_type.id, value_digest(value)
