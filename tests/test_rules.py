@@ -17,6 +17,7 @@ from booking.service.availability import Interval
 from booking.service.catalog import (
     CalendarUnitConfig,
     Catalog,
+    CustomersTable,
     FieldTypeConfig,
     ServiceConfig,
     ServiceTypeConfig,
@@ -86,6 +87,7 @@ def catalog(
         services={SERVICE_ID: service},
         field_types=field_types,
         tags={TAG: "VIP"},
+        customers=CustomersTable(uuid.uuid4(), None, {}),
     )
 
 
@@ -492,4 +494,4 @@ def test_a_record_field_list_is_the_statement_column_list() -> None:
     from booking.store import appointments
 
     names = [f.name for f in dataclasses.fields(AppointmentRecord)]
-    assert appointments._select_appointments().selected_columns.keys() == names
+    assert appointments.select_appointments().selected_columns.keys() == names
