@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from booking.store.models import (
@@ -309,6 +309,13 @@ async def world(
     type_id = await service_type(conn, service_id, duration=duration)
     await calendar_unit(conn, service_id, slot_minutes=slot_minutes, capacity=capacity, hours=hours)
     return World(org_id, app_id, client_id, service_id, type_id)
+
+
+async def customers_table_id(conn: AsyncConnection, organization_id: uuid.UUID) -> uuid.UUID:
+    """The organization's customers table (the schema gives each organization one)."""
+    query = select(Organization.customers_table_id).where(Organization.id == organization_id)
+    table_id: uuid.UUID = (await conn.execute(query)).scalar_one()
+    return table_id
 
 
 @dataclass

@@ -37,6 +37,7 @@ async def test_booking_answers_201_location_and_the_listing_shape(
         customer_id = await builders.customer(conn, world.organization_id)
         field_id = await builders.field_type(conn, world.organization_id, kind="number")
         tag_id = await builders.tag(conn, world.organization_id)
+        table_id = await builders.customers_table_id(conn, world.organization_id)
 
     response = await book(
         client,
@@ -77,7 +78,11 @@ async def test_booking_answers_201_location_and_the_listing_shape(
     assert body["dateOpened"] == "2026-12-01T07:00:00Z"
     assert body["statusDate"] == "2026-12-01T07:00:00Z"
     assert body["dateClosed"] is None
-    assert body["customer"] == {"recordId": str(customer_id), "displayName": "Ada Lovelace"}
+    assert body["customer"] == {
+        "dataTableId": str(table_id),
+        "recordId": str(customer_id),
+        "displayName": "Ada Lovelace",
+    }
     assert body["channel"] == "Video"
     assert body["language"] == "fr"
     assert body["contactPhoneNumber"] == "+12025550143"

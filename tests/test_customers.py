@@ -728,7 +728,35 @@ async def test_a_booking_shows_the_records_current_display_name(
     await patch(client, world, staff, ada, [(people.last_name, "King")])
 
     listed = (await client.get(world.appointments_path(TODAY), headers=staff)).json()
-    assert listed[0]["customer"] == {"recordId": ada, "displayName": "Ada King"}
+    assert listed[0]["customer"]["displayName"] == "Ada King"
+
+
+async def test_an_appointments_customer_names_the_organizations_customers_table(
+    client: httpx.AsyncClient,
+    world: World,
+    people: People,
+    staff: dict[str, str],
+    engine: AsyncEngine,
+) -> None:
+    async with engine.connect() as conn:
+        table_id = str(await builders.customers_table_id(conn, world.organization_id))
+    ada = await create_ada(client, world, people, staff)
+    booked = (await book(client, world, staff, 600, ada)).json()
+    listed = (await client.get(world.appointments_path(TODAY), headers=staff)).json()
+    read = await client.get(
+        f"/{world.application_id}/appointments/{booked['caseId']}", headers=staff
+    )
+    across = await client.get(
+        customers_path(world, ada, "appointments"),
+        params={"from": str(TODAY), "to": str(TODAY)},
+        headers=staff,
+    )
+
+    expected = {"dataTableId": table_id, "recordId": ada, "displayName": "Ada Lovelace"}
+    assert booked["customer"] == expected
+    assert listed[0]["customer"] == expected
+    assert read.json()["customer"] == expected
+    assert across.json()[0]["customer"] == expected
 
 
 async def test_the_customers_appointments_across_calendars_by_start_time(

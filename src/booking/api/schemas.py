@@ -265,6 +265,7 @@ class Ticket(ApiModel):
 
 
 class CustomerRef(ApiModel):
+    data_table_id: uuid.UUID = Field(description="The organization's customers table.")
     record_id: uuid.UUID
     display_name: str
 
@@ -299,7 +300,9 @@ class AppointmentOut(ApiModel):
     tag_ids: list[uuid.UUID]
 
     @classmethod
-    def from_record(cls, r: AppointmentRecord) -> AppointmentOut:
+    def from_record(cls, r: AppointmentRecord, customers_table_id: uuid.UUID) -> AppointmentOut:
+        """`customers_table_id`: the organization's customers table (`Catalog.customers.id`),
+        which the customer record belongs to."""
         # model_construct: the values come from the database, typed by the service layer;
         # validating them again cost a fifth of the response's time.
         return cls.model_construct(
@@ -324,7 +327,9 @@ class AppointmentOut(ApiModel):
             date_closed=_iso_utc(r.closed_at) if r.closed_at else None,
             date_cancelled=_iso_utc(r.cancelled_at) if r.cancelled_at else None,
             customer=CustomerRef.model_construct(
-                record_id=r.customer_record_id, display_name=r.customer_display_name
+                data_table_id=customers_table_id,
+                record_id=r.customer_record_id,
+                display_name=r.customer_display_name,
             )
             if r.customer_record_id is not None and r.customer_display_name is not None
             else None,
@@ -393,8 +398,15 @@ class CalendarOut(ApiModel):
     slot_minutes: int
     time_zone_id: str
     is_customer_required: bool
+    customers_data_table_id: uuid.UUID = Field(description="The organization's customers table.")
     is_phone_number_required: bool
+    phone_number_field_type_id: uuid.UUID | None = Field(
+        description="The customer field type of kind Phone (the first by position), or null."
+    )
     is_email_required: bool
+    email_field_type_id: uuid.UUID | None = Field(
+        description="The customer field type of kind Email (the first by position), or null."
+    )
     working_hours: list[MinuteInterval]
     is_closed: bool
     is_past_date: bool
@@ -414,8 +426,11 @@ class CalendarOut(ApiModel):
             slot_minutes=day.slot_minutes,
             time_zone_id=day.time_zone,
             is_customer_required=s.requires_customer,
+            customers_data_table_id=day.customers.data_table_id,
             is_phone_number_required=s.requires_phone,
+            phone_number_field_type_id=day.customers.phone_field_type_id,
             is_email_required=s.requires_email,
+            email_field_type_id=day.customers.email_field_type_id,
             working_hours=[MinuteInterval(start=i.start, end=i.end) for i in day.working_hours],
             is_closed=day.is_closed,
             is_past_date=day.is_past_date,

@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from booking.domain import CalendarDay
+from booking.domain import CalendarDay, CustomerFieldKind
 from booking.service import availability, rules
 from booking.service.availability import Interval
 from booking.service.catalog import (
@@ -70,6 +70,28 @@ class CalendarOnDate:
     is_past_date: bool
     is_in_booking_window: bool
     stats: CalendarStats
+    customers: CustomersOfCalendar
+
+
+@dataclass(frozen=True, slots=True)
+class CustomersOfCalendar:
+    """Where a booking's customer comes from: the organization's customers table and its
+    phone and email field types (None when it has none of that kind)."""
+
+    data_table_id: uuid.UUID
+    phone_field_type_id: uuid.UUID | None
+    email_field_type_id: uuid.UUID | None
+
+
+def customers_of(catalog: Catalog) -> CustomersOfCalendar:
+    table = catalog.customers
+    phone = table.first_of_kind(CustomerFieldKind.PHONE)
+    email = table.first_of_kind(CustomerFieldKind.EMAIL)
+    return CustomersOfCalendar(
+        data_table_id=table.id,
+        phone_field_type_id=phone.id if phone is not None else None,
+        email_field_type_id=email.id if email is not None else None,
+    )
 
 
 async def calendars_on_date(
@@ -88,6 +110,7 @@ async def calendars_on_date(
         booked[cu_index].append(Interval(start, start + duration))
 
     durations = sorted({t.duration_minutes for t in service.types.values()})
+    customers = customers_of(catalog)
     result = []
     for cu_index in sorted(service.units):
         unit = service.units[cu_index]
@@ -122,6 +145,7 @@ async def calendars_on_date(
                     else 0.0,
                     is_fully_booked=fully_booked,
                 ),
+                customers=customers,
             )
         )
     return result

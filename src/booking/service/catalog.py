@@ -110,6 +110,10 @@ class CustomersTable:
     def by_slug(self, slug: str) -> CustomerFieldTypeConfig | None:
         return next((f for f in self.field_types.values() if f.slug == slug), None)
 
+    def first_of_kind(self, kind: CustomerFieldKind) -> CustomerFieldTypeConfig | None:
+        """The first field type of `kind` in position order (the customer's phone, email)."""
+        return next((f for f in self.field_types.values() if f.kind is kind), None)
+
 
 @dataclass(frozen=True, slots=True)
 class Catalog:

@@ -16,23 +16,27 @@ from booking.api.routes.paths import CALENDAR_UNIT, CaseId, CuIndex, OnDate, Ser
 from booking.api.schemas import AppointmentOut, BookAppointmentRequest, json_response
 from booking.domain import CalendarDay
 from booking.service import appointments
+from booking.service.catalog import Catalog
 from booking.service.commands import BookAppointment, CancelAppointment
 from booking.store.appointments import AppointmentRecord
 
 router = APIRouter(tags=["appointments"])
 
 
-def _appointment_json(record: AppointmentRecord) -> bytes:
-    return AppointmentOut.from_record(record).model_dump_json(by_alias=True).encode()
+def _appointment_json(catalog: Catalog, record: AppointmentRecord) -> bytes:
+    out = AppointmentOut.from_record(record, catalog.customers.id)
+    return out.model_dump_json(by_alias=True).encode()
 
 
-def _created(application_id: uuid.UUID, record: AppointmentRecord) -> StoredResponse:
+def _created(
+    catalog: Catalog, application_id: uuid.UUID, record: AppointmentRecord
+) -> StoredResponse:
     location = f"/{application_id}/appointments/{record.case_id}"
-    return StoredResponse(201, _appointment_json(record), {"Location": location})
+    return StoredResponse(201, _appointment_json(catalog, record), {"Location": location})
 
 
-def _cancelled(record: AppointmentRecord) -> StoredResponse:
-    return StoredResponse(200, _appointment_json(record), {})
+def _cancelled(catalog: Catalog, record: AppointmentRecord) -> StoredResponse:
+    return StoredResponse(200, _appointment_json(catalog, record), {})
 
 
 @router.post(
@@ -68,7 +72,7 @@ async def book_appointment(
     )
     now = services.clock()
     application_id = caller.application.id
-    render = partial(_created, application_id)
+    render = partial(_created, caller.catalog, application_id)
     key = idempotency_key(
         request, application_id, services.settings.idempotency_ttl_s, now, body, render
     )
@@ -96,7 +100,8 @@ async def list_appointments(
     records = await appointments.of_calendar_day(
         services.db, caller.catalog, day, customer_record_id
     )
-    return json_response([AppointmentOut.from_record(r) for r in records])
+    customers_table_id = caller.catalog.customers.id
+    return json_response([AppointmentOut.from_record(r, customers_table_id) for r in records])
 
 
 @router.get(
@@ -107,7 +112,7 @@ async def list_appointments(
 )
 async def get_appointment(caller: Manager, services: Services, case_id: CaseId) -> Response:
     record = await appointments.get(services.db, caller.catalog, case_id)
-    return json_response(AppointmentOut.from_record(record))
+    return json_response(AppointmentOut.from_record(record, caller.catalog.customers.id))
 
 
 @router.delete(
@@ -132,8 +137,9 @@ async def cancel_appointment(
     command = CancelAppointment(CalendarDay(service_id, cu_index, on_date), case_id)
     now = services.clock()
     application_id = caller.application.id
+    render = partial(_cancelled, caller.catalog)
     key = idempotency_key(
-        request, application_id, services.settings.idempotency_ttl_s, now, None, _cancelled
+        request, application_id, services.settings.idempotency_ttl_s, now, None, render
     )
     outcome = await appointments.cancel(services.db, caller.catalog, command, now, key)
-    return respond(outcome, key, _cancelled)
+    return respond(outcome, key, render)

@@ -171,4 +171,5 @@ async def list_customer_appointments(
     records = await customers.customer_appointments(
         services.db, caller.catalog, record_id, first_date, last_date
     )
-    return json_response([AppointmentOut.from_record(r) for r in records])
+    customers_table_id = caller.catalog.customers.id
+    return json_response([AppointmentOut.from_record(r, customers_table_id) for r in records])
