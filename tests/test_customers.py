@@ -243,6 +243,21 @@ async def test_unknown_field_type_is_404_naming_it(
     assert str(unknown) in response.json()["detail"]
 
 
+async def test_an_unknown_field_type_with_other_broken_rules_is_listed_in_the_one_422(
+    client: httpx.AsyncClient, world: World, people: People, staff: dict[str, str]
+) -> None:
+    unknown = uuid.uuid4()
+    fields = {**people.fields(first_name="Ada", last_name="Lovelace", vip="yes"), str(unknown): 1}
+
+    response = await create(client, world, staff, fields)
+
+    assert response.status_code == 422
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [
+        (f"fields.{people.vip}", "invalid_field_value"),
+        (f"fields.{unknown}", "field_type_not_found"),
+    ]
+
+
 async def test_a_booking_field_type_is_not_a_customer_field_type(
     client: httpx.AsyncClient,
     world: World,
