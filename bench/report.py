@@ -23,6 +23,8 @@ TARGETS = {
     "booking_p99_ms": 50.0,  # at 32 connections
     "dense_vacancies_server_ms": 5.0,  # median Server-Timing, day with 500 appointments
     "growth_ratio": 1.2,  # 1M rows vs empty: p50 ratio and rps ratio
+    "customer_query_server_ms": 2.0,  # median Server-Timing, find by key field, 1M records
+    "customer_query_ratio": 1.5,  # its median at 1M records over its median at 1,000
 }
 
 
@@ -113,6 +115,19 @@ def evaluate_targets(report: dict[str, Any]) -> dict[str, Any]:
             "value": worst,
             "target": TARGETS["growth_ratio"],
             "met": worst <= TARGETS["growth_ratio"],
+        }
+    customers = report.get("customer_query")
+    if customers:
+        grown = customers["grown"]["server_median_ms"]
+        targets["find by key field at 1M records <= 2 ms server time (median), no scan"] = {
+            "value": grown,
+            "target": TARGETS["customer_query_server_ms"],
+            "met": customers["ok"],
+        }
+        targets["find by key field flat: 1M / 1k records median <= 1.5"] = {
+            "value": customers["median_ratio"],
+            "target": TARGETS["customer_query_ratio"],
+            "met": customers["median_ratio"] <= TARGETS["customer_query_ratio"],
         }
     return targets
 

@@ -12,7 +12,8 @@ reference, with the database's invariants verified after every booking run.
 3. Server time (Server-Timing) of the vacancies of a day with 500 appointments.
 4. Growth: (a) and (b) again with --growth-rows appointments (default 1,000,000) on past dates,
    the ratios to the empty table, and EXPLAIN (ANALYZE, BUFFERS) of the hot queries.
-5. Prints everything and writes bench/results/<UTC timestamp>.json and bench/results/latest.json.
+5. Find a customer record by key field with 1,000 and then --customer-rows records (customers.py).
+6. Prints everything and writes bench/results/<UTC timestamp>.json and bench/results/latest.json.
 
 This file is the command line and the order of the phases: the phases are in phases.py, wrk and
 its output in wrk.py, EXPLAIN in explain.py, the figures, targets and JSON in report.py, and
@@ -32,6 +33,7 @@ from typing import Any
 import benchkit
 import report as reporting
 from benchkit import Database, Server
+from customers import customer_query_phase
 from phases import Bench, booking_rounds, dense_phase, growth_phase
 from wrk import find_wrk
 
@@ -71,6 +73,13 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--timing-requests", type=int, default=200, help="sequential vacancies requests (200)"
+    )
+    parser.add_argument("--skip-customers", action="store_true", help="no customer-query phase")
+    parser.add_argument(
+        "--customer-rows",
+        type=int,
+        default=1_000_000,
+        help="customer records of the find-by-key-field phase (1,000,000)",
     )
     parser.add_argument(
         "--profile",
@@ -134,6 +143,12 @@ async def run(args: argparse.Namespace, wrk: str, report: dict[str, Any]) -> int
             report["growth"] = growth
             report["dense_vacancies"]["1m"] = growth.pop("dense_1m")
             report["explain"] = growth.pop("explain")
+
+        if not args.skip_customers:
+            print("\nFind a customer record by key field ...", flush=True)
+            report["customer_query"] = await customer_query_phase(
+                db, api, world, secret, args.customer_rows, args.timing_requests
+            )
 
         report["targets"] = reporting.evaluate_targets(report)
         return 0 if all(c["ok"] for c in checks.values()) else 1

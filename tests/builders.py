@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from booking.store.loader import ConfigDocument, apply_config
@@ -17,6 +17,7 @@ from booking.store.loader.document import WEEKDAYS, duplicates
 from booking.store.models import (
     CalendarException,
     CalendarUnit,
+    CustomerFieldType,
     CustomerRecord,
     ExceptionHours,
     FieldType,
@@ -29,6 +30,7 @@ from booking.store.models import (
 )
 
 MANAGER = "Appointments Manager"
+CUSTOMERS_MANAGER = "Customers Manager"
 ALL_WEEK = (1, 2, 3, 4, 5, 6, 7)
 
 
@@ -224,6 +226,38 @@ async def field_type(
     return field_type_id
 
 
+async def customer_field_type(
+    conn: AsyncConnection,
+    organization_id: uuid.UUID,
+    slug: str,
+    *,
+    kind: str = "text",
+    name: str | None = None,
+    is_key: bool = False,
+    is_required: bool = False,
+    position: int = 0,
+    options: Sequence[str] = (),
+    color_code: str | None = None,
+) -> uuid.UUID:
+    """A field of the organization's customers table."""
+    field_type_id = uuid.uuid4()
+    await conn.execute(
+        insert(CustomerFieldType).values(
+            id=field_type_id,
+            organization_id=organization_id,
+            name=name or slug.replace("-", " ").capitalize(),
+            slug=slug,
+            kind=kind,
+            is_key=is_key,
+            is_required=is_required,
+            position=position,
+            options=list(options),
+            color_code=color_code,
+        )
+    )
+    return field_type_id
+
+
 async def tag(conn: AsyncConnection, organization_id: uuid.UUID, *, name: str = "VIP") -> uuid.UUID:
     tag_id = uuid.uuid4()
     await conn.execute(insert(Tag).values(id=tag_id, organization_id=organization_id, name=name))
@@ -347,3 +381,61 @@ def world_of(config: Mapping[str, Any]) -> World:
         uuid.UUID(service["id"]),
         uuid.UUID(service["serviceTypes"][0]["id"]),
     )
+
+
+async def customers_table_id(conn: AsyncConnection, organization_id: uuid.UUID) -> uuid.UUID:
+    """The organization's customers table (the schema gives each organization one)."""
+    query = select(Organization.customers_table_id).where(Organization.id == organization_id)
+    table_id: uuid.UUID = (await conn.execute(query)).scalar_one()
+    return table_id
+
+
+@dataclass
+class People:
+    """The customers table of a world: its field types' ids, by what they hold."""
+
+    first_name: uuid.UUID  # text, required
+    last_name: uuid.UUID  # text, required
+    phone: uuid.UUID
+    email: uuid.UUID
+    national_id: uuid.UUID  # text, key
+    member_number: uuid.UUID  # number, key
+    vip: uuid.UUID  # boolean
+    born: uuid.UUID  # date
+    tier: uuid.UUID  # choice: Gold, Silver
+
+    def fields(self, **values: object) -> dict[str, object]:
+        """A create body's `fields`, by attribute name: fields(first_name="Ada")."""
+        return {str(getattr(self, name)): value for name, value in values.items()}
+
+
+async def people(conn: AsyncConnection, world: World) -> People:
+    """Give the world's organization a customers table ("{{first-name}} {{last-name}}") and its
+    application the Customers Manager role."""
+    org = world.organization_id
+    await conn.execute(
+        update(Organization)
+        .where(Organization.id == org)
+        .values(customer_display_name="{{first-name}} {{last-name}}")
+    )
+    await conn.execute(
+        update(RegisteredApplication)
+        .where(RegisteredApplication.id == world.application_id)
+        .values(roles=[MANAGER, CUSTOMERS_MANAGER])
+    )
+    specs: list[tuple[str, dict[str, object]]] = [
+        ("first-name", {"is_required": True}),
+        ("last-name", {"is_required": True}),
+        ("phone", {"kind": "phone"}),
+        ("email", {"kind": "email"}),
+        ("national-id", {"is_key": True, "color_code": "orange"}),
+        ("member-number", {"kind": "number", "is_key": True}),
+        ("vip", {"kind": "boolean"}),
+        ("born", {"kind": "date"}),
+        ("tier", {"kind": "choice", "options": ("Gold", "Silver")}),
+    ]
+    ids = [
+        await customer_field_type(conn, org, slug, position=p, **options)  # type: ignore[arg-type]
+        for p, (slug, options) in enumerate(specs)
+    ]
+    return People(*ids)

@@ -37,6 +37,7 @@ async def test_booking_answers_201_location_and_the_listing_shape(
         customer_id = await builders.customer(conn, world.organization_id)
         field_id = await builders.field_type(conn, world.organization_id, kind="number")
         tag_id = await builders.tag(conn, world.organization_id)
+        table_id = await builders.customers_table_id(conn, world.organization_id)
 
     response = await book(
         client,
@@ -80,7 +81,7 @@ async def test_booking_answers_201_location_and_the_listing_shape(
     assert body["statusDate"] == "2026-12-01T07:00:00.000000Z"
     assert body["dateClosed"] is None
     assert body["customer"] == {
-        "dataTableId": None,
+        "dataTableId": str(table_id),
         "recordId": str(customer_id),
         "displayName": "Ada Lovelace",
     }

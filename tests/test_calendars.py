@@ -262,8 +262,10 @@ async def test_calendar_on_a_date_describes_the_unit_and_the_service(
         configured_at = await conn.scalar(
             select(Organization.configured_at).where(Organization.id == world.organization_id)
         )
+        customers_table_id = await builders.customers_table_id(conn, world.organization_id)
     # Never written: the calendar-day's version is the configuration's.
     calendar_timestamp = configured_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
     assert await get_calendars(client, world, auth) == [
         {
             "serviceId": str(world.service_id),
@@ -278,9 +280,9 @@ async def test_calendar_on_a_date_describes_the_unit_and_the_service(
             "timeZoneId": "GMT Standard Time",
             "ianaTimeZoneId": "Europe/London",
             "isCustomerRequired": False,
-            "customersDataTableId": None,
+            "customersDataTableId": str(customers_table_id),
             "isPhoneNumberRequired": False,
-            "phoneNumberFieldTypeId": None,
+            "phoneNumberFieldTypeId": None,  # the organization has no customer field types
             "isEmailRequired": False,
             "emailFieldTypeId": None,
             "workingHours": [{"start": 480, "end": 720}, {"start": 780, "end": 1020}],
@@ -555,3 +557,24 @@ async def test_time_passing_does_not_make_a_calendar_fully_booked(
     calendar = await only_calendar(client, world, auth, TODAY)
     assert calendar["stats"]["isFullyBooked"] is False
     assert calendar["isPastDate"] is False
+
+
+# --- where a booking's customer comes from --------------------------------------------------
+
+
+async def test_calendars_name_the_first_phone_and_email_customer_field_types_by_position(
+    client: httpx.AsyncClient, world: World, auth: dict[str, str], engine: AsyncEngine
+) -> None:
+    async with engine.begin() as conn:
+        people = await builders.people(conn, world)  # phone at position 2, email at 3
+        work_phone = await builders.customer_field_type(
+            conn, world.organization_id, "work-phone", kind="phone", position=1
+        )
+        await builders.customer_field_type(
+            conn, world.organization_id, "work-email", kind="email", position=9
+        )
+
+    (calendar,) = await get_calendars(client, world, auth)
+
+    assert calendar["phoneNumberFieldTypeId"] == str(work_phone)
+    assert calendar["emailFieldTypeId"] == str(people.email)

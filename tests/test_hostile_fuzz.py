@@ -1,5 +1,6 @@
 """Hostile values in every place a request can carry one: each body member, each `fields` value
-of each kind, each tag id, each query and path parameter of every route of the published OpenAPI.
+of each kind (a booking's, a customer record's), each tag id, each query and path parameter of
+every route of the published OpenAPI.
 Control characters, lone surrogates, integers past 64 bits or 400 digits long, non-finite numbers
 and dates at the ends of the calendar: the answer is never a 5xx.
 
@@ -30,6 +31,16 @@ from tests.conftest import TEST_SECRET, bearer
 SETTINGS = Settings(jwt_dev_secret=TEST_SECRET)
 DOCUMENT = create_app(SETTINGS, "postgresql+asyncpg://unused@/unused").openapi()
 FIELD_KINDS = ("text", "number", "boolean", "date", "choice")
+# A customer record's fields, by kind: (the `People` attribute, a valid value as JSON)
+CUSTOMER_FIELDS = {
+    "text": ("first_name", '"Ada"'),
+    "number": ("member_number", "7"),
+    "boolean": ("vip", "true"),
+    "date": ("born", '"1990-01-01"'),
+    "choice": ("tier", '"Gold"'),
+    "phone": ("phone", '"+12025550143"'),
+    "email": ("email", '"ada@example.com"'),
+}
 
 # The values at the edges, each tried in every place: dates at the ends of the calendar and
 # past them, numbers past 64 bits or 400 digits long, non-finite ones, integral floats.
@@ -94,6 +105,7 @@ async def hostile_world(engine: AsyncEngine) -> dict[str, str]:
             service_options={"booking_window_days": None},
         )
         customer = await builders.customer(conn, world.organization_id)
+        people = await builders.people(conn, world)
         tag = await builders.tag(conn, world.organization_id)
         field_types = {
             kind: await builders.field_type(
@@ -115,6 +127,8 @@ async def hostile_world(engine: AsyncEngine) -> dict[str, str]:
         "caseId": str(uuid.uuid4()),
         "serviceTypeId": str(world.service_type_id),
         "customerRecordId": str(customer),
+        "from": str(tomorrow),
+        "to": str(tomorrow),
         # the booking body (10 minutes at 23:50: the latest start, the farthest instant)
         "body.serviceTypeId": json.dumps(str(world.service_type_id)),
         "body.startTime": "1430",
@@ -127,6 +141,16 @@ async def hostile_world(engine: AsyncEngine) -> dict[str, str]:
         "body.bypassTimeslotCheck": "true",
         "tag": json.dumps(str(tag)),
         **{f"fields.{kind}": str(field_types[kind]) for kind in FIELD_KINDS},
+        # the customer routes' bodies (the last name is required)
+        "body.queryType": '"KeyField"',
+        "body.recordId": json.dumps(str(customer)),
+        "body.fieldSlug": '"member-number"',
+        "body.fieldValue": '"7"',
+        "customer.last_name": str(people.last_name),
+        **{
+            f"customer.{kind}": str(getattr(people, attribute))
+            for kind, (attribute, _) in CUSTOMER_FIELDS.items()
+        },
     }
 
 
@@ -146,7 +170,8 @@ def targets(operation: dict[str, Any]) -> list[str]:
     members = body_members(operation)
     places += [f"body:{member}" for member in members]
     if "fields" in members:
-        places += [f"fields:{kind}" for kind in FIELD_KINDS]
+        kinds = CUSTOMER_FIELDS if "customers" in operation["tags"] else FIELD_KINDS
+        places += [f"fields:{kind}" for kind in kinds]
     if "tagIds" in members:
         places.append("tag:")
     return places
@@ -172,20 +197,40 @@ def request_with(
     if not members:
         return url, None
     body = {m: valid[f"body.{m}"] for m in members if f"body.{m}" in valid}
-    fields = {
-        valid[f"fields.{kind}"]: {"text": '"x"', "number": "2", "boolean": "true"}.get(
-            kind, '"2026-01-01"' if kind == "date" else '"A"'
-        )
-        for kind in FIELD_KINDS
-    }
-    if place == "fields":
-        fields[valid[f"fields.{name}"]] = hostile
-    body["fields"] = "{" + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}"
-    body["tagIds"] = f"[{hostile if place == 'tag' else valid['tag']}]"
+    if "customers" in operation["tags"]:
+        if "fields" in members:
+            body["fields"] = customer_fields(
+                operation, valid, name if place == "fields" else None, hostile
+            )
+    else:
+        fields = {
+            valid[f"fields.{kind}"]: {"text": '"x"', "number": "2", "boolean": "true"}.get(
+                kind, '"2026-01-01"' if kind == "date" else '"A"'
+            )
+            for kind in FIELD_KINDS
+        }
+        if place == "fields":
+            fields[valid[f"fields.{name}"]] = hostile
+        body["fields"] = "{" + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}"
+        body["tagIds"] = f"[{hostile if place == 'tag' else valid['tag']}]"
     if place == "body":
         body[name] = hostile
     raw = "{" + ", ".join(f'"{member}": {value}' for member, value in body.items()) + "}"
     return url, raw.encode()
+
+
+def customer_fields(
+    operation: dict[str, Any], valid: dict[str, str], hostile_kind: str | None, hostile: str
+) -> str:
+    """A customer body's `fields`: an object on create, an array of changes on update."""
+    values = {valid[f"customer.{kind}"]: value for kind, (_, value) in CUSTOMER_FIELDS.items()}
+    values[valid["customer.last_name"]] = '"Lovelace"'
+    if hostile_kind is not None:
+        values[valid[f"customer.{hostile_kind}"]] = hostile
+    if operation["operationId"] == "updateCustomer":
+        changes = [f'{{"fieldTypeId": "{k}", "value": {v}}}' for k, v in values.items()]
+        return "[" + ", ".join(changes) + "]"
+    return "{" + ", ".join(f'"{k}": {v}' for k, v in values.items()) + "}"
 
 
 # Every operation with somewhere to put a value (/healthz and /readyz take none).
@@ -225,7 +270,8 @@ def assert_no_server_error(
     hostile: str,
 ) -> None:
     url, body = request_with(path, operation, valid, target, hostile)
-    headers = {**bearer(SETTINGS, valid["client_id"]), "content-type": "application/json"}
+    roles = [builders.MANAGER, builders.CUSTOMERS_MANAGER]
+    headers = {**bearer(SETTINGS, valid["client_id"], roles), "content-type": "application/json"}
     response = http.request(method.upper(), url, content=body, headers=headers)
     assert response.status_code < 500, (target, hostile, response.text)
     if response.status_code >= 400:

@@ -161,11 +161,12 @@ async def test_demo_file_loads_every_entity(engine: AsyncEngine) -> None:
         "serviceTypes": 3,
         "calendarUnits": 3,
         "customerRecords": 2,
+        "customerFieldTypes": 5,
         "fieldTypes": 5,
         "tags": 2,
     }
     assert summary.applications == [
-        (PARTNER, "demo-partner", "Demo partner", ("Appointments Manager",)),
+        (PARTNER, "demo-partner", "Demo partner", ("Appointments Manager", "Customers Manager")),
         (READONLY, "demo-readonly", "Demo read-only partner", ()),
     ]
     assert summary.services == [(PASSPORT, "Passport renewal"), (PERMIT, "Residence permit")]

@@ -18,6 +18,7 @@ from booking.service.catalog import (
     BookingWindow,
     CalendarUnitConfig,
     Catalog,
+    CustomersTable,
     FieldTypeConfig,
     ServiceConfig,
     ServiceTypeConfig,
@@ -89,6 +90,7 @@ def catalog(
         field_types=field_types,
         tags={TAG: "VIP"},
         configured_at=NOW,
+        customers=CustomersTable(uuid.uuid4(), None, {}),
     )
 
 
@@ -496,7 +498,7 @@ def test_a_record_field_list_is_the_statement_column_list() -> None:
     from booking.store import appointments
 
     names = [f.name for f in dataclasses.fields(AppointmentRecord)]
-    assert appointments._select_appointments().selected_columns.keys() == names
+    assert appointments.select_appointments().selected_columns.keys() == names
 
 
 def _with_agents_window(**window: Any) -> Catalog:

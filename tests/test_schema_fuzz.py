@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from booking.api.app import create_app
 from booking.settings import Settings
 from tests import builders
-from tests.builders import World
+from tests.builders import CUSTOMERS_MANAGER, MANAGER, World
 from tests.conftest import TEST_SECRET, bearer
 
 schema = schemathesis.openapi.from_dict(
@@ -34,6 +34,7 @@ async def fuzz_world(engine: AsyncEngine) -> World:
         world = await builders.world(conn)
         customer = await builders.customer(conn, world.organization_id)
         tag = await builders.tag(conn, world.organization_id)
+        await builders.people(conn, world)  # a customers table, and the Customers Manager role
         world.extra.update(customer=customer, tag=tag)
     return world
 
@@ -67,7 +68,9 @@ def test_no_5xx_and_every_answer_matches_the_published_schema(
             case.path_parameters["serviceId"] = str(fuzz_world.service_id)
         if "cuIndex" in case.path_parameters and rng.random() < 0.7:
             case.path_parameters["cuIndex"] = 0
-    headers = bearer(settings_, fuzz_world.client_id)
+        if "customerRecordId" in case.path_parameters and rng.random() < 0.7:
+            case.path_parameters["customerRecordId"] = str(fuzz_world.extra["customer"])
+    headers = bearer(settings_, fuzz_world.client_id, [MANAGER, CUSTOMERS_MANAGER])
     response = case.call(base_url=live_servers[0], session=session, headers=headers, timeout=10)
     assert response.status_code < 500, response.text
     # A schema-valid request may still be refused for business reasons (unknown IDs: 404, a taken

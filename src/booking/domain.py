@@ -40,6 +40,19 @@ class CalendarIssueCode(StrEnum):
     NO_SERVICE_TYPE_FITS = "no_service_type_fits"
 
 
+class CustomerFieldKind(StrEnum):
+    """The kinds of a customer field type: a booking field's, and phone and email (checked
+    and normalized as a booking's contact phone and email)."""
+
+    TEXT = "text"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    CHOICE = "choice"
+    PHONE = "phone"
+    EMAIL = "email"
+
+
 @dataclass(frozen=True, slots=True)
 class CalendarDay:
     """One calendar unit of a service on one local date: what a booking occupies, what a

@@ -24,7 +24,7 @@ from booking.api.metrics import MetricsMiddleware
 from booking.api.middleware import RequestContextMiddleware, configure_logging
 from booking.api.problems import Unavailable
 from booking.api.ratelimit import RateLimits
-from booking.api.routes import appointments, calendars, discovery
+from booking.api.routes import appointments, calendars, customers, discovery
 from booking.api.schemas import BookAppointmentRequest
 from booking.service.catalog import ConfigCache
 from booking.service.wallclock import Clock, system_clock
@@ -38,7 +38,8 @@ if TYPE_CHECKING:  # opentelemetry is there only with the `tracing` extra (or a 
 DESCRIPTION = """\
 Open-source appointment booking, wire-compatible with the appointment endpoints of a
 queue-management platform's server-to-server API. Every route needs `Authorization: Bearer <JWT>`
-whose client is the registered application in the path, with the `Appointments Manager` role.
+whose client is the registered application in the path, with the route's role (`Appointments
+Manager`; `Customers Manager` for customer records).
 Errors are `application/problem+json` with a stable `code`.
 """
 
@@ -187,6 +188,7 @@ def create_app(
 
     app.include_router(appointments.router)
     app.include_router(calendars.router)
+    app.include_router(customers.router)
     app.include_router(discovery.router)
     app.openapi = lambda: openapi.openapi_schema(app)  # type: ignore[method-assign]
     return app

@@ -1,6 +1,7 @@
 """What a request handler needs, as `Annotated` dependencies so signatures read like prose:
-who calls (`Manager`, `ManagerSendingJson`: the authenticated application and its
-organization's configuration) and the process's services (`Services`).
+who calls with which role (`Manager`, `ManagerSendingJson` for the Appointments Manager,
+`CustomersManager`, `CustomersManagerSendingJson` for the Customers Manager: the authenticated
+application and its organization's configuration) and the process's services (`Services`).
 
 FastAPI's dependency solving costs microseconds per dependency on every request, so
 authentication, the role check and the organization's configuration are resolved in one step
@@ -9,6 +10,7 @@ authentication, the role check and the organization's configuration are resolved
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -48,55 +50,66 @@ def runtime_of(request: Request) -> Runtime:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """An authenticated request of an application with the Appointments Manager role: who it
-    is, and its organization's configuration."""
+    """An authenticated request of an application with the route's role: who it is, and its
+    organization's configuration."""
 
     application: ApplicationConfig
     catalog: Catalog
 
 
-# `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread.
-# The Authorization header is read from the request, not declared as a parameter: the Bearer
-# scheme documents it, and each declared header costs its own parsing on every request.
-async def caller(
-    request: Request, application_id: Annotated[uuid.UUID, Path(alias="applicationId")]
-) -> Caller:
-    """401 bad token; 404 unknown application or not the token's; 403 disabled or no role."""
-    runtime = runtime_of(request)
-    authorization = request.headers.get("authorization")
-    try:
-        application = await authorize(
-            runtime.verifier,
-            runtime.cache,
-            authorization,
-            application_id,
-            Role.APPOINTMENTS_MANAGER,
-        )
-    except DomainError:  # a failed authentication is charged to the client's address (429)
-        await runtime.rate_limits.charge_client_address(request.scope)
-        raise
-    await runtime.rate_limits.charge_application(request.scope, str(application.id))  # 429
-    current_tenant.set(application.id)  # its share of the database connections
-    catalog = await runtime.cache.catalog(application.organization_id)
-    return Caller(application, catalog)
+CallerDependency = Callable[[Request, uuid.UUID], Awaitable[Caller]]
 
 
-async def caller_sending_json(
-    request: Request, application_id: Annotated[uuid.UUID, Path(alias="applicationId")]
-) -> Caller:
-    """A body route reads JSON only: say so (415), before anything else, instead of failing to
-    parse something else."""
+def caller_with(role: Role, *, sending_json: bool = False) -> CallerDependency:
+    """The dependency that authenticates a request of an application granted `role`; with
+    `sending_json`, a body route's, which reads JSON only."""
+
+    # `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread.
+    # The Authorization header is read from the request, not declared as a parameter: the
+    # Bearer scheme documents it, and each declared header costs its own parsing on every
+    # request.
+    async def caller(
+        request: Request, application_id: Annotated[uuid.UUID, Path(alias="applicationId")]
+    ) -> Caller:
+        """415 not JSON (a body route, before anything else); 401 bad token; 404 unknown
+        application or not the token's; 403 disabled or no role."""
+        if sending_json:
+            _require_json(request)
+        runtime = runtime_of(request)
+        authorization = request.headers.get("authorization")
+        try:
+            application = await authorize(
+                runtime.verifier, runtime.cache, authorization, application_id, role
+            )
+        except DomainError:  # a failed authentication is charged to the client's address (429)
+            await runtime.rate_limits.charge_client_address(request.scope)
+            raise
+        await runtime.rate_limits.charge_application(request.scope, str(application.id))  # 429
+        current_tenant.set(application.id)  # its share of the database connections
+        catalog = await runtime.cache.catalog(application.organization_id)
+        return Caller(application, catalog)
+
+    return caller
+
+
+def _require_json(request: Request) -> None:
+    """Say so (415) instead of failing to parse something else."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType(
             "The body must be JSON: send Content-Type: application/json.",
             code="unsupported_media_type",
         )
-    return await caller(request, application_id)
 
 
-Manager = Annotated[Caller, Depends(caller)]
-ManagerSendingJson = Annotated[Caller, Depends(caller_sending_json)]
+Manager = Annotated[Caller, Depends(caller_with(Role.APPOINTMENTS_MANAGER))]
+ManagerSendingJson = Annotated[
+    Caller, Depends(caller_with(Role.APPOINTMENTS_MANAGER, sending_json=True))
+]
+CustomersManager = Annotated[Caller, Depends(caller_with(Role.CUSTOMERS_MANAGER))]
+CustomersManagerSendingJson = Annotated[
+    Caller, Depends(caller_with(Role.CUSTOMERS_MANAGER, sending_json=True))
+]
 
 
 async def services(request: Request) -> Runtime:

@@ -1,12 +1,12 @@
 """Idempotency keys, the API's adapter for the service's `OnceOnly`: a retried request gets
 the stored HTTP answer instead of a second booking.
 
-The key is claimed by inserting its row *inside the calendar-day's transaction*, before the
-checks. A retry that arrives while the first request is still running blocks on that
-uncommitted row (Postgres waits to know whether the unique key conflicts), then sees the
-committed answer and replays it; if the first request failed and rolled back, the retry simply
-runs. So a key can never produce two bookings, and no "in progress" marker can outlive a crashed
-request.
+The key is claimed by inserting its row *inside the write's transaction* (a calendar-day's,
+or a customer record's), before the checks. A retry that arrives while the first request is
+still running blocks on that uncommitted row (Postgres waits to know whether the unique key
+conflicts), then sees the committed answer and replays it; if the first request failed and
+rolled back, the retry simply runs. So a key can never produce two bookings, and no "in
+progress" marker can outlive a crashed request.
 
 Only successful answers are stored: a refused request (409, 422 ...) leaves no trace, and
 retrying it with the same key runs it again.
@@ -19,15 +19,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Generic, TypeVar
 
+import asyncpg
 import orjson
 from fastapi import Request, Response
 from pydantic import BaseModel
 
 from booking.service.errors import RuleViolation
 from booking.store import idempotency as store
-from booking.store.appointments import AppointmentRecord
-from booking.store.db import LockedCalendarDay
 
 MAX_KEY_LENGTH = 255
 REPLAYED = "Idempotent-Replayed"
@@ -58,7 +58,8 @@ class StoredResponse:
         )
 
 
-Render = Callable[[AppointmentRecord], StoredResponse]
+Written = TypeVar("Written")  # what the write answers: an appointment, a customer record ...
+Render = Callable[[Written], StoredResponse]
 
 
 def request_fingerprint(method: str, path: str, body: BaseModel | None) -> str:
@@ -84,7 +85,7 @@ def check_key(key: str) -> str:
 
 
 @dataclass(slots=True)
-class IdempotencyKey:
+class IdempotencyKey(Generic[Written]):
     """One request's key: claims it, replays the stored answer, or stores the new one."""
 
     application_id: uuid.UUID
@@ -92,19 +93,19 @@ class IdempotencyKey:
     fingerprint: str
     now: datetime
     ttl: timedelta
-    render: Render
+    render: Render[Written]
     answer: StoredResponse | None = field(default=None)
 
-    async def claim(self, tx: LockedCalendarDay) -> StoredResponse | None:
+    async def claim(self, conn: asyncpg.Connection) -> StoredResponse | None:
         """None: go ahead and process the request. A StoredResponse: replay it. RuleViolation:
         the key was used for a different request."""
-        conn, expires_at = tx.conn, self.now + self.ttl
+        expires_at = self.now + self.ttl
         args = (self.application_id, self.key, self.fingerprint, self.now, expires_at)
         if await store.claim(conn, *args):
             return None
         row = await store.claimed(conn, self.application_id, self.key)
         if row is None:  # it expired and the purge deleted it meanwhile: claim it afresh
-            return await self.claim(tx)
+            return await self.claim(conn)
         if row["expires_at"] <= self.now:  # an expired key is as good as new
             await store.renew(conn, *args)
             return None
@@ -118,10 +119,10 @@ class IdempotencyKey:
             row["status_code"], row["response_body"], dict(row["response_headers"] or {})
         )
 
-    async def store(self, tx: LockedCalendarDay, written: AppointmentRecord) -> None:
+    async def store(self, conn: asyncpg.Connection, written: Written) -> None:
         answer = self.render(written)
         await store.store_answer(
-            tx.conn, self.application_id, self.key, answer.status_code, answer.body, answer.headers
+            conn, self.application_id, self.key, answer.status_code, answer.body, answer.headers
         )
         self.answer = answer
 
@@ -132,8 +133,8 @@ def idempotency_key(
     ttl_s: float,
     now: datetime,
     body: BaseModel | None,
-    render: Render,
-) -> IdempotencyKey | None:
+    render: Render[Written],
+) -> IdempotencyKey[Written] | None:
     """The request's Idempotency-Key (422 when malformed), or None when it sends none."""
     key = request.headers.get("idempotency-key")
     if key is None:
@@ -144,7 +145,9 @@ def idempotency_key(
 
 
 def respond(
-    outcome: AppointmentRecord | StoredResponse, key: IdempotencyKey | None, render: Render
+    outcome: Written | StoredResponse,
+    key: IdempotencyKey[Written] | None,
+    render: Render[Written],
 ) -> Response:
     """The answer of a write: the stored one replayed (marked so), or the new one."""
     if isinstance(outcome, StoredResponse):

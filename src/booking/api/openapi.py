@@ -25,6 +25,11 @@ TAGS: list[dict[str, str]] = [
         "description": "A service's calendars on a date and their vacant start times.",
     },
     {
+        "name": "customers",
+        "description": "Customer records (role Customers Manager): create, find by id or key "
+        "field, read, update, erase; and a customer's appointments across calendars.",
+    },
+    {
         "name": "discovery",
         "description": "What a booking can name: services, field types, tags and languages.",
     },

@@ -276,11 +276,6 @@ IanaTimeZoneId = Annotated[
     str, Field(examples=["Europe/London"], description="The IANA time zone name.")
 ]
 NeverSet = Annotated[None, Field(description=_NO_AGENTS)]
-# The customer data table and its phone and email field types (the customer records issue).
-CustomerDataRef = Annotated[
-    uuid.UUID | None,
-    Field(description="Null: customer data tables are not configurable here yet."),
-]
 
 
 class AppointmentTime(ApiModel):
@@ -311,7 +306,7 @@ class Ticket(ApiModel):
 
 
 class CustomerRef(ApiModel):
-    data_table_id: CustomerDataRef = None
+    data_table_id: uuid.UUID = Field(description="The organization's customers table.")
     record_id: uuid.UUID
     display_name: str
 
@@ -397,7 +392,9 @@ class AppointmentOut(ApiModel):
             date_closed=_timestamp(r.closed_at) if r.closed_at else None,
             date_cancelled=_timestamp(r.cancelled_at) if r.cancelled_at else None,
             customer=CustomerRef.model_construct(
-                record_id=r.customer_record_id, display_name=r.customer_display_name
+                data_table_id=catalog.customers.id,
+                record_id=r.customer_record_id,
+                display_name=r.customer_display_name,
             )
             if r.customer_record_id is not None and r.customer_display_name is not None
             else None,
@@ -487,11 +484,15 @@ class CalendarOut(ApiModel):
     time_zone_id: WindowsTimeZoneId
     iana_time_zone_id: IanaTimeZoneId
     is_customer_required: bool
-    customers_data_table_id: CustomerDataRef = None
+    customers_data_table_id: uuid.UUID = Field(description="The organization's customers table.")
     is_phone_number_required: bool
-    phone_number_field_type_id: CustomerDataRef = None
+    phone_number_field_type_id: uuid.UUID | None = Field(
+        description="The customer field type of kind Phone (the first by position), or null."
+    )
     is_email_required: bool
-    email_field_type_id: CustomerDataRef = None
+    email_field_type_id: uuid.UUID | None = Field(
+        description="The customer field type of kind Email (the first by position), or null."
+    )
     working_hours: list[MinuteInterval]
     user: NeverSet = None
     allow_anonymous_agent_booking: bool = Field(description="Configuration, default false.")
@@ -541,8 +542,11 @@ class CalendarOut(ApiModel):
             time_zone_id=windows_time_zone(day.time_zone),
             iana_time_zone_id=day.time_zone,
             is_customer_required=s.requires_customer,
+            customers_data_table_id=day.customers.data_table_id,
             is_phone_number_required=s.requires_phone,
+            phone_number_field_type_id=day.customers.phone_field_type_id,
             is_email_required=s.requires_email,
+            email_field_type_id=day.customers.email_field_type_id,
             working_hours=[MinuteInterval(start=i.start, end=i.end) for i in day.working_hours],
             allow_anonymous_agent_booking=s.allow_anonymous_agent_booking,
             inbox_id=s.inbox.id if s.inbox is not None else None,

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
+import asyncpg
+
 from booking.domain import CalendarDay
 from booking.store.db import Database, LockedCalendarDay
 
@@ -31,13 +33,14 @@ Replayed_co = TypeVar("Replayed_co", covariant=True)
 
 
 class OnceOnly(Protocol[Written_contra, Replayed_co]):
-    """At most once per retry of a write (the API's Idempotency-Key is one): claimed in the
-    calendar-day's transaction before the checks, stored in it after the write."""
+    """At most once per retry of a write (the API's Idempotency-Key is one): claimed on the
+    write's transaction (a calendar-day's here, a customer record's in
+    `booking.service.customers`) before the checks, stored in it after the write."""
 
-    async def claim(self, tx: LockedCalendarDay) -> Replayed_co | None:
+    async def claim(self, conn: asyncpg.Connection) -> Replayed_co | None:
         """None: go ahead. Otherwise what to answer instead of writing again."""
 
-    async def store(self, tx: LockedCalendarDay, written: Written_contra) -> None:
+    async def store(self, conn: asyncpg.Connection, written: Written_contra) -> None:
         """Remember the outcome of the write, in the same transaction."""
 
 
@@ -59,9 +62,9 @@ async def write(
         async with db.calendar_day(day) as tx:
             return await step(tx, checked)
     async with db.calendar_day(day) as tx:
-        replayed = await once.claim(tx)
+        replayed = await once.claim(tx.conn)
         if replayed is not None:
             return replayed
         written = await step(tx, check())
-        await once.store(tx, written)
+        await once.store(tx.conn, written)
         return written

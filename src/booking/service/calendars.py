@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from booking.domain import CalendarDay, CalendarIssueCode
+from booking.domain import CalendarDay, CalendarIssueCode, CustomerFieldKind
 from booking.service import availability, rules
 from booking.service.availability import Interval
 from booking.service.catalog import (
@@ -94,6 +94,28 @@ class CalendarOnDate:
     is_in_self_window: bool
     stats: CalendarStats
     issues: tuple[CalendarIssue, ...]
+    customers: CustomersOfCalendar
+
+
+@dataclass(frozen=True, slots=True)
+class CustomersOfCalendar:
+    """Where a booking's customer comes from: the organization's customers table and its
+    phone and email field types (None when it has none of that kind)."""
+
+    data_table_id: uuid.UUID
+    phone_field_type_id: uuid.UUID | None
+    email_field_type_id: uuid.UUID | None
+
+
+def customers_of(catalog: Catalog) -> CustomersOfCalendar:
+    table = catalog.customers
+    phone = table.first_of_kind(CustomerFieldKind.PHONE)
+    email = table.first_of_kind(CustomerFieldKind.EMAIL)
+    return CustomersOfCalendar(
+        data_table_id=table.id,
+        phone_field_type_id=phone.id if phone is not None else None,
+        email_field_type_id=email.id if email is not None else None,
+    )
 
 
 async def calendars_on_date(
@@ -119,6 +141,7 @@ async def calendars_on_date(
         comp_minutes[cu_index].append(duration * (1 - no_show_probability))
 
     durations = sorted({t.duration_minutes for t in service.types.values()})
+    customers = customers_of(catalog)
     result = []
     for cu_index in sorted(service.units):
         unit = service.units[cu_index]
@@ -159,6 +182,7 @@ async def calendars_on_date(
                     is_fully_booked=fully_booked,
                 ),
                 issues=calendar_issues(service, unit, on_date),
+                customers=customers,
             )
         )
     return result

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from asyncpg import Record
 
-from booking.domain import Channel, FieldKind
+from booking.domain import Channel, CustomerFieldKind, FieldKind
 from booking.service.availability import Interval, WorkingDay, merge_intervals
 from booking.store import configuration
 from booking.store.db import Database
@@ -110,6 +110,37 @@ class FieldTypeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomerFieldTypeConfig:
+    id: uuid.UUID
+    name: str
+    slug: str
+    kind: CustomerFieldKind
+    is_key: bool
+    is_required: bool
+    position: int
+    options: tuple[str, ...]
+    color_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomersTable:
+    """The organization's one customers table: its stable id (the original's dataTableId), the
+    displayName template ("{{first-name}} {{last-name}}", None: its text fields in position
+    order) and its field types, in position order."""
+
+    id: uuid.UUID
+    display_name_template: str | None
+    field_types: dict[uuid.UUID, CustomerFieldTypeConfig]
+
+    def by_slug(self, slug: str) -> CustomerFieldTypeConfig | None:
+        return next((f for f in self.field_types.values() if f.slug == slug), None)
+
+    def first_of_kind(self, kind: CustomerFieldKind) -> CustomerFieldTypeConfig | None:
+        """The first field type of `kind` in position order (the customer's phone, email)."""
+        return next((f for f in self.field_types.values() if f.kind is kind), None)
+
+
+@dataclass(frozen=True, slots=True)
 class Catalog:
     organization_id: uuid.UUID
     zone: ZoneInfo
@@ -122,6 +153,7 @@ class Catalog:
     # The configuration's version (`organization.configured_at`): a calendar's timestamp is
     # never older than the configuration it was answered with.
     configured_at: datetime
+    customers: CustomersTable
 
 
 def _application_config(row: Record) -> ApplicationConfig:
@@ -220,6 +252,24 @@ async def load_catalog(conn: asyncpg.Connection, organization_id: uuid.UUID) -> 
         )
         for f in rows.field_types
     }
+    customers = CustomersTable(
+        id=org["customers_table_id"],
+        display_name_template=org["customer_display_name"],
+        field_types={
+            f["id"]: CustomerFieldTypeConfig(
+                f["id"],
+                f["name"],
+                f["slug"],
+                CustomerFieldKind(f["kind"]),
+                f["is_key"],
+                f["is_required"],
+                f["position"],
+                tuple(f["options"]),
+                f["color_code"],
+            )
+            for f in rows.customer_field_types
+        },
+    )
     return Catalog(
         organization_id=org["id"],
         zone=org_zone,
@@ -230,6 +280,7 @@ async def load_catalog(conn: asyncpg.Connection, organization_id: uuid.UUID) -> 
         field_types=field_types,
         tags={t["id"]: t["name"] for t in rows.tags},
         configured_at=org["configured_at"],
+        customers=customers,
     )
 
 

@@ -29,3 +29,27 @@ class BookAppointment:
 class CancelAppointment:
     day: CalendarDay
     case_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class CreateCustomer:
+    fields: list[tuple[uuid.UUID, Any]]  # (field type id, value), in the request's order
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateCustomer:
+    """Set (or, with None, clear) these fields; the others stay as they are."""
+
+    record_id: uuid.UUID
+    fields: list[tuple[uuid.UUID, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class FindByRecordId:
+    record_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class FindByKeyField:
+    field_slug: str
+    field_value: str

@@ -10,3 +10,4 @@ from enum import StrEnum
 
 class Role(StrEnum):
     APPOINTMENTS_MANAGER = "Appointments Manager"  # books, reads and cancels appointments
+    CUSTOMERS_MANAGER = "Customers Manager"  # creates, reads, updates and erases customer records

@@ -82,7 +82,8 @@ def _selected() -> list[ColumnElement[Any]]:
     ]
 
 
-def _select_appointments() -> Any:
+def select_appointments() -> Any:
+    """The SELECT of `AppointmentRecord`s (add the WHERE): store.customers reads them too."""
     return (
         select(*_selected())
         .join(ServiceType, ServiceType.id == Appointment.service_type_id)
@@ -178,7 +179,7 @@ _INSERT_WITH_NEXT_TICKET = compiled(
 )
 
 _LOCK_FOR_CANCEL = compiled(
-    _select_appointments()
+    select_appointments()
     .where(
         Appointment.id == bindparam("id"),
         Appointment.organization_id == bindparam("organization_id"),
@@ -206,13 +207,13 @@ _MARK_CANCELLED = compiled(
 
 _in_order = (Appointment.start_minute, Appointment.ticket_number)
 _OF_CALENDAR_DAY = compiled(
-    _select_appointments().where(*_of_calendar_day).order_by(*_in_order),
+    select_appointments().where(*_of_calendar_day).order_by(*_in_order),
     "service_id",
     "on_date",
     "cu_index",
 )
 _OF_CALENDAR_DAY_AND_CUSTOMER = compiled(
-    _select_appointments()
+    select_appointments()
     .where(*_of_calendar_day, Appointment.customer_record_id == bindparam("customer_record_id"))
     .order_by(*_in_order),
     "service_id",
@@ -222,7 +223,7 @@ _OF_CALENDAR_DAY_AND_CUSTOMER = compiled(
 )
 
 _IN_ORGANIZATION = compiled(
-    _select_appointments().where(
+    select_appointments().where(
         Appointment.id == bindparam("id"),
         Appointment.organization_id == bindparam("organization_id"),
     ),

@@ -13,6 +13,7 @@ from sqlalchemy import BindParameter, bindparam, select
 from booking.store.models import (
     CalendarException,
     CalendarUnit,
+    CustomerFieldType,
     ExceptionHours,
     FieldType,
     Organization,
@@ -81,6 +82,12 @@ _FIELD_TYPES = compiled(
     select(FieldType.__table__).where(FieldType.organization_id == _organization_id),
     "organization_id",
 )
+_CUSTOMER_FIELD_TYPES = compiled(
+    select(CustomerFieldType.__table__)
+    .where(CustomerFieldType.organization_id == _organization_id)
+    .order_by(CustomerFieldType.position, CustomerFieldType.slug),
+    "organization_id",
+)
 _TAGS = compiled(
     select(Tag.id, Tag.name).where(Tag.organization_id == _organization_id), "organization_id"
 )
@@ -107,6 +114,7 @@ class OrganizationRows:
     exceptions: list[asyncpg.Record]
     field_types: list[asyncpg.Record]
     tags: list[asyncpg.Record]
+    customer_field_types: list[asyncpg.Record]  # in position order
 
 
 async def organization_rows(
@@ -125,4 +133,5 @@ async def organization_rows(
         exceptions=await conn.fetch(_EXCEPTIONS.sql, organization_id),
         field_types=await conn.fetch(_FIELD_TYPES.sql, organization_id),
         tags=await conn.fetch(_TAGS.sql, organization_id),
+        customer_field_types=await conn.fetch(_CUSTOMER_FIELD_TYPES.sql, organization_id),
     )

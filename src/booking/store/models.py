@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from booking.domain import AppointmentStatus, Channel, FieldKind
+from booking.domain import AppointmentStatus, Channel, CustomerFieldKind, FieldKind
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -39,6 +39,7 @@ NAMING_CONVENTION = {
 
 CHANNELS = tuple(Channel)
 FIELD_KINDS = tuple(FieldKind)
+CUSTOMER_FIELD_KINDS = tuple(CustomerFieldKind)
 STATUSES = tuple(AppointmentStatus)
 
 
@@ -69,6 +70,12 @@ class Organization(Base):
         DateTime(timezone=True), server_default=text("clock_timestamp()")
     )
     configuration_digest: Mapped[str | None] = mapped_column(Text)
+    # The organization's one customers table: its stable id (the original's dataTableId) and
+    # the template of a record's displayName, e.g. "{{first-name}} {{last-name}}".
+    customers_table_id: Mapped[uuid.UUID] = mapped_column(
+        UUID, unique=True, server_default=text("gen_random_uuid()")
+    )
+    customer_display_name: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         CheckConstraint(
@@ -241,11 +248,70 @@ class ExceptionHours(Base):
 
 
 class CustomerRecord(Base):
+    """A customer of the organization. Erasing one clears its personal data (fields, display
+    name) and keeps the row, which its appointments still name."""
+
     __tablename__ = "customer_record"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
-    display_name: Mapped[str] = mapped_column(Text)
+    display_name: Mapped[str | None] = mapped_column(Text)  # NULL once erased
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'"))
+    date_created: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    date_updated: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(
+            "erased_at IS NULL OR (display_name IS NULL AND fields = '{}')", name="erased_is_empty"
+        ),
+    )
+
+
+class CustomerFieldType(Base):
+    """A field of the organization's customers table (not a booking's field type)."""
+
+    __tablename__ = "customer_field_type"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
+    name: Mapped[str] = mapped_column(Text)
+    slug: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    is_key: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    is_required: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    position: Mapped[int] = mapped_column(Integer)
+    options: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    color_code: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("organization_id", "slug"),
+        CheckConstraint(_in("kind", CUSTOMER_FIELD_KINDS), name="kind_known"),
+        CheckConstraint(
+            f"kind <> '{CustomerFieldKind.CHOICE}' OR cardinality(options) > 0",
+            name="choice_has_options",
+        ),
+    )
+
+
+class CustomerKey(Base):
+    """One key-field value of a customer record, by its digest: the primary key makes each key
+    field's values unique per organization (field types belong to one) under any concurrency,
+    and finding a record by key field is a lookup of it."""
+
+    __tablename__ = "customer_key"
+
+    field_type_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("customer_field_type.id", ondelete="CASCADE"), primary_key=True
+    )
+    value_digest: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    record_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("customer_record.id", ondelete="CASCADE"), index=True
+    )
 
 
 class FieldType(Base):

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from booking.service.customer_rules import display_name_of, key_values
 from booking.store.loader.document import (
     ApplicationSpec,
     CalendarUnitSpec,
@@ -28,12 +29,16 @@ from booking.store.loader.document import (
     ConfigFileError,
     OrganizationSpec,
     ServiceSpec,
+    customers_table,
+    record_values,
 )
 from booking.store.loader.reading import read_config_file
 from booking.store.models import (
     Base,
     CalendarException,
     CalendarUnit,
+    CustomerFieldType,
+    CustomerKey,
     CustomerRecord,
     ExceptionHours,
     FieldType,
@@ -59,6 +64,7 @@ class LoadSummary:
     service_types: int
     calendar_units: int
     customer_records: int
+    customer_field_types: int
     field_types: int
     tags: int
 
@@ -71,6 +77,7 @@ class LoadSummary:
             "serviceTypes": self.service_types,
             "calendarUnits": self.calendar_units,
             "customerRecords": self.customer_records,
+            "customerFieldTypes": self.customer_field_types,
             "fieldTypes": self.field_types,
             "tags": self.tags,
         }
@@ -260,6 +267,60 @@ async def _apply_service(
         await _replace_hours(conn, service.id, unit, unit_at)
 
 
+async def _apply_customers(conn: AsyncConnection, org: OrganizationSpec, path: str) -> None:
+    """The customers table's field types, then the records: each record's values and key rows
+    become the file's (a key value two records share is refused by the key's primary key)."""
+    table = customers_table(org)
+    for c, field_type in enumerate(org.customers.field_types):
+        config = table.field_types[field_type.id]
+        await _upsert(
+            conn,
+            CustomerFieldType,
+            {
+                "id": config.id,
+                "organization_id": org.id,
+                "name": config.name,
+                "slug": config.slug,
+                "kind": config.kind,
+                "is_key": config.is_key,
+                "is_required": config.is_required,
+                "position": config.position,
+                "options": list(config.options),
+                "color_code": config.color_code,
+            },
+            f"{path}.customers.fieldTypes[{c}]",
+            owner="organization_id",
+        )
+    for r, record in enumerate(org.customer_records):
+        record_at = f"{path}.customerRecords[{r}]"
+        # parse_config refused the file if a record breaks a rule (customer_record_problems)
+        values = record_values(table, org.default_phone_region, record, [])
+        display_name = record.display_name
+        if display_name is None:
+            display_name = display_name_of(table, values)
+        await _upsert(
+            conn,
+            CustomerRecord,
+            {
+                "id": record.id,
+                "organization_id": org.id,
+                "display_name": display_name,
+                "fields": values,
+            },
+            record_at,
+            owner="organization_id",
+        )
+        await _execute(
+            conn, delete(CustomerKey).where(CustomerKey.record_id == record.id), record_at
+        )
+        keys = [
+            {"field_type_id": field_type_id, "value_digest": digest, "record_id": record.id}
+            for field_type_id, digest in key_values(table, values).items()
+        ]
+        if keys:
+            await _execute(conn, insert(CustomerKey), f"{record_at}.fields", keys)
+
+
 async def _apply_organization(conn: AsyncConnection, org: OrganizationSpec, path: str) -> None:
     await _upsert(
         conn,
@@ -271,6 +332,8 @@ async def _apply_organization(conn: AsyncConnection, org: OrganizationSpec, path
             "default_language": org.default_language,
             "supported_languages": list(org.supported_languages),
             "default_phone_region": org.default_phone_region,
+            "customers_table_id": customers_table(org).id,
+            "customer_display_name": org.customers.display_name,
         },
         path,
     )
@@ -301,14 +364,7 @@ async def _apply_organization(conn: AsyncConnection, org: OrganizationSpec, path
         )
     for s, service in enumerate(org.services):
         await _apply_service(conn, org.id, service, f"{path}.services[{s}]")
-    for r, record in enumerate(org.customer_records):
-        await _upsert(
-            conn,
-            CustomerRecord,
-            {"id": record.id, "organization_id": org.id, "display_name": record.display_name},
-            f"{path}.customerRecords[{r}]",
-            owner="organization_id",
-        )
+    await _apply_customers(conn, org, path)
     for f, field_type in enumerate(org.field_types):
         await _upsert(
             conn,
@@ -370,6 +426,7 @@ async def apply_config(conn: AsyncConnection, document: ConfigDocument) -> LoadS
         service_types=sum(len(s.service_types) for o in orgs for s in o.services),
         calendar_units=sum(len(s.calendar_units) for o in orgs for s in o.services),
         customer_records=sum(len(o.customer_records) for o in orgs),
+        customer_field_types=sum(len(o.customers.field_types) for o in orgs),
         field_types=sum(len(o.field_types) for o in orgs),
         tags=sum(len(o.tags) for o in orgs),
     )

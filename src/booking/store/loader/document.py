@@ -34,9 +34,13 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from booking import domain
+from booking.service.catalog import CustomerFieldTypeConfig, CustomersTable
+from booking.service.customer_rules import KEY_KINDS, check_fields, placeholders
+from booking.service.errors import DomainError
 from booking.service.roles import Role
 from booking.service.wallclock import windows_time_zone
-from booking.store.models import CHANNELS, FIELD_KINDS
+from booking.store.models import CHANNELS, CUSTOMER_FIELD_KINDS, FIELD_KINDS
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # ISO weekday = index + 1
 
@@ -125,6 +129,10 @@ Channel = Literal["FaceToFace", "Video", "Phone"]
 FieldKind = Literal["text", "number", "boolean", "date", "choice"]
 assert set(get_args(Channel)) == set(CHANNELS)  # the schema's CHECK constraints agree
 assert set(get_args(FieldKind)) == set(FIELD_KINDS)
+CustomerFieldKind = Literal["text", "number", "boolean", "date", "choice", "phone", "email"]
+assert set(get_args(CustomerFieldKind)) == set(CUSTOMER_FIELD_KINDS)
+Slug = Annotated[StrictStr, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=100)]
+MAX_KEY_FIELDS = 4  # as the original's customers tables
 
 
 class Spec(BaseModel):
@@ -219,9 +227,73 @@ class ServiceSpec(Spec):
     calendar_units: list[CalendarUnitSpec] = Field(default_factory=list)
 
 
-class CustomerRecordSpec(Spec):
+class CustomerFieldTypeSpec(Spec):
+    """A field of the customers table. `position` orders a record's fields (default: the
+    order in the file); a key field's values are unique in the organization."""
+
     id: uuid.UUID
-    display_name: Name
+    name: Name
+    slug: Slug
+    kind: CustomerFieldKind
+    is_key: StrictBool = False
+    is_required: StrictBool = False
+    position: Annotated[StrictInt, Field(ge=0)] | None = None
+    options: Annotated[list[Name], AfterValidator(_unique)] = Field(
+        default_factory=list, validate_default=True
+    )
+    color_code: Name | None = None
+
+    @field_validator("options")
+    @classmethod
+    def _options_match_kind(cls, options: list[str], info: ValidationInfo) -> list[str]:
+        return _options_fit_kind(options, info)
+
+    @model_validator(mode="after")
+    def _key_kind(self) -> CustomerFieldTypeSpec:
+        if self.is_key and self.kind not in KEY_KINDS:
+            raise ValueError(f"a key field is of kind {', '.join(KEY_KINDS)}, not {self.kind!r}")
+        return self
+
+
+class CustomersSpec(Spec):
+    """The organization's customers table. `displayName` is the template of a record's display
+    name, e.g. "{{first-name}} {{last-name}}" (slugs); without one, a record's text fields in
+    position order. `dataTableId` defaults to an id derived from the organization's."""
+
+    data_table_id: uuid.UUID | None = None
+    display_name: Annotated[StrictStr, StringConstraints(max_length=500)] | None = None
+    field_types: list[CustomerFieldTypeSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _slugs_keys_and_template(self) -> CustomersSpec:
+        slugs = [f.slug for f in self.field_types]
+        _unique(slugs)
+        if sum(f.is_key for f in self.field_types) > MAX_KEY_FIELDS:
+            raise ValueError(f"a customers table has at most {MAX_KEY_FIELDS} key fields")
+        unknown = [s for s in placeholders(self.display_name or "") if s not in slugs]
+        if unknown:
+            raise ValueError(f"displayName names unknown field slugs {unknown}")
+        return self
+
+
+CustomerFieldValue = StrictStr | StrictBool | StrictInt | StrictFloat | dt.date
+
+
+class CustomerRecordSpec(Spec):
+    """A record: its `fields` by slug, and a `displayName` (default: from the template)."""
+
+    id: uuid.UUID
+    display_name: Name | None = None
+    fields: dict[Slug, CustomerFieldValue] = Field(default_factory=dict)
+
+
+def _options_fit_kind(options: list[str], info: ValidationInfo) -> list[str]:
+    kind = info.data.get("kind")  # absent when the kind itself was invalid
+    if kind == "choice" and not options:
+        raise ValueError("a field type of kind 'choice' needs at least one option")
+    if kind is not None and kind != "choice" and options:
+        raise ValueError(f"only kind 'choice' has options, not kind {kind!r}")
+    return options
 
 
 class FieldTypeSpec(Spec):
@@ -236,12 +308,7 @@ class FieldTypeSpec(Spec):
     @field_validator("options")
     @classmethod
     def _options_match_kind(cls, options: list[str], info: ValidationInfo) -> list[str]:
-        kind = info.data.get("kind")  # absent when the kind itself was invalid
-        if kind == "choice" and not options:
-            raise ValueError("a field type of kind 'choice' needs at least one option")
-        if kind is not None and kind != "choice" and options:
-            raise ValueError(f"only kind 'choice' has options, not kind {kind!r}")
-        return options
+        return _options_fit_kind(options, info)
 
 
 class TagSpec(Spec):
@@ -265,6 +332,7 @@ class OrganizationSpec(Spec):
     applications: list[ApplicationSpec] = Field(default_factory=list)
     service_categories: list[ServiceCategorySpec] = Field(default_factory=list)
     services: list[ServiceSpec] = Field(default_factory=list)
+    customers: CustomersSpec = Field(default_factory=CustomersSpec)
     customer_records: list[CustomerRecordSpec] = Field(default_factory=list)
     field_types: list[FieldTypeSpec] = Field(default_factory=list)
     tags: list[TagSpec] = Field(default_factory=list)
@@ -337,6 +405,69 @@ def duplicates(document: ConfigDocument) -> list[str]:
             claim("customer record id", record.id, f"{at}.customerRecords[{r}].id")
         for f, field_type in enumerate(org.field_types):
             claim("field type id", field_type.id, f"{at}.fieldTypes[{f}].id")
+        for c, customer_field in enumerate(org.customers.field_types):
+            claim(
+                "customer field type id",
+                customer_field.id,
+                f"{at}.customers.fieldTypes[{c}].id",
+            )
         for g, tag in enumerate(org.tags):
             claim("tag id", tag.id, f"{at}.tags[{g}].id")
+    return problems
+
+
+def customers_table(org: OrganizationSpec) -> CustomersTable:
+    """The organization's customers table as the service layer sees it."""
+    specs = org.customers.field_types
+    positions = [f.position if f.position is not None else p for p, f in enumerate(specs)]
+    field_types = [
+        CustomerFieldTypeConfig(
+            id=f.id,
+            name=f.name,
+            slug=f.slug,
+            kind=domain.CustomerFieldKind(f.kind),
+            is_key=f.is_key,
+            is_required=f.is_required,
+            position=position,
+            options=tuple(f.options),
+            color_code=f.color_code,
+        )
+        for f, position in zip(specs, positions, strict=True)
+    ]
+    return CustomersTable(
+        id=org.customers.data_table_id or uuid.uuid5(org.id, "customers"),
+        display_name_template=org.customers.display_name,
+        field_types={f.id: f for f in sorted(field_types, key=lambda f: (f.position, f.slug))},
+    )
+
+
+def record_values(
+    table: CustomersTable, region: str, record: CustomerRecordSpec, broken: list[DomainError]
+) -> dict[str, Any]:
+    """The record's values as stored, checked with the service's rules: each broken one is
+    appended to `broken` (never quoting a value). KeyError names an unknown slug."""
+    by_slug = {f.slug: f for f in table.field_types.values()}
+    changes = [
+        (by_slug[slug].id, value.isoformat() if isinstance(value, dt.date) else value)
+        for slug, value in record.fields.items()
+    ]
+    return check_fields(table, region, changes, broken)
+
+
+def customer_record_problems(document: ConfigDocument) -> list[str]:
+    """Each record's fields checked against its organization's customers table."""
+    problems: list[str] = []
+    for o, org in enumerate(document.organizations):
+        table = customers_table(org)
+        slugs = {f.slug: f for f in table.field_types.values()}
+        for r, record in enumerate(org.customer_records):
+            at = f"organizations[{o}].customerRecords[{r}].fields"
+            unknown = [slug for slug in record.fields if slug not in slugs]
+            problems += [f"{at}.{slug}: no customer field type has this slug" for slug in unknown]
+            if unknown:
+                continue
+            broken: list[DomainError] = []
+            record_values(table, org.default_phone_region, record, broken)
+            slug_of = {f"fields.{f.id}": f.slug for f in table.field_types.values()}
+            problems += [f"{at}.{slug_of.get(v.field or '', '')}: {v.detail}" for v in broken]
     return problems

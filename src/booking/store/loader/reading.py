@@ -18,7 +18,12 @@ from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
-from booking.store.loader.document import ConfigDocument, ConfigFileError, duplicates
+from booking.store.loader.document import (
+    ConfigDocument,
+    ConfigFileError,
+    customer_record_problems,
+    duplicates,
+)
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -108,7 +113,7 @@ def parse_config(text: str) -> ConfigDocument:
         raise ConfigFileError(
             *(f"{_key_path(e['loc'])}: {_describe(e)}" for e in error.errors())
         ) from None
-    problems = duplicates(document)
+    problems = duplicates(document) or customer_record_problems(document)
     if problems:
         raise ConfigFileError(*problems)
     return document
