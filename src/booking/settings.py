@@ -218,6 +218,12 @@ class Settings(BaseSettings):
     # Adds POST /bench/bare (parses a booking body, answers JSON, no database): `make bench` only.
     enable_bench_routes: bool = False
 
+    # Browsers calling from other origins (CORS): the origins allowed (`https://shop.example`;
+    # `*` for any), none by default (no CORS answers). Credentials (cookies) only when asked for:
+    # a Bearer token needs none.
+    cors_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cors_allow_credentials: bool = False
+
     # Operations. /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset: no /metrics.
     metrics_token: SecretStr | None = Field(default=None, min_length=16)
     # OpenTelemetry spans of requests and statements (needs the `tracing` extra installed).
@@ -235,6 +241,7 @@ class Settings(BaseSettings):
         "jwt_client_id_claims",
         "forwarded_allow_ips",
         "allowed_hosts",
+        "cors_allowed_origins",
         mode="before",
     )
     @classmethod
@@ -266,6 +273,11 @@ class Settings(BaseSettings):
             and not self.database_user
         ):
             raise ValueError("DATABASE_PASSWORD needs DATABASE_USER (or PGUSER) too")
+        if self.cors_allow_credentials and "*" in self.cors_allowed_origins:
+            raise ValueError(
+                "CORS_ALLOW_CREDENTIALS needs the origins named: CORS_ALLOWED_ORIGINS=* would let "
+                "any site send its visitors' credentials"
+            )
         if self.jwt_mode is JwtMode.DEV and self.jwt_dev_secret:
             _check_dev_secret(self.jwt_dev_secret, "JWT_DEV_SECRET")
         if any(alg.lower() == "none" for alg in self.algorithms):

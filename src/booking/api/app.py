@@ -15,6 +15,7 @@ import asyncpg
 import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi_offline import FastAPIOffline
+from starlette.middleware.cors import CORSMiddleware
 
 from booking import metrics
 from booking.api import openapi, problems, ratelimit, tracing
@@ -45,6 +46,27 @@ Errors are `application/problem+json` with a stable `code`.
 
 
 PURGE_INTERVAL_S = 600.0
+
+# CORS: what a browser may send from an allowed origin, and which answer headers its script
+# may read (beyond the CORS-safelisted ones). A preflight is cached this long.
+CORS_METHODS = ["GET", "POST", "PATCH", "DELETE"]
+CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "If-None-Match",
+    "X-Request-Id",
+]
+CORS_EXPOSED_HEADERS = [
+    "Location",
+    "Idempotent-Replayed",
+    "Retry-After",
+    "ETag",
+    "RateLimit",
+    "RateLimit-Policy",
+    "X-Request-Id",
+]
+CORS_MAX_AGE_S = 600
 
 log = logging.getLogger("booking.api")
 
@@ -157,6 +179,19 @@ def create_app(
         allowed_hosts=settings.allowed_hosts,
         access_log_enabled=access_log,
     )
+    if settings.cors_allowed_origins:
+        # Outside the request context: a preflight is answered here, before the rate limits
+        # and the routes (which have no OPTIONS), and every answer of the context middleware
+        # (413, 429) carries the CORS fields a browser needs to let the script read it.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allowed_origins,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=CORS_MAX_AGE_S,
+        )
     # Added last, so the outermost: it sees every answer, those of other middleware too.
     token = settings.metrics_token
     app.add_middleware(MetricsMiddleware, token=token.get_secret_value() if token else None)
