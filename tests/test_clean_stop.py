@@ -1,0 +1,46 @@
+"""`make run` (`booking-api serve` on its embedded PostgreSQL) stops cleanly whichever way it
+is asked: SIGTERM (a process manager, `kill`) like SIGINT (Ctrl-C) stops the server and then the
+embedded database, and exits 0."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from booking.store.embedded import data_folder
+from tests.serving import serve
+
+
+def postgres_processes_of(pgdata: Path) -> list[int]:
+    """The pids of the PostgreSQL processes serving `pgdata` (the postmaster names its data
+    folder on its command line; its children die with it)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile
+        if any(b"postgres" in part for part in command[:1]) and str(pgdata).encode() in command:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_stops_its_embedded_postgres_and_exits_0_on(
+    stop: signal.Signals, tmp_path: Path
+) -> None:
+    pgdata = data_folder(tmp_path)
+    # An empty DATABASE_URL: no database configured, so `serve` starts the embedded one.
+    with serve("", tmp_path) as server:
+        assert postgres_processes_of(pgdata), "the embedded PostgreSQL is not running"
+        server.process.send_signal(stop)
+        assert server.process.wait(timeout=30) == 0
+    deadline = time.monotonic() + 10
+    while postgres_processes_of(pgdata) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert postgres_processes_of(pgdata) == [], "the embedded PostgreSQL outlived the server"
