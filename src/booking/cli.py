@@ -199,6 +199,8 @@ def _print_welcome(settings: Settings, summary: object) -> None:
         token = mint_dev_token(settings, manager[1], list(manager[3]), ttl_s=12 * 3600)
         print(f"\nA dev token for {manager[1]} (12 h):\n  export TOKEN={token}")
         print(f'  curl -H "Authorization: Bearer $TOKEN" {base}/{manager[0]}/services\n')
+    if manager and settings.demo_page:
+        print(f"The reference booking page: {base}/demo/?applicationId={manager[0]}\n")
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -223,6 +223,9 @@ class Settings(BaseSettings):
     # a Bearer token needs none.
     cors_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     cors_allow_credentials: bool = False
+    # `booking-api serve` serves the reference booking page at /demo/ and a dev-token endpoint
+    # for it (dev mode only: `make run` turns it on).
+    demo_page: bool = False
 
     # Operations. /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset: no /metrics.
     metrics_token: SecretStr | None = Field(default=None, min_length=16)
@@ -278,6 +281,8 @@ class Settings(BaseSettings):
                 "CORS_ALLOW_CREDENTIALS needs the origins named: CORS_ALLOWED_ORIGINS=* would let "
                 "any site send its visitors' credentials"
             )
+        if self.demo_page and self.jwt_mode is not JwtMode.DEV:
+            raise ValueError("DEMO_PAGE mints tokens for any visitor: dev mode (JWT_MODE=dev) only")
         if self.jwt_mode is JwtMode.DEV and self.jwt_dev_secret:
             _check_dev_secret(self.jwt_dev_secret, "JWT_DEV_SECRET")
         if any(alg.lower() == "none" for alg in self.algorithms):

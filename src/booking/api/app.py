@@ -25,7 +25,7 @@ from booking.api.metrics import MetricsMiddleware
 from booking.api.middleware import RequestContextMiddleware, configure_logging
 from booking.api.problems import Unavailable
 from booking.api.ratelimit import RateLimits
-from booking.api.routes import appointments, calendars, customers, discovery
+from booking.api.routes import appointments, calendars, customers, demo, discovery
 from booking.api.schemas import BookAppointmentRequest
 from booking.service.catalog import ConfigCache
 from booking.service.wallclock import Clock, system_clock
@@ -225,6 +225,8 @@ def create_app(
     app.include_router(calendars.router)
     app.include_router(customers.router)
     app.include_router(discovery.router)
+    if settings.demo_page:
+        demo.install(app)
     app.openapi = lambda: openapi.openapi_schema(app)  # type: ignore[method-assign]
     return app
 
