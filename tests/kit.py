@@ -1,4 +1,5 @@
-"""The test kit: what many test files share to talk to the API (book, cancel, read a problem),
+"""The test kit: what many test files share to talk to the API (book, hold, cancel, list
+vacancies, read a problem),
 and the store double through which fault tests break the database on purpose."""
 
 from __future__ import annotations
@@ -28,6 +29,29 @@ async def book(
     return await client.post(
         world.appointments_path(on_date), json=world.body(start, **body), headers=auth
     )
+
+
+async def hold(
+    client: httpx.AsyncClient, world: World, auth: dict[str, str], start: int = 570, **body: Any
+) -> httpx.Response:
+    """POST a slot hold of `start` (tomorrow unless `on_date=` says otherwise)."""
+    on_date = body.pop("on_date", TOMORROW)
+    return await client.post(
+        world.reservations_path(on_date), json=world.body(start, **body), headers=auth
+    )
+
+
+async def vacancies(
+    client: httpx.AsyncClient, world: World, auth: dict[str, str], on_date: date = TOMORROW
+) -> list[int]:
+    response = await client.get(
+        world.calendar_path(on_date) + "/vacancies",
+        params={"serviceTypeId": str(world.service_type_id)},
+        headers=auth,
+    )
+    assert response.status_code == 200, response.text
+    slots: list[int] = response.json()["slots"]
+    return slots
 
 
 async def cancel(

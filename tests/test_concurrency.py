@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.service.availability import Interval, peak_overlap
 from booking.settings import Settings
-from booking.store.models import Appointment
+from booking.store.models import Appointment, SlotHold
 from tests import builders
 from tests.builders import World
 from tests.conftest import bearer
@@ -157,3 +157,55 @@ async def test_concurrent_bookings_of_different_calendars_all_succeed_with_gaple
     assert [r.status_code for r in responses] == [201] * 16
     tickets = sorted(r.json()["ticket"]["number"] for r in responses)
     assert tickets == list(range(1, 17))
+
+
+async def test_twenty_bookings_with_one_hold_token_give_one_201(
+    live_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    # Capacity 2: the slot has room for a second booking, so only the token's single use
+    # refuses the other nineteen.
+    world = await make_world(engine, capacity=2)
+    headers = bearer(settings, world.client_id)
+    held = await http.post(
+        live_servers[0] + world.reservations_path(DAY), json=world.body(600), headers=headers
+    )
+    assert held.status_code == 201, held.text
+    body = world.body(600, reservationToken=held.json()["reservationToken"])
+
+    responses = await fire(http, live_servers, world, headers, [body] * 20)
+
+    assert Counter(r.status_code for r in responses) == {201: 1, 409: 19}
+    assert all(r.json()["code"] == "reservation_expired" for r in responses if r.status_code == 409)
+    assert len(await stored(engine, world)) == 1
+
+
+async def test_holds_and_bookings_of_one_slot_in_parallel_never_exceed_capacity(
+    live_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    world = await make_world(engine, capacity=2)
+    headers = bearer(settings, world.client_id)
+    gate = asyncio.Event()
+
+    async def one(i: int) -> httpx.Response:
+        await gate.wait()
+        path = world.reservations_path(DAY) if i % 2 else world.appointments_path(DAY)
+        return await http.post(
+            live_servers[i % 2] + path, json=world.body(600 + 10 * (i % 3)), headers=headers
+        )
+
+    tasks = [asyncio.create_task(one(i)) for i in range(24)]
+    await asyncio.sleep(0.05)
+    gate.set()
+    responses = await asyncio.gather(*tasks)
+
+    assert {r.status_code for r in responses} <= {201, 409}
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(SlotHold.start_minute, SlotHold.duration_minutes).where(
+                SlotHold.service_id == world.service_id
+            )
+        )
+        held = [(start, duration, 0) for start, duration in rows]
+    booked = await stored(engine, world)
+    assert len(held) + len(booked) == sum(r.status_code == 201 for r in responses)
+    assert_within_capacity(booked + held, 2)

@@ -48,6 +48,7 @@ def catalog(
     channels: tuple[Channel, ...] = (Channel.FACE_TO_FACE,),
     closed: tuple[date, ...] = (),
     required_field: bool = False,
+    initial_case_status: AppointmentStatus = AppointmentStatus.WAITING,
 ) -> Catalog:
     """One service with one 30-minute type and one 10-minute-grid unit, open 08-12 and 13-17."""
     unit = CalendarUnitConfig(
@@ -66,6 +67,9 @@ def catalog(
         requires_email=requires_email,
         ticket_prefix="A",
         booking_window_days=window,
+        initial_case_status=initial_case_status,
+        check_in_minutes_before=60,
+        check_in_minutes_after=15,
         types={TYPE_ID: ServiceTypeConfig(TYPE_ID, "Visit", 30, channels)},
         units={0: unit},
     )
@@ -227,7 +231,7 @@ def test_a_valid_booking_is_checked_with_normalized_contact_details() -> None:
     assert checked.phone == "+12025550143"
     assert checked.email == "Ada@example.com"
     assert checked.language == "en"
-    assert checked.starts_at == datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
+    assert checked.slot.starts_at == datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -252,9 +256,9 @@ def test_the_booking_window_is_one_rule(
 
 def test_a_taken_slot_is_a_conflict_with_the_nearest_vacancies() -> None:
     checked = rules.check_booking(catalog(), command(), NOW)
-    rules.check_vacant(checked, [Interval(600, 630)], NOW)  # no overlap: vacant
+    rules.check_vacant(checked.slot, [Interval(600, 630)], NOW)  # no overlap: vacant
     with pytest.raises(Conflict) as taken:
-        rules.check_vacant(checked, [Interval(570, 600)], NOW)
+        rules.check_vacant(checked.slot, [Interval(570, 600)], NOW)
     assert taken.value.code == "slot_not_vacant"
     assert taken.value.extra == {"nearestVacancies": [540, 600, 530]}
 
@@ -266,7 +270,9 @@ def test_the_new_row_gives_every_inserted_column() -> None:
     assert row["status"] is AppointmentStatus.PLANNED
 
 
-def record(status: AppointmentStatus, starts_at: datetime) -> AppointmentRecord:
+def record(
+    status: AppointmentStatus, starts_at: datetime, prevent_self_check_in: bool = False
+) -> AppointmentRecord:
     return AppointmentRecord(
         case_id=uuid.uuid4(),
         service_id=SERVICE_ID,
@@ -291,9 +297,14 @@ def record(status: AppointmentStatus, starts_at: datetime) -> AppointmentRecord:
         language="en",
         contact_phone=None,
         contact_email=None,
-        prevent_self_check_in=False,
+        prevent_self_check_in=prevent_self_check_in,
         fields={},
         tag_ids=[],
+        reservation_token=None,
+        reservation_expires_at=None,
+        rescheduled_from_date=None,
+        rescheduled_from_cu_index=None,
+        rescheduled_from_start=None,
     )
 
 
@@ -305,7 +316,8 @@ LATER = NOW + timedelta(hours=1)
     [
         (AppointmentStatus.PLANNED, LATER, True),
         (AppointmentStatus.CANCELLED, LATER, False),
-        (AppointmentStatus.CHECKED_IN, LATER, "appointment_checked_in"),
+        (AppointmentStatus.WAITING, LATER, "appointment_checked_in"),
+        (AppointmentStatus.PENDING, LATER, "appointment_checked_in"),
         (AppointmentStatus.COMPLETED, LATER, "appointment_closed"),
         (AppointmentStatus.NO_SHOW, LATER, "appointment_closed"),
         (AppointmentStatus.PLANNED, NOW, "appointment_in_past"),

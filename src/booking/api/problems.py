@@ -71,8 +71,9 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing, malformed, expired or badly signed token.",
         403: "The application is disabled or the token lacks the role.",
         404: "Unknown application, service, calendar unit, service type, customer record, "
-        "field type, tag or appointment.",
-        409: "The slot is not vacant; `nearestVacancies` lists up to three vacant starts.",
+        "field type, tag, appointment or reservation.",
+        409: "The slot is not vacant, or the reservation has ended or holds another place; "
+        "`nearestVacancies` lists up to three vacant starts.",
         415: "The body is not JSON.",
         413: "The body is larger than MAX_BODY_BYTES.",
         422: "Invalid input, or a booking rule broken.",

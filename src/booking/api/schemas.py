@@ -23,11 +23,12 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from booking.domain import AppointmentStatus, Channel, FieldKind
+from booking.domain import AppointmentStatus, Channel, CheckInMode, FieldKind
 from booking.service.calendars import CalendarOnDate
 from booking.service.catalog import ServiceConfig
 from booking.service.wallclock import local_datetime
 from booking.store.appointments import AppointmentRecord
+from booking.store.holds import HoldRecord
 
 Minute = Annotated[StrictInt, Field(ge=0, le=1439, description="Minutes after local midnight.")]
 
@@ -64,6 +65,18 @@ PathDate = Annotated[
 ]
 
 FieldValue = StrictStr | StrictBool | StrictInt | StrictFloat
+ReservationToken = Annotated[
+    StrictStr,
+    Field(
+        min_length=1,
+        max_length=64,
+        description="A reservation token from Hold a Slot: the booking takes the held place.",
+    ),
+]
+HoldSeconds = Annotated[
+    StrictInt,
+    Field(ge=1, le=86_400, description="How long to hold; at most the application's maximum."),
+]
 
 
 class BookAppointmentRequest(ApiModel):
@@ -102,6 +115,7 @@ class BookAppointmentRequest(ApiModel):
     prevent_self_check_in: StrictBool = False
     fields: Annotated[dict[uuid.UUID, FieldValue], Field(max_length=100)] | None = None
     tag_ids: Annotated[list[uuid.UUID], Field(max_length=100)] | None = None
+    reservation_token: ReservationToken | None = None
 
     @model_validator(mode="after")
     def _one_customer_record_id(self) -> Self:
@@ -141,6 +155,12 @@ class AppointmentTime(ApiModel):
     reservation_expiry_date: str | None = None
 
 
+class RescheduledFrom(ApiModel):
+    date: str = Field(examples=["2026-12-01T00:00:00"], description="Local midnight of the date.")
+    cu_index: int
+    start: int
+
+
 class Ticket(ApiModel):
     prefix: str
     suffix: str | None = None
@@ -174,6 +194,9 @@ class AppointmentOut(ApiModel):
     prevent_self_check_in: bool
     fields: dict[str, Any]
     tag_ids: list[uuid.UUID]
+    rescheduled_from: RescheduledFrom | None = Field(
+        default=None, description="Where the last reschedule moved it from; null if never moved."
+    )
 
     @classmethod
     def from_record(cls, r: AppointmentRecord) -> AppointmentOut:
@@ -190,6 +213,10 @@ class AppointmentOut(ApiModel):
                 time_local=_iso_local(local_datetime(r.on_date, r.start_minute)),
                 time_utc=_iso_utc(r.starts_at),
                 time_zone_id=r.time_zone,
+                reservation_token=r.reservation_token,
+                reservation_expiry_date=_iso_utc(r.reservation_expires_at)
+                if r.reservation_expires_at
+                else None,
             ),
             ticket=Ticket.model_construct(prefix=r.ticket_prefix, number=r.ticket_number),
             service_type_id=r.service_type_id,
@@ -212,7 +239,94 @@ class AppointmentOut(ApiModel):
             prevent_self_check_in=r.prevent_self_check_in,
             fields=r.fields,
             tag_ids=r.tag_ids,
+            rescheduled_from=_rescheduled_from(r),
         )
+
+
+def _rescheduled_from(r: AppointmentRecord) -> RescheduledFrom | None:
+    if (
+        r.rescheduled_from_date is None
+        or r.rescheduled_from_cu_index is None
+        or r.rescheduled_from_start is None
+    ):
+        return None
+    return RescheduledFrom.model_construct(
+        date=_iso_local(local_datetime(r.rescheduled_from_date, 0)),
+        cu_index=r.rescheduled_from_cu_index,
+        start=r.rescheduled_from_start,
+    )
+
+
+class HoldSlotRequest(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "serviceTypeId": "6f1c2a4e-0000-4000-8000-000000000301",
+                    "startTime": 570,
+                    "channel": "FaceToFace",
+                    "holdSeconds": 300,
+                }
+            ]
+        }
+    )
+
+    service_type_id: uuid.UUID
+    start_time: Minute
+    channel: Channel
+    hold_seconds: HoldSeconds | None = None
+
+
+class ExtendHoldRequest(ApiModel):
+    hold_seconds: HoldSeconds | None = Field(
+        default=None,
+        description="Hold this long from now; absent: as long as the application's maximum "
+        "(counted from the hold's creation) allows.",
+    )
+
+
+class HoldOut(ApiModel):
+    """A slot hold: its token and expiry, and the place it keeps."""
+
+    reservation_token: str
+    reservation_expiry_date: str = Field(examples=["2026-12-01T07:05:00Z"])
+    service_id: uuid.UUID
+    date: str = Field(examples=["2026-12-01T00:00:00"], description="Local midnight of the date.")
+    cu_index: int
+    start: int
+    duration: int
+    service_type_id: uuid.UUID
+    channel: Channel
+
+    @classmethod
+    def from_record(cls, h: HoldRecord) -> HoldOut:
+        return cls.model_construct(
+            reservation_token=h.token,
+            reservation_expiry_date=_iso_utc(h.expires_at),
+            service_id=h.service_id,
+            date=_iso_local(local_datetime(h.on_date, 0)),
+            cu_index=h.cu_index,
+            start=h.start_minute,
+            duration=h.duration_minutes,
+            service_type_id=h.service_type_id,
+            channel=h.channel,
+        )
+
+
+class RescheduleRequest(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"date": "2026-12-02", "cuIndex": 0, "startTime": 600}]}
+    )
+
+    date: PathDate
+    cu_index: Annotated[StrictInt, Field(ge=0, le=1_000_000)]
+    start_time: Minute
+    reservation_token: ReservationToken | None = None
+    bypass_timeslot_check: StrictBool = False
+
+
+class CheckInRequest(ApiModel):
+    mode: CheckInMode
 
 
 class FieldError(BaseModel):

@@ -35,13 +35,14 @@ async def vacancies(
     now: datetime,
 ) -> Vacancies:
     """Vacant starts that a booking made now would get: the booking rule's own model, minus
-    past, non-existent (DST gap) and out-of-window times. Closed dates give no slots."""
+    past, non-existent (DST gap) and out-of-window times. Closed dates give no slots; a live
+    hold occupies its place like an appointment."""
     service, unit = rules.find_calendar(catalog, day)
     service_type = rules.find_service_type(service, service_type_id)
     if rules.date_refusal(service, day.on_date, local_today(now, unit.zone)) is not None:
         return Vacancies(service_type, [])
     async with db.read() as conn:
-        rows = await store.booked_intervals(conn, day)
+        rows = await store.booked_intervals(conn, day, now)
     slots = rules.future_vacant_starts(
         unit, day.on_date, rules.intervals_of(rows), service_type.duration_minutes, now
     )
@@ -79,13 +80,16 @@ async def calendars_on_date(
     on_date: date,
     now: datetime,
 ) -> list[CalendarOnDate]:
-    """Every calendar unit of the service on that date, with stats: one query for all units."""
+    """Every calendar unit of the service on that date, with stats: one query for all units.
+    Live holds occupy minutes (and can make a calendar fully booked) but are no appointments."""
     service = rules.find_service(catalog, service_id)
     async with db.read() as conn:
-        rows = await store.booked_intervals_of_service(conn, service_id, on_date)
+        rows = await store.booked_intervals_of_service(conn, service_id, on_date, now)
     booked: dict[int, list[Interval]] = defaultdict(list)
-    for cu_index, start, duration in rows:
+    appointment_counts: dict[int, int] = defaultdict(int)
+    for cu_index, start, duration, held in rows:
         booked[cu_index].append(Interval(start, start + duration))
+        appointment_counts[cu_index] += not held
 
     durations = sorted({t.duration_minutes for t in service.types.values()})
     result = []
@@ -114,7 +118,7 @@ async def calendars_on_date(
                 is_past_date=on_date < today,
                 is_in_booking_window=rules.date_refusal(service, on_date, today) is None,
                 stats=CalendarStats(
-                    appointment_count=len(intervals),
+                    appointment_count=appointment_counts[cu_index],
                     capacity_minutes=capacity_minutes,
                     minutes_booked=minutes_booked,
                     booking_rate=round(minutes_booked / capacity_minutes, 4)

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from asyncpg import Record
 
-from booking.domain import Channel, FieldKind
+from booking.domain import AppointmentStatus, Channel, FieldKind
 from booking.service.availability import Interval, WorkingDay, merge_intervals
 from booking.store import configuration
 from booking.store.db import Database
@@ -36,6 +36,8 @@ class ApplicationConfig:
     name: str
     enabled: bool
     roles: frozenset[str]
+    hold_default_seconds: int  # a slot hold's length when the request names none
+    hold_max_seconds: int  # the longest a hold may last, its extension included
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,9 @@ class ServiceConfig:
     requires_email: bool
     ticket_prefix: str
     booking_window_days: int | None
+    initial_case_status: AppointmentStatus  # where a check-in moves a case: Waiting or Pending
+    check_in_minutes_before: int  # check-in opens this long before the start ...
+    check_in_minutes_after: int  # ... and closes this long after it
     types: dict[uuid.UUID, ServiceTypeConfig]
     units: dict[int, CalendarUnitConfig]
 
@@ -104,6 +109,8 @@ def _application_config(row: Record) -> ApplicationConfig:
         name=row["name"],
         enabled=row["enabled"],
         roles=frozenset(row["roles"]),
+        hold_default_seconds=row["hold_default_seconds"],
+        hold_max_seconds=row["hold_max_seconds"],
     )
 
 
@@ -163,6 +170,9 @@ async def load_catalog(conn: asyncpg.Connection, organization_id: uuid.UUID) -> 
             requires_email=s["requires_email"],
             ticket_prefix=s["ticket_prefix"],
             booking_window_days=s["booking_window_days"],
+            initial_case_status=AppointmentStatus(s["initial_case_status"]),
+            check_in_minutes_before=s["check_in_minutes_before"],
+            check_in_minutes_after=s["check_in_minutes_after"],
             types=dict(types[s["id"]]),
             units=dict(units[s["id"]]),
         )

@@ -9,16 +9,24 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from booking.domain import AppointmentStatus, CalendarDay, FieldKind
+from booking.domain import (
+    CHECKED_IN_STATUSES,
+    AppointmentStatus,
+    CalendarDay,
+    Channel,
+    CheckInMode,
+    FieldKind,
+)
 from booking.service import availability
 from booking.service.availability import Interval, Verdict
 from booking.service.catalog import (
+    ApplicationConfig,
     CalendarUnitConfig,
     Catalog,
     FieldTypeConfig,
@@ -26,9 +34,10 @@ from booking.service.catalog import (
     ServiceTypeConfig,
 )
 from booking.service.commands import BookAppointment
-from booking.service.errors import Conflict, NotFound, RuleViolation
+from booking.service.errors import Conflict, Forbidden, NotFound, RuleViolation
 from booking.service.wallclock import instant_of, local_today
 from booking.store.appointments import AppointmentRecord
+from booking.store.holds import HoldRecord
 
 MAX_TEXT_FIELD_LENGTH = 2000
 
@@ -226,15 +235,92 @@ def future_vacant_starts(
 
 
 @dataclass(frozen=True, slots=True)
-class CheckedBooking:
-    """A booking request that passed every rule that does not depend on other bookings."""
+class CheckedSlot:
+    """A start on a calendar-day that passed every rule that needs neither customer data nor
+    the other bookings: what a hold, a booking and a reschedule all check."""
 
-    command: BookAppointment
+    day: CalendarDay
+    start_minute: int
+    bypass_timeslot_check: bool
     service: ServiceConfig
     unit: CalendarUnitConfig
     service_type: ServiceTypeConfig
     working_day: availability.WorkingDay
     starts_at: datetime
+
+
+def offered_type(
+    catalog: Catalog, day: CalendarDay, service_type_id: uuid.UUID, channel: Channel
+) -> tuple[ServiceConfig, CalendarUnitConfig, ServiceTypeConfig]:
+    """The calendar and the service type, which must offer `channel`."""
+    service, unit = find_calendar(catalog, day)
+    service_type = find_service_type(service, service_type_id)
+    if channel not in service_type.channels:
+        raise RuleViolation(
+            f"Service type '{service_type.name}' does not support channel '{channel}'; "
+            f"it supports {', '.join(service_type.channels)}.",
+            code="channel_not_supported",
+            field="channel",
+        )
+    return service, unit, service_type
+
+
+def timed_slot(
+    service: ServiceConfig,
+    unit: CalendarUnitConfig,
+    service_type: ServiceTypeConfig,
+    day: CalendarDay,
+    start_minute: int,
+    bypass_timeslot_check: bool,
+    now: datetime,
+) -> CheckedSlot:
+    """The rules of time that do not depend on other bookings: the booking window, a start
+    that exists and has not passed, the hours, the grid."""
+    on_date = day.on_date
+    refusal = date_refusal(service, on_date, local_today(now, unit.zone))
+    if refusal is not None:
+        raise refusal
+    starts_at = bookable_instant(unit, on_date, start_minute, now)
+    working_day = unit.day(on_date)
+    duration = service_type.duration_minutes
+    verdict = availability.check_start(
+        working_day, [], start_minute, duration, bypass_timeslot_check=bypass_timeslot_check
+    )
+    if verdict is Verdict.CLOSED:
+        raise RuleViolation(
+            "The calendar is closed on this date.", code="closed_date", field="date"
+        )
+    if verdict is Verdict.OUTSIDE_WORKING_HOURS:
+        raise RuleViolation(
+            f"An appointment of {duration} minutes at {start_minute} does not fit inside "
+            "the working hours of this date.",
+            code="outside_working_hours",
+            field="startTime",
+        )
+    if verdict is Verdict.OFF_GRID:
+        raise RuleViolation(
+            f"{start_minute} is not on the {working_day.slot_minutes}-minute slot grid.",
+            code="start_not_on_grid",
+            field="startTime",
+        )
+    return CheckedSlot(
+        day=day,
+        start_minute=start_minute,
+        bypass_timeslot_check=bypass_timeslot_check,
+        service=service,
+        unit=unit,
+        service_type=service_type,
+        working_day=working_day,
+        starts_at=starts_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedBooking:
+    """A booking request that passed every rule that does not depend on other bookings."""
+
+    command: BookAppointment
+    slot: CheckedSlot
     language: str
     phone: str | None
     email: str | None
@@ -245,16 +331,9 @@ class CheckedBooking:
 def check_booking(catalog: Catalog, command: BookAppointment, now: datetime) -> CheckedBooking:
     """Every rule that needs no database: run before a connection is taken, so that the
     transaction (and the calendar's lock) lasts only as long as the database work."""
-    service, unit = find_calendar(catalog, command.day)
-    service_type = find_service_type(service, command.service_type_id)
-
-    if command.channel not in service_type.channels:
-        raise RuleViolation(
-            f"Service type '{service_type.name}' does not support channel '{command.channel}'; "
-            f"it supports {', '.join(service_type.channels)}.",
-            code="channel_not_supported",
-            field="channel",
-        )
+    service, unit, service_type = offered_type(
+        catalog, command.day, command.service_type_id, command.channel
+    )
     language = resolve_language(catalog, command.language)
 
     if service.requires_customer and command.customer_record_id is None:
@@ -280,47 +359,19 @@ def check_booking(catalog: Catalog, command: BookAppointment, now: datetime) -> 
     fields = check_fields(catalog, command.fields)
     tag_ids = check_tags(catalog, command.tag_ids)
 
-    on_date = command.day.on_date
-    refusal = date_refusal(service, on_date, local_today(now, unit.zone))
-    if refusal is not None:
-        raise refusal
-    starts_at = bookable_instant(unit, on_date, command.start_minute, now)
-    day = unit.day(on_date)
-    duration = service_type.duration_minutes
-
     # Hours and the grid do not depend on other bookings: refuse early, before taking the lock.
-    verdict = availability.check_start(
-        day,
-        [],
+    slot = timed_slot(
+        service,
+        unit,
+        service_type,
+        command.day,
         command.start_minute,
-        duration,
-        bypass_timeslot_check=command.bypass_timeslot_check,
+        command.bypass_timeslot_check,
+        now,
     )
-    if verdict is Verdict.CLOSED:
-        raise RuleViolation(
-            "The calendar is closed on this date.", code="closed_date", field="date"
-        )
-    if verdict is Verdict.OUTSIDE_WORKING_HOURS:
-        raise RuleViolation(
-            f"An appointment of {duration} minutes at {command.start_minute} does not fit inside "
-            "the working hours of this date.",
-            code="outside_working_hours",
-            field="startTime",
-        )
-    if verdict is Verdict.OFF_GRID:
-        raise RuleViolation(
-            f"{command.start_minute} is not on the {day.slot_minutes}-minute slot grid.",
-            code="start_not_on_grid",
-            field="startTime",
-        )
-
     return CheckedBooking(
         command=command,
-        service=service,
-        unit=unit,
-        service_type=service_type,
-        working_day=day,
-        starts_at=starts_at,
+        slot=slot,
         language=language,
         phone=phone,
         email=email,
@@ -334,25 +385,31 @@ def intervals_of(rows: list[Any]) -> list[Interval]:
     return [Interval(start, start + duration) for start, duration in rows]
 
 
-def check_vacant(checked: CheckedBooking, booked: list[Interval], now: datetime) -> None:
-    """The rule that depends on other bookings, judged on the intervals read holding the
-    calendar-day's lock: 409 with the nearest vacant starts when the slot is taken."""
-    command = checked.command
-    duration = checked.service_type.duration_minutes
+def nearest_vacancies(slot: CheckedSlot, booked: list[Interval], now: datetime) -> list[int]:
+    """Up to three starts near the requested one that a booking made now would get."""
+    vacant = future_vacant_starts(
+        slot.unit, slot.day.on_date, booked, slot.service_type.duration_minutes, now
+    )
+    return availability.nearest(vacant, slot.start_minute)
+
+
+def check_vacant(slot: CheckedSlot, booked: list[Interval], now: datetime) -> None:
+    """The rule that depends on other bookings (and live holds), judged on the intervals read
+    holding the calendar-day's lock: 409 with the nearest vacant starts when the slot is
+    taken."""
     verdict = availability.check_start(
-        checked.working_day,
+        slot.working_day,
         booked,
-        command.start_minute,
-        duration,
-        bypass_timeslot_check=command.bypass_timeslot_check,
+        slot.start_minute,
+        slot.service_type.duration_minutes,
+        bypass_timeslot_check=slot.bypass_timeslot_check,
     )
     if verdict is Verdict.FULL:
-        vacant = future_vacant_starts(checked.unit, command.day.on_date, booked, duration, now)
         raise Conflict(
             "The slot is not vacant.",
             code="slot_not_vacant",
             field="startTime",
-            extra={"nearestVacancies": availability.nearest(vacant, command.start_minute)},
+            extra={"nearestVacancies": nearest_vacancies(slot, booked, now)},
         )
 
 
@@ -362,9 +419,12 @@ def new_appointment(
     application_id: uuid.UUID,
     case_id: uuid.UUID,
     now: datetime,
+    hold: HoldRecord | None = None,
 ) -> dict[str, Any]:
-    """The row of a new appointment, by column (see `store.appointments.INSERTED_COLUMNS`)."""
-    command, service, unit = checked.command, checked.service, checked.unit
+    """The row of a new appointment, by column (see `store.appointments.INSERTED_COLUMNS`),
+    taking the place of `hold` when it consumed one."""
+    command, slot = checked.command, checked.slot
+    service, unit = slot.service, slot.unit
     return {
         "id": case_id,
         "organization_id": organization_id,
@@ -372,10 +432,10 @@ def new_appointment(
         "cu_index": unit.cu_index,
         "on_date": command.day.on_date,
         "start_minute": command.start_minute,
-        "duration_minutes": checked.service_type.duration_minutes,
-        "starts_at": checked.starts_at,
+        "duration_minutes": slot.service_type.duration_minutes,
+        "starts_at": slot.starts_at,
         "time_zone": unit.zone.key,
-        "service_type_id": checked.service_type.id,
+        "service_type_id": slot.service_type.id,
         "status": AppointmentStatus.PLANNED,
         "status_date": now,
         "ticket_prefix": service.ticket_prefix,
@@ -390,6 +450,11 @@ def new_appointment(
         "bypassed_timeslot_check": command.bypass_timeslot_check,
         "created_by_application_id": application_id,
         "created_at": now,
+        "reservation_token": None if hold is None else hold.token,
+        "reservation_expires_at": None if hold is None else hold.expires_at,
+        "rescheduled_from_date": None,
+        "rescheduled_from_cu_index": None,
+        "rescheduled_from_start": None,
     }
 
 
@@ -398,7 +463,7 @@ def needs_cancelling(record: AppointmentRecord, now: datetime) -> bool:
     answers the same); a checked-in, closed or started appointment cannot be."""
     if record.status is AppointmentStatus.CANCELLED:
         return False
-    if record.status is AppointmentStatus.CHECKED_IN:
+    if record.status in CHECKED_IN_STATUSES:
         raise RuleViolation(
             "A checked-in appointment cannot be cancelled.", code="appointment_checked_in"
         )
@@ -412,3 +477,139 @@ def needs_cancelling(record: AppointmentRecord, now: datetime) -> bool:
             "An appointment that has started cannot be cancelled.", code="appointment_in_past"
         )
     return True
+
+
+# --- slot holds ---------------------------------------------------------------------------------
+
+
+def hold_length(application: ApplicationConfig, hold_seconds: int | None) -> timedelta:
+    """How long a new hold lasts: the request's length or the application's default, at most
+    the application's maximum."""
+    seconds = application.hold_default_seconds if hold_seconds is None else hold_seconds
+    if seconds > application.hold_max_seconds:
+        raise RuleViolation(
+            f"A hold lasts at most {application.hold_max_seconds} seconds.",
+            code="hold_too_long",
+            field="holdSeconds",
+        )
+    return timedelta(seconds=seconds)
+
+
+def extended_expiry(
+    hold: HoldRecord, application: ApplicationConfig, hold_seconds: int | None, now: datetime
+) -> datetime:
+    """The expiry of a hold's one extension: `hold_seconds` from now, or as late as the
+    application's maximum allows (counted from the hold's creation); never earlier than it
+    was."""
+    if not hold.is_live(now):
+        raise Conflict(
+            "The reservation has expired, was released or was used by a booking.",
+            code="reservation_expired",
+            field="reservationToken",
+        )
+    if hold.extended:
+        raise Conflict(
+            "A reservation can be extended once.",
+            code="reservation_already_extended",
+            field="reservationToken",
+        )
+    latest = hold.created_at + timedelta(seconds=application.hold_max_seconds)
+    expiry = latest if hold_seconds is None else now + timedelta(seconds=hold_seconds)
+    if expiry > latest:
+        raise RuleViolation(
+            f"A hold lasts at most {application.hold_max_seconds} seconds in all; it can be "
+            f"extended until {latest.isoformat()}.",
+            code="hold_too_long",
+            field="holdSeconds",
+        )
+    return max(expiry, hold.expires_at)
+
+
+def check_hold_matches(hold: HoldRecord, slot: CheckedSlot) -> None:
+    """A booking takes the place its hold keeps: the same calendar, start and service type."""
+    held = (hold.service_id, hold.cu_index, hold.on_date, hold.start_minute, hold.service_type_id)
+    asked = (
+        slot.day.service_id,
+        slot.day.cu_index,
+        slot.day.on_date,
+        slot.start_minute,
+        slot.service_type.id,
+    )
+    if held != asked:
+        raise Conflict(
+            "The reservation holds another calendar, start time or service type.",
+            code="reservation_mismatch",
+            field="reservationToken",
+        )
+
+
+def hold_gone(slot: CheckedSlot, booked: list[Interval], now: datetime) -> Conflict:
+    """The refusal of a booking whose hold is no longer live."""
+    return Conflict(
+        "The reservation has expired, was released or was used by a booking.",
+        code="reservation_expired",
+        field="reservationToken",
+        extra={"nearestVacancies": nearest_vacancies(slot, booked, now)},
+    )
+
+
+def unknown_hold() -> NotFound:
+    """A token this application never got (another application's holds are unknown to it)."""
+    return NotFound("No such reservation.", code="reservation_not_found", field="reservationToken")
+
+
+# --- check-in and reschedule -------------------------------------------------------------------
+
+
+def check_in_status(
+    record: AppointmentRecord, service: ServiceConfig, mode: CheckInMode, now: datetime
+) -> AppointmentStatus | None:
+    """The status a check-in gives `record` now (the service's initial case status), or None
+    when it is checked in already: a repeat answers the same, never checks out."""
+    if mode is CheckInMode.KIOSK and record.prevent_self_check_in:
+        raise Forbidden(
+            "This appointment does not allow self check-in; an agent can check it in.",
+            code="self_check_in_not_allowed",
+            field="mode",
+        )
+    if record.status in CHECKED_IN_STATUSES:
+        return None
+    if record.status is AppointmentStatus.CANCELLED:
+        raise RuleViolation(
+            "A cancelled appointment cannot be checked in.", code="appointment_cancelled"
+        )
+    if record.status is not AppointmentStatus.PLANNED:
+        raise RuleViolation(
+            f"An appointment with status {record.status} cannot be checked in.",
+            code="appointment_closed",
+        )
+    opens = record.starts_at - timedelta(minutes=service.check_in_minutes_before)
+    closes = record.starts_at + timedelta(minutes=service.check_in_minutes_after)
+    if not opens <= now <= closes:
+        raise RuleViolation(
+            f"Check-in is open from {service.check_in_minutes_before} minutes before the start "
+            f"until {service.check_in_minutes_after} minutes after it.",
+            code="outside_check_in_window",
+        )
+    return service.initial_case_status
+
+
+def check_movable(record: AppointmentRecord, now: datetime) -> None:
+    """Only a planned appointment that has not started can be rescheduled."""
+    if record.status in CHECKED_IN_STATUSES:
+        raise RuleViolation(
+            "A checked-in appointment cannot be rescheduled.", code="appointment_checked_in"
+        )
+    if record.status is AppointmentStatus.CANCELLED:
+        raise RuleViolation(
+            "A cancelled appointment cannot be rescheduled.", code="appointment_cancelled"
+        )
+    if record.status is not AppointmentStatus.PLANNED:
+        raise RuleViolation(
+            f"An appointment with status {record.status} cannot be rescheduled.",
+            code="appointment_closed",
+        )
+    if record.starts_at <= now:
+        raise RuleViolation(
+            "An appointment that has started cannot be rescheduled.", code="appointment_in_past"
+        )

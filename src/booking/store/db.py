@@ -152,6 +152,18 @@ def lock_calendar_day(day: CalendarDay) -> str:
     return LOCK_CALENDAR_DAY.format(key=calendar_day_lock_key(day))
 
 
+def lock_calendar_days(*days: CalendarDay) -> str:
+    """The statement that begins a transaction holding the locks of `days`, taken one after
+    the other in the order of their keys: every transaction that needs two calendar-days
+    takes them in the same order, so two of them never wait for each other crosswise. (Two
+    keys whose 64-bit hashes collide would break that order; Postgres would then end one
+    transaction as a deadlock instead of waiting forever.)"""
+    keys = sorted({calendar_day_lock_key(day) for day in days})
+    return "BEGIN; " + "; ".join(
+        f"SELECT pg_advisory_xact_lock(hashtextextended('{key}', 0))" for key in keys
+    )
+
+
 _LOCKED = object()  # only `Database.calendar_day` holds it: no one else makes a LockedCalendarDay
 
 
@@ -238,6 +250,17 @@ class Database:
         calendar-days only makes them wait for each other."""
         async with self._connection() as conn, _transaction(conn, lock_calendar_day(day)):
             yield LockedCalendarDay(conn, day, _LOCKED)
+
+    @asynccontextmanager
+    async def calendar_days(
+        self, source: CalendarDay, target: CalendarDay
+    ) -> AsyncIterator[tuple[LockedCalendarDay, LockedCalendarDay]]:
+        """One transaction that begins holding the locks of both calendar-days (in a fixed
+        order, BEGIN and the locks in one round trip), for a write that moves something from
+        `source` to `target`; the same day twice takes its lock once."""
+        begin = lock_calendar_days(source, target)
+        async with self._connection() as conn, _transaction(conn, begin):
+            yield LockedCalendarDay(conn, source, _LOCKED), LockedCalendarDay(conn, target, _LOCKED)
 
 
 @asynccontextmanager
