@@ -209,3 +209,59 @@ async def test_holds_and_bookings_of_one_slot_in_parallel_never_exceed_capacity(
     booked = await stored(engine, world)
     assert len(held) + len(booked) == sum(r.status_code == 201 for r in responses)
     assert_within_capacity(booked + held, 2)
+
+
+async def test_reschedules_a_to_b_and_b_to_a_in_parallel_never_deadlock(
+    live_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    world = await make_world(engine, capacity=1)
+    headers = bearer(settings, world.client_id)
+    day_a, day_b = DAY, DAY + timedelta(days=1)
+    # Three appointments on A's morning and three on B's afternoon; each round moves every one
+    # to the same start of the other day at once (A to B and B to A in parallel, on both
+    # servers), then back.
+    where: dict[str, tuple[date, int]] = {}
+    for on_date, start in [(day_a, 480 + 60 * i) for i in range(3)] + [
+        (day_b, 780 + 60 * i) for i in range(3)
+    ]:
+        response = await http.post(
+            live_servers[0] + world.appointments_path(on_date),
+            json=world.body(start),
+            headers=headers,
+        )
+        assert response.status_code == 201, response.text
+        where[response.json()["caseId"]] = (on_date, start)
+
+    async def move(
+        server: str, case_id: str, at: date, to: tuple[date, int], gate: asyncio.Event
+    ) -> httpx.Response:
+        await gate.wait()
+        return await http.post(
+            f"{server}{world.appointments_path(at)}/{case_id}/actions/reschedule",
+            json={"date": str(to[0]), "cuIndex": 0, "startTime": to[1]},
+            headers=headers,
+        )
+
+    for _ in range(8):
+        moves = {
+            case_id: (day_b if on_date == day_a else day_a, start)
+            for case_id, (on_date, start) in where.items()
+        }
+        gate = asyncio.Event()
+        tasks = [
+            asyncio.create_task(move(live_servers[i % 2], case_id, where[case_id][0], to, gate))
+            for i, (case_id, to) in enumerate(moves.items())
+        ]
+        await asyncio.sleep(0.02)
+        gate.set()
+        responses = await asyncio.gather(*tasks)
+        assert [r.status_code for r in responses] == [200] * len(moves), [r.text for r in responses]
+        where = moves
+
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(Appointment.id, Appointment.on_date, Appointment.start_minute).where(
+                Appointment.service_id == world.service_id
+            )
+        )
+        assert {str(case_id): (on_date, start) for case_id, on_date, start in rows} == where

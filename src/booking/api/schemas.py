@@ -11,6 +11,7 @@ from typing import Annotated, Any, Self
 from fastapi import Response
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -63,6 +64,9 @@ PathDate = Annotated[
         }
     ),
 ]
+
+# A date in a body: the same rule as in a path (a string, YYYY-MM-DD, a real date).
+BodyDate = Annotated[date, BeforeValidator(_path_date), Field(examples=["2026-12-01"])]
 
 FieldValue = StrictStr | StrictBool | StrictInt | StrictFloat
 ReservationToken = Annotated[
@@ -318,7 +322,7 @@ class RescheduleRequest(ApiModel):
         json_schema_extra={"examples": [{"date": "2026-12-02", "cuIndex": 0, "startTime": 600}]}
     )
 
-    date: PathDate
+    date: BodyDate
     cu_index: Annotated[StrictInt, Field(ge=0, le=1_000_000)]
     start_time: Minute
     reservation_token: ReservationToken | None = None
