@@ -265,3 +265,47 @@ async def test_reschedules_a_to_b_and_b_to_a_in_parallel_never_deadlock(
             )
         )
         assert {str(case_id): (on_date, start) for case_id, on_date, start in rows} == where
+
+
+async def test_parallel_moves_and_bookings_onto_one_slot_give_it_to_one(
+    live_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    world = await make_world(engine, capacity=1)
+    headers = bearer(settings, world.client_id)
+    later = DAY + timedelta(days=1)
+    cases = []
+    for start in (480, 540, 600, 660):
+        response = await http.post(
+            live_servers[0] + world.appointments_path(later),
+            json=world.body(start),
+            headers=headers,
+        )
+        cases.append(response.json()["caseId"])
+    gate = asyncio.Event()
+
+    async def one(i: int) -> httpx.Response:
+        await gate.wait()
+        server = live_servers[i % 2]
+        if i % 2:  # a booking of the slot
+            return await http.post(
+                server + world.appointments_path(DAY), json=world.body(900), headers=headers
+            )
+        return await http.post(  # a move of another day's appointment onto it
+            f"{server}{world.appointments_path(later)}/{cases[i // 2]}/actions/reschedule",
+            json={"date": str(DAY), "cuIndex": 0, "startTime": 900},
+            headers=headers,
+        )
+
+    tasks = [asyncio.create_task(one(i)) for i in range(8)]
+    await asyncio.sleep(0.05)
+    gate.set()
+    responses = await asyncio.gather(*tasks)
+
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses[200] + statuses[201] == 1, [r.text for r in responses]
+    assert statuses[409] == 7
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(Appointment.on_date).where(Appointment.service_id == world.service_id)
+        )
+        assert Counter(on_date for (on_date,) in rows) == {DAY: 1, later: 3}
