@@ -132,6 +132,7 @@ class Held:
     duration: int
     expires_at: datetime
     ended: bool = False  # released or consumed
+    consumed: bool = False
 
 
 @dataclass(frozen=True)
@@ -325,11 +326,15 @@ class Driver:
             self.world.reservations_path(self.case.on_date), json=body, headers=self.auth
         )
 
-    async def release(self, token: str) -> None:
+    async def release(self, hold: Held) -> None:
         response = await self.client.delete(
-            f"{self.world.reservations_path(self.case.on_date)}/{token}", headers=self.auth
+            f"{self.world.reservations_path(self.case.on_date)}/{hold.token}", headers=self.auth
         )
-        assert response.status_code == 204, response.text
+        if hold.consumed:  # a booking used it: cancel the appointment instead
+            assert response.status_code == 409, response.text
+            assert response.json()["code"] == "reservation_consumed"
+        else:
+            assert response.status_code == 204, response.text
 
     async def reschedule(self, case_id: str, start: int) -> httpx.Response:
         on_date = self.case.on_date
@@ -413,7 +418,7 @@ async def play_hold_operation(
     hold = held[operation.index % len(held)]
     is_live = not hold.ended and hold.expires_at > driver.clock()
     if isinstance(operation, Release):
-        await driver.release(hold.token)
+        await driver.release(hold)
         hold.ended = hold.ended or is_live
         return
     response = await driver.book(hold.type_id, hold.start, token=hold.token)
@@ -429,7 +434,7 @@ async def play_hold_operation(
         assert response.json()["code"] == "slot_not_vacant", response.text
         return
     assert response.status_code == 201, (hold, response.text)
-    hold.ended = True
+    hold.ended = hold.consumed = True
     live.append(Live(response.json()["caseId"], hold.start, hold.duration, hold.type_id))
 
 
