@@ -3,16 +3,21 @@ own unit of work."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import asyncpg
 import pytest
+from asyncpg.connection import LoggedQuery
 
 from booking.domain import AppointmentStatus, CalendarDay, Channel
-from booking.service import appointments
-from booking.service.catalog import Catalog, load_catalog
-from booking.service.commands import BookAppointment, CancelAppointment
+from booking.service import appointments, holds
+from booking.service.catalog import Catalog, load_application, load_catalog
+from booking.service.commands import BookAppointment, CancelAppointment, HoldSlot
 from booking.service.errors import Conflict, NotFound, RuleViolation
 from booking.store.appointments import AppointmentRecord
 from booking.store.db import Database, LockedCalendarDay
@@ -130,3 +135,47 @@ async def test_a_stranger_service_is_not_found_at_the_service(db: Database, worl
     with pytest.raises(NotFound) as missing:
         await appointments.cancel(db, catalog, CancelAppointment(day, uuid.uuid4()), NOW)
     assert missing.value.code == "service_not_found"
+
+
+class CountingDatabase(Database):
+    """The real database, noting every statement sent (each one round trip)."""
+
+    def __init__(self, real: Database) -> None:
+        super().__init__(real.pool, real.size, real.wait_s)
+        self.sent: list[str] = []
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        async with super()._connection() as conn:
+            conn.add_query_logger(self._note)
+            try:
+                yield conn
+            finally:
+                conn.remove_query_logger(self._note)
+
+    def _note(self, record: LoggedQuery) -> None:
+        self.sent.append(record.query)
+
+
+async def test_a_booking_is_four_round_trips_and_one_more_with_a_hold(
+    db: Database, world: World
+) -> None:
+    catalog = await catalog_of(db, world)
+    counting = CountingDatabase(db)
+    # The first use of a connection also reads type information once: not counted.
+    await appointments.book(db, catalog, world.application_id, booking(world, 480), NOW)
+    await appointments.book(counting, catalog, world.application_id, booking(world, 570), NOW)
+    assert len(counting.sent) == 4, counting.sent  # BEGIN+lock, intervals, insert, COMMIT
+
+    async with db.read() as conn:
+        application = await load_application(conn, world.application_id)
+    assert application is not None
+    day = booking(world).day
+    hold = HoldSlot(day, world.service_type_id, 600, Channel.FACE_TO_FACE)
+    held = await holds.hold(db, catalog, application, hold, NOW)
+    counting.sent.clear()
+    with_hold = dataclasses.replace(booking(world, 600), reservation_token=held.token)
+    booked = await appointments.book(counting, catalog, world.application_id, with_hold, NOW)
+    assert isinstance(booked, AppointmentRecord)
+    assert booked.reservation_token == held.token
+    assert len(counting.sent) == 5, counting.sent  # ... and the hold's consuming UPDATE

@@ -1,5 +1,5 @@
 """The booking rules, without HTTP or a database: a command and a configuration in, the rule it
-breaks (its code and field) or the checked booking out."""
+breaks (its code and field) or the checked booking out; likewise for holds and check-in."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from booking.domain import AppointmentStatus, CalendarDay, Channel, FieldKind
+from booking.domain import AppointmentStatus, CalendarDay, Channel, CheckInMode, FieldKind
 from booking.service import rules
 from booking.service.availability import Interval
 from booking.service.catalog import (
+    ApplicationConfig,
     CalendarUnitConfig,
     Catalog,
     FieldTypeConfig,
@@ -24,6 +25,7 @@ from booking.service.catalog import (
 from booking.service.commands import BookAppointment
 from booking.service.errors import Conflict, DomainError, NotFound, RuleViolation
 from booking.store.appointments import INSERTED_COLUMNS, AppointmentRecord
+from booking.store.holds import HoldRecord
 
 LONDON = ZoneInfo("Europe/London")
 TODAY = date(2026, 12, 1)
@@ -341,3 +343,131 @@ def test_a_record_field_list_is_the_statement_column_list() -> None:
 
     names = [f.name for f in dataclasses.fields(AppointmentRecord)]
     assert appointments._select_appointments().selected_columns.keys() == names
+
+
+# --- holds, check-in, reschedule ----------------------------------------------------------------
+
+APPLICATION = ApplicationConfig(
+    id=uuid.uuid4(),
+    organization_id=uuid.uuid4(),
+    client_id="partner",
+    name="Partner",
+    enabled=True,
+    roles=frozenset(),
+    hold_default_seconds=300,
+    hold_max_seconds=900,
+)
+
+
+def held(**changes: Any) -> HoldRecord:
+    values: dict[str, Any] = {
+        "token": "t",
+        "application_id": APPLICATION.id,
+        "service_id": SERVICE_ID,
+        "cu_index": 0,
+        "on_date": TOMORROW,
+        "start_minute": 570,
+        "duration_minutes": 30,
+        "service_type_id": TYPE_ID,
+        "channel": Channel.FACE_TO_FACE,
+        "created_at": NOW,
+        "expires_at": NOW + timedelta(seconds=300),
+        "extended": False,
+        "released_at": None,
+        "consumed_by": None,
+    }
+    return HoldRecord(**(values | changes))
+
+
+@pytest.mark.parametrize(
+    ("requested", "seconds"), [(None, 300), (1, 1), (900, 900), (901, "hold_too_long")]
+)
+def test_a_hold_lasts_the_default_or_the_request_up_to_the_maximum(
+    requested: int | None, seconds: int | str
+) -> None:
+    if isinstance(seconds, str):
+        with pytest.raises(RuleViolation) as refused:
+            rules.hold_length(APPLICATION, requested)
+        assert (refused.value.code, refused.value.field) == (seconds, "holdSeconds")
+    else:
+        assert rules.hold_length(APPLICATION, requested) == timedelta(seconds=seconds)
+
+
+def test_a_hold_is_live_until_its_expiry_and_while_neither_released_nor_consumed() -> None:
+    expiry = NOW + timedelta(seconds=300)
+    assert held().is_live(expiry - timedelta(microseconds=1))
+    assert not held().is_live(expiry)
+    assert not held(released_at=NOW).is_live(NOW)
+    assert not held(consumed_by=uuid.uuid4()).is_live(NOW)
+
+
+@pytest.mark.parametrize(
+    ("hold", "requested", "outcome"),
+    [
+        (held(), None, NOW + timedelta(seconds=900)),
+        (held(), 60, NOW + timedelta(seconds=300)),  # never shortened
+        (held(), 600, NOW + timedelta(seconds=600)),
+        (held(), 901, "hold_too_long"),
+        (held(extended=True), None, "reservation_already_extended"),
+        (held(released_at=NOW), None, "reservation_expired"),
+        (held(expires_at=NOW), None, "reservation_expired"),
+    ],
+)
+def test_a_hold_is_extended_once_within_the_maximum(
+    hold: HoldRecord, requested: int | None, outcome: datetime | str
+) -> None:
+    if isinstance(outcome, str):
+        with pytest.raises(DomainError) as refused:
+            rules.extended_expiry(hold, APPLICATION, requested, NOW)
+        assert refused.value.code == outcome
+    else:
+        assert rules.extended_expiry(hold, APPLICATION, requested, NOW) == outcome
+
+
+STARTS_AT = NOW + timedelta(hours=2)
+
+
+@pytest.mark.parametrize(
+    ("status", "mode", "prevent", "now", "outcome"),
+    [
+        ("Planned", "Agent", False, STARTS_AT - timedelta(minutes=60), "Waiting"),
+        ("Planned", "Kiosk", False, STARTS_AT + timedelta(minutes=15), "Waiting"),
+        ("Planned", "Agent", True, STARTS_AT, "Waiting"),
+        ("Planned", "Kiosk", True, STARTS_AT, "self_check_in_not_allowed"),
+        ("Waiting", "Kiosk", True, STARTS_AT, "self_check_in_not_allowed"),
+        ("Waiting", "Agent", False, STARTS_AT + timedelta(days=1), None),  # a repeat
+        ("Pending", "Kiosk", False, STARTS_AT, None),
+        ("Planned", "Agent", False, STARTS_AT - timedelta(minutes=61), "outside_check_in_window"),
+        ("Planned", "Agent", False, STARTS_AT + timedelta(minutes=16), "outside_check_in_window"),
+        ("Cancelled", "Agent", False, STARTS_AT, "appointment_cancelled"),
+        ("NoShow", "Agent", False, STARTS_AT, "appointment_closed"),
+    ],
+)
+def test_check_in_gives_the_initial_case_status_inside_its_window(
+    status: str, mode: str, prevent: bool, now: datetime, outcome: str | None
+) -> None:
+    appointment = record(AppointmentStatus(status), STARTS_AT, prevent_self_check_in=prevent)
+    service = catalog().services[SERVICE_ID]
+    if outcome is None or outcome in ("Waiting", "Pending"):
+        expected = None if outcome is None else AppointmentStatus(outcome)
+        assert rules.check_in_status(appointment, service, CheckInMode(mode), now) is expected
+    else:
+        with pytest.raises(DomainError) as refused:
+            rules.check_in_status(appointment, service, CheckInMode(mode), now)
+        assert refused.value.code == outcome
+
+
+def test_a_service_configured_pending_checks_in_to_pending() -> None:
+    service = catalog(initial_case_status=AppointmentStatus.PENDING).services[SERVICE_ID]
+    appointment = record(AppointmentStatus.PLANNED, STARTS_AT)
+    status = rules.check_in_status(appointment, service, CheckInMode.AGENT, STARTS_AT)
+    assert status is AppointmentStatus.PENDING
+
+
+def test_a_booking_must_name_the_place_its_hold_keeps() -> None:
+    slot = rules.check_booking(catalog(), command(), NOW).slot
+    rules.check_hold_matches(held(), slot)
+    for changes in ({"start_minute": 580}, {"service_type_id": uuid.uuid4()}, {"cu_index": 1}):
+        with pytest.raises(Conflict) as refused:
+            rules.check_hold_matches(held(**changes), slot)
+        assert refused.value.code == "reservation_mismatch"
