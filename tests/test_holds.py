@@ -11,7 +11,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from booking.service.holds import HOLD_RETENTION
 from booking.settings import Settings
+from booking.store.db import Database
+from booking.store.holds import purge_ended
 from booking.store.models import SlotHold
 from tests import builders
 from tests.builders import World
@@ -313,3 +316,20 @@ async def test_a_hold_of_another_application_is_unknown_to_this_one(
     assert_problem(release, 404, "reservation_not_found")
     assert 570 not in await vacancies(client, world, auth)
     assert (await book(client, world, auth, 570, reservationToken=token)).status_code == 201
+
+
+async def test_the_purge_deletes_only_holds_long_expired(
+    client: httpx.AsyncClient,
+    world: World,
+    auth: dict[str, str],
+    clock: FakeClock,
+    db: Database,
+    engine: AsyncEngine,
+) -> None:
+    await token_of(client, world, auth)  # expires at NOW + 300 s
+    clock.advance(seconds=600)
+    await hold(client, world, auth, 660)  # live
+    async with db.transaction() as conn:
+        assert await purge_ended(conn, clock() - HOLD_RETENTION) == 0  # not a day old yet
+        assert await purge_ended(conn, clock()) == 1
+    assert await hold_rows(engine) == 1
