@@ -154,7 +154,7 @@ async def cancel_appointment(
 @router.post(
     CALENDAR_UNIT + "/appointments/{caseId}/actions/checkIn",
     response_model=AppointmentOut,
-    responses=problems(401, 403, 404, 415, 422, 503),
+    responses=problems(400, 401, 403, 404, 413, 415, 422, 503),
     summary="Check an appointment in",
     description="Moves a `Planned` appointment to the service's initial case status "
     "(`Waiting`, or `Pending`), inside the service's check-in window. `Kiosk` mode is refused "
@@ -185,7 +185,7 @@ async def check_in(
 @router.post(
     CALENDAR_UNIT + "/appointments/{caseId}/actions/reschedule",
     response_model=AppointmentOut,
-    responses=problems(401, 403, 404, 409, 415, 422, 503),
+    responses=problems(400, 401, 403, 404, 409, 413, 415, 422, 503),
     summary="Reschedule an appointment",
     description="Moves a `Planned` appointment to another start, calendar unit or date of the "
     "same service, keeping its `caseId` and service type; `rescheduledFrom` says where it was. "

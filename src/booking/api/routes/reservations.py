@@ -76,7 +76,7 @@ async def release_hold(
 @router.patch(
     CALENDAR_UNIT + "/reservations/{reservationToken}",
     response_model=HoldOut,
-    responses=problems(401, 403, 404, 409, 415, 422, 503),
+    responses=problems(400, 401, 403, 404, 409, 413, 415, 422, 503),
     summary="Extend a hold, once",
     description="A live hold can be extended once, to at most the application's maximum "
     "counted from its creation. A second extension is 409 `reservation_already_extended`; an "
