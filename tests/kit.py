@@ -112,8 +112,9 @@ class _FaultyConnection:
 
 
 class FaultyDatabase(Database):
-    """The app's database, except that in a calendar-day's transaction the statement containing
-    `marker` runs `fault` instead. The seam: `Runtime.db`, swapped by `inject_fault`."""
+    """The app's database, except that in a calendar-day's transaction (one day's or a move's
+    two) the statement containing `marker` runs `fault` instead. The seam: `Runtime.db`,
+    swapped by `inject_fault`."""
 
     def __init__(self, real: Database, marker: str, fault: Fault) -> None:
         super().__init__(real.pool, real.size, real.wait_s)
@@ -124,6 +125,15 @@ class FaultyDatabase(Database):
         async with super().calendar_day(day) as tx:
             tx.conn = _FaultyConnection(tx.conn, self._marker, self._fault)  # type: ignore[assignment]
             yield tx
+
+    @asynccontextmanager
+    async def calendar_days(
+        self, source: CalendarDay, target: CalendarDay
+    ) -> AsyncIterator[tuple[LockedCalendarDay, LockedCalendarDay]]:
+        async with super().calendar_days(source, target) as (from_tx, to_tx):
+            faulty = _FaultyConnection(from_tx.conn, self._marker, self._fault)
+            from_tx.conn = to_tx.conn = faulty  # type: ignore[assignment]
+            yield from_tx, to_tx
 
 
 @asynccontextmanager

@@ -7,13 +7,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests import builders
 from tests.builders import World
-from tests.kit import TOMORROW, assert_problem, book, cancel, hold, vacancies
+from tests.kit import TOMORROW, assert_problem, book, cancel, hold, inject_fault, vacancies
 
 LATER = TOMORROW + timedelta(days=1)
 
@@ -198,3 +200,29 @@ async def test_a_retried_reschedule_with_an_idempotency_key_replays_the_answer(
     assert retry.json() == first.json()
     other = await reschedule(client, world, auth, case_id, 800, headers=key)
     assert_problem(other, 422, "idempotency_key_reused")
+
+
+async def test_a_failure_after_the_move_leaves_the_appointment_where_it_was(
+    app: FastAPI, client: httpx.AsyncClient, world: World, auth: dict[str, str]
+) -> None:
+    case_id = (await booked(client, world, auth, 570))["caseId"]
+    token = (await hold(client, world, auth, 660, on_date=LATER)).json()["reservationToken"]
+
+    async def move_then_fail(conn: asyncpg.Connection, sql: str, args: tuple[Any, ...]) -> int:
+        await conn.fetchval(sql, *args)
+        raise RuntimeError("injected failure after the move")
+
+    async with inject_fault(app, "rescheduled_from_date=appointment.on_date", move_then_fail):
+        failed = await reschedule(client, world, auth, case_id, 660, LATER, reservationToken=token)
+    assert_problem(failed, 500, "internal_error")
+
+    read = await client.get(f"/{world.application_id}/appointments/{case_id}", headers=auth)
+    assert (read.json()["appointment"]["date"], read.json()["appointment"]["start"]) == (
+        f"{TOMORROW}T00:00:00",
+        570,
+    )
+    assert 570 not in await vacancies(client, world, auth)
+    assert 660 not in await vacancies(client, world, auth, LATER)  # the hold is still live
+    moved = await reschedule(client, world, auth, case_id, 660, LATER, reservationToken=token)
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["ticket"]["number"] == 1  # the failed move gave LATER's number back
