@@ -155,6 +155,19 @@ async def test_hold_lengths_are_configured_per_application(
     assert_problem(await hold(client, world, auth, 660, holdSeconds=121), 422, "hold_too_long")
 
 
+async def test_a_retried_hold_with_an_idempotency_key_answers_the_first_hold(
+    client: httpx.AsyncClient, world: World, auth: dict[str, str], engine: AsyncEngine
+) -> None:
+    key = auth | {"Idempotency-Key": "hold-1"}
+    first = await client.post(world.reservations_path(TOMORROW), json=world.body(570), headers=key)
+    retry = await client.post(world.reservations_path(TOMORROW), json=world.body(570), headers=key)
+
+    assert first.status_code == retry.status_code == 201
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.json() == first.json()
+    assert await hold_rows(engine) == 1
+
+
 # --- releasing and extending --------------------------------------------------------------------
 
 

@@ -12,8 +12,10 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 from functools import partial
+from typing import TypeVar
 
 from booking.service import calendar_day, rules
+from booking.service.calendar_day import OnceOnly
 from booking.service.catalog import ApplicationConfig, Catalog
 from booking.service.commands import ExtendHold, HoldSlot, ReleaseHold
 from booking.service.errors import Conflict
@@ -27,6 +29,8 @@ TOKEN_BYTES = 24  # 192 random bits: unguessable
 # with the token hears "expired" rather than "unknown". Nothing depends on the deletion.
 HOLD_RETENTION = timedelta(days=1)
 
+Replayed = TypeVar("Replayed")
+
 
 async def hold(
     db: Database,
@@ -34,15 +38,18 @@ async def hold(
     application: ApplicationConfig,
     command: HoldSlot,
     now: datetime,
-) -> HoldRecord:
+    once: OnceOnly[HoldRecord, Replayed] | None = None,
+) -> HoldRecord | Replayed:
     """Hold a vacant slot for the application's hold length (or the request's, up to its
-    maximum); `Conflict` with the nearest vacancies when it is not vacant."""
+    maximum); `Conflict` with the nearest vacancies when it is not vacant. A retry with `once`
+    answers the first hold instead of holding a second place."""
     rules.find_calendar(catalog, command.day)  # the caller's, before any lock
     return await calendar_day.write(
         db,
         command.day,
         partial(_check_hold, catalog, application, command, now),
         partial(_insert_hold, application.id, command, now),
+        once,
     )
 
 

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Path, Request, Response, status
 
 from booking.api.deps import Manager, ManagerSendingJson, Services
+from booking.api.idempotency import WITH_IDEMPOTENCY_KEY, StoredResponse, idempotency_key, respond
 from booking.api.problems import responses as problems
 from booking.api.routes.paths import CALENDAR_UNIT, CuIndex, OnDate, ServiceId
 from booking.api.schemas import ExtendHoldRequest, HoldOut, HoldSlotRequest, json_response
 from booking.domain import CalendarDay
 from booking.service import holds
 from booking.service.commands import ExtendHold, HoldSlot, ReleaseHold
+from booking.store.holds import HoldRecord
 
 router = APIRouter(tags=["reservations"])
 
 Token = Annotated[str, Path(alias="reservationToken", min_length=1, max_length=64)]
+
+
+def _held(record: HoldRecord) -> StoredResponse:
+    body = HoldOut.from_record(record).model_dump_json(by_alias=True).encode()
+    return StoredResponse(status.HTTP_201_CREATED, body, {})
 
 
 @router.post(
@@ -30,6 +37,7 @@ Token = Annotated[str, Path(alias="reservationToken", min_length=1, max_length=6
     "booking with the `reservationToken` can take it later. A live hold occupies its place in "
     "vacancies, stats and bookings; once expired it frees the place at once. Every booking rule "
     "that needs no customer data applies; 409 with `nearestVacancies` when it is not vacant.",
+    openapi_extra=WITH_IDEMPOTENCY_KEY,
 )
 async def hold_slot(
     caller: ManagerSendingJson,
@@ -38,6 +46,7 @@ async def hold_slot(
     on_date: OnDate,
     cu_index: CuIndex,
     body: HoldSlotRequest,
+    request: Request,
 ) -> Response:
     command = HoldSlot(
         day=CalendarDay(service_id, cu_index, on_date),
@@ -46,10 +55,12 @@ async def hold_slot(
         channel=body.channel,
         hold_seconds=body.hold_seconds,
     )
-    record = await holds.hold(
-        services.db, caller.catalog, caller.application, command, services.clock()
+    now = services.clock()
+    key = idempotency_key(
+        request, caller.application.id, services.settings.idempotency_ttl_s, now, body, _held
     )
-    return json_response(HoldOut.from_record(record), status.HTTP_201_CREATED)
+    outcome = await holds.hold(services.db, caller.catalog, caller.application, command, now, key)
+    return respond(outcome, key, _held)
 
 
 @router.delete(
