@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Generic, TypeVar
 
 import orjson
 from fastapi import Request, Response
@@ -26,7 +27,6 @@ from pydantic import BaseModel
 
 from booking.service.errors import RuleViolation
 from booking.store import idempotency as store
-from booking.store.appointments import AppointmentRecord
 from booking.store.db import LockedCalendarDay
 
 MAX_KEY_LENGTH = 255
@@ -58,7 +58,8 @@ class StoredResponse:
         )
 
 
-Render = Callable[[AppointmentRecord], StoredResponse]
+Written = TypeVar("Written")  # what the write answers: an appointment, a hold
+Render = Callable[[Written], StoredResponse]
 
 
 def request_fingerprint(method: str, path: str, body: BaseModel | None) -> str:
@@ -84,7 +85,7 @@ def check_key(key: str) -> str:
 
 
 @dataclass(slots=True)
-class IdempotencyKey:
+class IdempotencyKey(Generic[Written]):
     """One request's key: claims it, replays the stored answer, or stores the new one."""
 
     application_id: uuid.UUID
@@ -92,7 +93,7 @@ class IdempotencyKey:
     fingerprint: str
     now: datetime
     ttl: timedelta
-    render: Render
+    render: Render[Written]
     answer: StoredResponse | None = field(default=None)
 
     async def claim(self, tx: LockedCalendarDay) -> StoredResponse | None:
@@ -118,7 +119,7 @@ class IdempotencyKey:
             row["status_code"], row["response_body"], dict(row["response_headers"] or {})
         )
 
-    async def store(self, tx: LockedCalendarDay, written: AppointmentRecord) -> None:
+    async def store(self, tx: LockedCalendarDay, written: Written) -> None:
         answer = self.render(written)
         await store.store_answer(
             tx.conn, self.application_id, self.key, answer.status_code, answer.body, answer.headers
@@ -132,8 +133,8 @@ def idempotency_key(
     ttl_s: float,
     now: datetime,
     body: BaseModel | None,
-    render: Render,
-) -> IdempotencyKey | None:
+    render: Render[Written],
+) -> IdempotencyKey[Written] | None:
     """The request's Idempotency-Key (422 when malformed), or None when it sends none."""
     key = request.headers.get("idempotency-key")
     if key is None:
@@ -144,7 +145,9 @@ def idempotency_key(
 
 
 def respond(
-    outcome: AppointmentRecord | StoredResponse, key: IdempotencyKey | None, render: Render
+    outcome: Written | StoredResponse,
+    key: IdempotencyKey[Written] | None,
+    render: Render[Written],
 ) -> Response:
     """The answer of a write: the stored one replayed (marked so), or the new one."""
     if isinstance(outcome, StoredResponse):
