@@ -23,7 +23,7 @@ from booking.service.catalog import (
     ServiceConfig,
     ServiceTypeConfig,
 )
-from booking.service.commands import BookAppointment
+from booking.service.commands import BookAppointment, HoldSlot
 from booking.service.errors import Conflict, DomainError, NotFound, RuleViolation
 from booking.store.appointments import INSERTED_COLUMNS, AppointmentRecord
 from booking.store.holds import HoldRecord
@@ -685,3 +685,64 @@ def test_a_booking_must_name_the_place_its_hold_keeps() -> None:
         with pytest.raises(Conflict) as refused:
             rules.check_hold_matches(held(**changes), slot)
         assert refused.value.code == "reservation_mismatch"
+
+
+def hold_command(**changes: Any) -> HoldSlot:
+    values: dict[str, Any] = {
+        "day": CalendarDay(SERVICE_ID, 0, TOMORROW),
+        "service_type_id": TYPE_ID,
+        "start_minute": 570,
+        "channel": Channel.FACE_TO_FACE,
+    }
+    return HoldSlot(**(values | changes))
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({}, []),
+        ({"start_minute": 575}, [("start_not_on_grid", "startTime")]),
+        (
+            {"channel": Channel.VIDEO, "start_minute": 575, "hold_seconds": 901},
+            [
+                ("channel_not_supported", "channel"),
+                ("start_not_on_grid", "startTime"),
+                ("hold_too_long", "holdSeconds"),
+            ],
+        ),
+        (
+            {
+                "day": CalendarDay(SERVICE_ID, 0, TODAY - timedelta(days=1)),
+                "channel": Channel.VIDEO,
+            },
+            [("channel_not_supported", "channel"), ("date_in_past", "date")],
+        ),
+    ],
+)
+def test_a_hold_names_every_broken_booking_rule_that_needs_no_customer_data(
+    changes: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    command = hold_command(**changes)
+    if not expected:
+        slot, length = rules.check_hold(catalog(), APPLICATION, command, NOW)
+        assert (slot.starts_at, length) == (
+            datetime(2026, 12, 2, 9, 30, tzinfo=UTC),
+            timedelta(minutes=5),
+        )
+        return
+    with pytest.raises(DomainError) as refused:
+        rules.check_hold(catalog(), APPLICATION, command, NOW)
+    error = refused.value
+    assert (error.code, error.field) == expected[0]
+    assert [(e.code, e.field) for e in error.errors] == (expected if len(expected) > 1 else [])
+
+
+def test_a_hold_needs_the_agents_booking_active_and_their_minimum_notice() -> None:
+    with pytest.raises(RuleViolation) as inactive:
+        rules.check_hold(_with_agents_window(active=False), APPLICATION, hold_command(), NOW)
+    assert inactive.value.code == "agents_booking_inactive"
+    today = hold_command(day=CalendarDay(SERVICE_ID, 0, TODAY), start_minute=530)
+    notice = _with_agents_window(minimum_notice_minutes=120)
+    with pytest.raises(RuleViolation) as short:
+        rules.check_hold(notice, APPLICATION, today, NOW)
+    assert (short.value.code, short.value.field) == ("short_notice", "startTime")
