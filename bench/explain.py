@@ -72,7 +72,7 @@ async def explain_hot_queries(db: Database, world: World, dense_date: date) -> d
 
         async def typical() -> None:
             async with app_db.read() as conn:
-                await store.booked_intervals(conn, past)
+                await store.booked_intervals(conn, past, now)
 
         typical_calls = await record(typical)
         groups = {

@@ -8,7 +8,8 @@ this floor.
 
 BEGIN and the calendar-day's advisory lock in one round trip, with the store's own statement
 (`booking.store.db.lock_calendar_day`, as the API sends it); count the
-overlapping non-cancelled appointments; 409 when that reaches the capacity; else bump the ticket
+overlapping non-cancelled appointments and live slot holds (one statement, as the API reads
+them); 409 when that reaches the capacity; else bump the ticket
 counter and insert the full appointment row in one statement; COMMIT; 201 with a small JSON body.
 
 Deliberately minimal: no authentication, no phone/email validation (stored as sent), only the
@@ -34,9 +35,15 @@ from booking.domain import CalendarDay
 from booking.store.db import lock_calendar_day
 
 OVERLAPPING = """
-SELECT count(*) FROM appointment
-WHERE service_id = $1 AND on_date = $2 AND cu_index = $3 AND status <> 'Cancelled'
-  AND start_minute < $5 AND start_minute + duration_minutes > $4
+SELECT count(*) FROM (
+    SELECT start_minute, duration_minutes FROM appointment
+    WHERE service_id = $1 AND on_date = $2 AND cu_index = $3 AND status <> 'Cancelled'
+    UNION ALL
+    SELECT start_minute, duration_minutes FROM slot_hold
+    WHERE service_id = $1 AND on_date = $2 AND cu_index = $3
+      AND released_at IS NULL AND consumed_by IS NULL AND expires_at > $6
+) AS occupying
+WHERE start_minute < $5 AND start_minute + duration_minutes > $4
 """
 
 INSERT = """
@@ -224,7 +231,7 @@ class ReferenceApp:
             await conn.execute(begin)
             try:
                 taken = await conn.fetchval(
-                    OVERLAPPING, service_id, on_date, cu_index, start, start + duration
+                    OVERLAPPING, service_id, on_date, cu_index, start, start + duration, now
                 )
                 if taken >= unit.capacity:
                     raise Refused(409, "slot_not_vacant")  # rolls the transaction back

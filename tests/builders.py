@@ -64,6 +64,8 @@ async def application(
     client_id: str | None = None,
     roles: Sequence[str] = (MANAGER,),
     enabled: bool = True,
+    hold_default_seconds: int = 300,
+    hold_max_seconds: int = 900,
 ) -> tuple[uuid.UUID, str]:
     """Returns (application id, OAuth client id)."""
     app_id = uuid.uuid4()
@@ -76,6 +78,8 @@ async def application(
             name="Test partner",
             enabled=enabled,
             roles=list(roles),
+            hold_default_seconds=hold_default_seconds,
+            hold_max_seconds=hold_max_seconds,
         )
     )
     return app_id, client_id
@@ -91,6 +95,9 @@ async def service(
     requires_email: bool = False,
     ticket_prefix: str = "A",
     booking_window_days: int | None = 60,
+    initial_case_status: str = "Waiting",
+    check_in_minutes_before: int = 60,
+    check_in_minutes_after: int = 15,
 ) -> uuid.UUID:
     service_id = uuid.uuid4()
     await conn.execute(
@@ -103,6 +110,9 @@ async def service(
             requires_email=requires_email,
             ticket_prefix=ticket_prefix,
             booking_window_days=booking_window_days,
+            initial_case_status=initial_case_status,
+            check_in_minutes_before=check_in_minutes_before,
+            check_in_minutes_after=check_in_minutes_after,
         )
     )
     return service_id
@@ -283,6 +293,9 @@ class World:
     def appointments_path(self, on_date: date | str, cu_index: int | None = None) -> str:
         return self.calendar_path(on_date, cu_index) + "/appointments"
 
+    def reservations_path(self, on_date: date | str, cu_index: int | None = None) -> str:
+        return self.calendar_path(on_date, cu_index) + "/reservations"
+
     def body(self, start: int, **overrides: object) -> dict[str, object]:
         body: dict[str, object] = {
             "serviceTypeId": str(self.service_type_id),
@@ -302,12 +315,13 @@ async def world(
     duration: int = 30,
     hours: Iterable[tuple[int, int]] = ((480, 720), (780, 1020)),
     service_options: Mapping[str, object] | None = None,
+    application_options: Mapping[str, object] | None = None,
     default_phone_region: str = "US",
 ) -> World:
     org_id = await organization(
         conn, time_zone=time_zone, default_phone_region=default_phone_region
     )
-    app_id, client_id = await application(conn, org_id)
+    app_id, client_id = await application(conn, org_id, **dict(application_options or {}))  # type: ignore[arg-type]
     service_id = await service(conn, org_id, **dict(service_options or {}))  # type: ignore[arg-type]
     type_id = await service_type(conn, service_id, duration=duration)
     await calendar_unit(conn, service_id, slot_minutes=slot_minutes, capacity=capacity, hours=hours)

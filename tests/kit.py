@@ -1,4 +1,5 @@
-"""The test kit: what many test files share to talk to the API (book, cancel, read a problem),
+"""The test kit: what many test files share to talk to the API (book, hold, cancel, list
+vacancies, read a problem),
 and the store double through which fault tests break the database on purpose."""
 
 from __future__ import annotations
@@ -28,6 +29,29 @@ async def book(
     return await client.post(
         world.appointments_path(on_date), json=world.body(start, **body), headers=auth
     )
+
+
+async def hold(
+    client: httpx.AsyncClient, world: World, auth: dict[str, str], start: int = 570, **body: Any
+) -> httpx.Response:
+    """POST a slot hold of `start` (tomorrow unless `on_date=` says otherwise)."""
+    on_date = body.pop("on_date", TOMORROW)
+    return await client.post(
+        world.reservations_path(on_date), json=world.body(start, **body), headers=auth
+    )
+
+
+async def vacancies(
+    client: httpx.AsyncClient, world: World, auth: dict[str, str], on_date: date = TOMORROW
+) -> list[int]:
+    response = await client.get(
+        world.calendar_path(on_date) + "/vacancies",
+        params={"serviceTypeId": str(world.service_type_id)},
+        headers=auth,
+    )
+    assert response.status_code == 200, response.text
+    slots: list[int] = response.json()["slots"]
+    return slots
 
 
 async def cancel(
@@ -88,8 +112,9 @@ class _FaultyConnection:
 
 
 class FaultyDatabase(Database):
-    """The app's database, except that in a calendar-day's transaction the statement containing
-    `marker` runs `fault` instead. The seam: `Runtime.db`, swapped by `inject_fault`."""
+    """The app's database, except that in a calendar-day's transaction (one day's or a move's
+    two) the statement containing `marker` runs `fault` instead. The seam: `Runtime.db`,
+    swapped by `inject_fault`."""
 
     def __init__(self, real: Database, marker: str, fault: Fault) -> None:
         super().__init__(real.pool, real.size, real.wait_s)
@@ -100,6 +125,15 @@ class FaultyDatabase(Database):
         async with super().calendar_day(day) as tx:
             tx.conn = _FaultyConnection(tx.conn, self._marker, self._fault)  # type: ignore[assignment]
             yield tx
+
+    @asynccontextmanager
+    async def calendar_days(
+        self, source: CalendarDay, target: CalendarDay
+    ) -> AsyncIterator[tuple[LockedCalendarDay, LockedCalendarDay]]:
+        async with super().calendar_days(source, target) as (from_tx, to_tx):
+            faulty = _FaultyConnection(from_tx.conn, self._marker, self._fault)
+            from_tx.conn = to_tx.conn = faulty  # type: ignore[assignment]
+            yield from_tx, to_tx
 
 
 @asynccontextmanager

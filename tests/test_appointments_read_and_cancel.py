@@ -322,7 +322,8 @@ async def test_cancelling_just_before_the_start_succeeds(
 @pytest.mark.parametrize(
     ("status", "code"),
     [
-        ("CheckedIn", "appointment_checked_in"),
+        ("Waiting", "appointment_checked_in"),
+        ("Pending", "appointment_checked_in"),
         ("Completed", "appointment_closed"),
         ("NoShow", "appointment_closed"),
     ],

@@ -1,6 +1,7 @@
 """`calendarTimestamp`, the version of a calendar-day: every write of it moves it (booking,
-cancelling, a configuration change), nothing else does; and the strong `ETag` with which the
-calendar reads answer, so that a poller gets 304 while nothing changed."""
+cancelling, holds, both days of a reschedule, a configuration change), nothing else does; and
+the strong `ETag` with which the calendar reads answer, so that a poller gets 304 while nothing
+changed."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from booking.store.db import Database
 from tests import builders
 from tests.builders import World
 from tests.conftest import bearer
-from tests.kit import TOMORROW, assert_problem, book, cancel
+from tests.kit import TOMORROW, assert_problem, book, cancel, hold
 
 
 @pytest.fixture
@@ -83,6 +84,34 @@ async def test_every_write_moves_the_calendar_timestamp_and_a_read_does_not(
     # A refused write is rolled back with its stamp.
     assert_problem(await book(client, world, auth, 570), 409, "slot_not_vacant")
     assert await timestamp(client, world, auth) == seen[-1]
+
+    # Holds are writes of their calendar-day: holding, extending, releasing, booking with one.
+    held = await hold(client, world, auth, 600)
+    assert held.status_code == 201, held.text
+    seen.append(await timestamp(client, world, auth))
+    held_path = f"{world.reservations_path(TOMORROW)}/{held.json()['reservationToken']}"
+    assert (await client.patch(held_path, json={}, headers=auth)).status_code == 200
+    seen.append(await timestamp(client, world, auth))
+    assert (await client.delete(held_path, headers=auth)).status_code == 204
+    seen.append(await timestamp(client, world, auth))
+    token = (await hold(client, world, auth, 600)).json()["reservationToken"]
+    seen.append(await timestamp(client, world, auth))
+    with_hold = await book(client, world, auth, 600, reservationToken=token)
+    assert with_hold.status_code == 201, with_hold.text
+    seen.append(await timestamp(client, world, auth))
+
+    # A reschedule to another date moves both calendar-days' stamps.
+    day_after = TOMORROW + timedelta(days=1)
+    other_day = [await timestamp(client, world, auth, day_after)]
+    moved = await client.post(
+        f"{world.appointments_path(TOMORROW)}/{with_hold.json()['caseId']}/actions/reschedule",
+        json={"date": str(day_after), "cuIndex": world.cu_index, "startTime": 600},
+        headers=auth,
+    )
+    assert moved.status_code == 200, moved.text
+    seen.append(await timestamp(client, world, auth))
+    other_day.append(await timestamp(client, world, auth, day_after))
+    assert other_day[1] > other_day[0]
 
     assert (await cancel(client, world, auth, booked.json()["caseId"])).status_code == 200
     seen.append(await timestamp(client, world, auth))
@@ -153,19 +182,28 @@ class _CountingDatabase(Database):
 async def test_a_booking_moves_the_stamp_in_its_lock_statement_four_round_trips_in_all(
     client: httpx.AsyncClient, app: FastAPI, world: World, auth: dict[str, str]
 ) -> None:
+    token = (await hold(client, world, auth, 600)).json()["reservationToken"]
     runtime = app.state.runtime
     real = runtime.db
     runtime.db = counting = _CountingDatabase(real)
     try:
         assert (await book(client, world, auth, 570)).status_code == 201
+        plain = list(counting.sent)
+        counting.sent.clear()
+        with_hold = await book(client, world, auth, 600, reservationToken=token)
+        assert with_hold.status_code == 201, with_hold.text
     finally:
         runtime.db = real
-    begin, intervals, insert, commit = counting.sent
+    begin, intervals, insert, commit = plain
     assert "pg_advisory_xact_lock" in begin
     assert "calendar_day_stamp" in begin
     assert "FROM appointment" in intervals
+    assert "FROM slot_hold" in intervals  # live holds, in the same statement
     assert "INSERT INTO appointment" in insert
     assert commit == "COMMIT"
+    # With a hold: one more, the UPDATE that consumes it.
+    begin, consume, intervals, insert, commit = counting.sent
+    assert "UPDATE slot_hold" in consume
 
 
 # --- ETag and If-None-Match ------------------------------------------------------------------

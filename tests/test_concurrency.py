@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.service.availability import Interval, peak_overlap
 from booking.settings import Settings
-from booking.store.models import Appointment
+from booking.store.models import Appointment, SlotHold
 from tests import builders
 from tests.builders import World
 from tests.conftest import bearer
@@ -157,3 +157,155 @@ async def test_concurrent_bookings_of_different_calendars_all_succeed_with_gaple
     assert [r.status_code for r in responses] == [201] * 16
     tickets = sorted(r.json()["ticket"]["number"] for r in responses)
     assert tickets == list(range(1, 17))
+
+
+async def test_twenty_bookings_with_one_hold_token_give_one_201(
+    live_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    # Capacity 2: the slot has room for a second booking, so only the token's single use
+    # refuses the other nineteen.
+    world = await make_world(engine, capacity=2)
+    headers = bearer(settings, world.client_id)
+    held = await http.post(
+        live_servers[0] + world.reservations_path(DAY), json=world.body(600), headers=headers
+    )
+    assert held.status_code == 201, held.text
+    body = world.body(600, reservationToken=held.json()["reservationToken"])
+
+    responses = await fire(http, live_servers, world, headers, [body] * 20)
+
+    assert Counter(r.status_code for r in responses) == {201: 1, 409: 19}
+    assert all(r.json()["code"] == "reservation_expired" for r in responses if r.status_code == 409)
+    assert len(await stored(engine, world)) == 1
+
+
+async def test_holds_and_bookings_of_one_slot_in_parallel_never_exceed_capacity(
+    live_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    world = await make_world(engine, capacity=2)
+    headers = bearer(settings, world.client_id)
+    gate = asyncio.Event()
+
+    async def one(i: int) -> httpx.Response:
+        await gate.wait()
+        path = world.reservations_path(DAY) if i % 2 else world.appointments_path(DAY)
+        return await http.post(
+            live_servers[i % 2] + path, json=world.body(600 + 10 * (i % 3)), headers=headers
+        )
+
+    tasks = [asyncio.create_task(one(i)) for i in range(24)]
+    await asyncio.sleep(0.05)
+    gate.set()
+    responses = await asyncio.gather(*tasks)
+
+    assert {r.status_code for r in responses} <= {201, 409}
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(SlotHold.start_minute, SlotHold.duration_minutes).where(
+                SlotHold.service_id == world.service_id
+            )
+        )
+        held = [(start, duration, 0) for start, duration in rows]
+    booked = await stored(engine, world)
+    assert len(held) + len(booked) == sum(r.status_code == 201 for r in responses)
+    assert_within_capacity(booked + held, 2)
+
+
+async def test_reschedules_a_to_b_and_b_to_a_in_parallel_never_deadlock(
+    live_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    world = await make_world(engine, capacity=1)
+    headers = bearer(settings, world.client_id)
+    day_a, day_b = DAY, DAY + timedelta(days=1)
+    # Three appointments on A's morning and three on B's afternoon; each round moves every one
+    # to the same start of the other day at once (A to B and B to A in parallel, on both
+    # servers), then back.
+    where: dict[str, tuple[date, int]] = {}
+    for on_date, start in [(day_a, 480 + 60 * i) for i in range(3)] + [
+        (day_b, 780 + 60 * i) for i in range(3)
+    ]:
+        response = await http.post(
+            live_servers[0] + world.appointments_path(on_date),
+            json=world.body(start),
+            headers=headers,
+        )
+        assert response.status_code == 201, response.text
+        where[response.json()["caseId"]] = (on_date, start)
+
+    async def move(
+        server: str, case_id: str, at: date, to: tuple[date, int], gate: asyncio.Event
+    ) -> httpx.Response:
+        await gate.wait()
+        return await http.post(
+            f"{server}{world.appointments_path(at)}/{case_id}/actions/reschedule",
+            json={"date": str(to[0]), "cuIndex": 0, "startTime": to[1]},
+            headers=headers,
+        )
+
+    for _ in range(8):
+        moves = {
+            case_id: (day_b if on_date == day_a else day_a, start)
+            for case_id, (on_date, start) in where.items()
+        }
+        gate = asyncio.Event()
+        tasks = [
+            asyncio.create_task(move(live_servers[i % 2], case_id, where[case_id][0], to, gate))
+            for i, (case_id, to) in enumerate(moves.items())
+        ]
+        await asyncio.sleep(0.02)
+        gate.set()
+        responses = await asyncio.gather(*tasks)
+        assert [r.status_code for r in responses] == [200] * len(moves), [r.text for r in responses]
+        where = moves
+
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(Appointment.id, Appointment.on_date, Appointment.start_minute).where(
+                Appointment.service_id == world.service_id
+            )
+        )
+        assert {str(case_id): (on_date, start) for case_id, on_date, start in rows} == where
+
+
+async def test_parallel_moves_and_bookings_onto_one_slot_give_it_to_one(
+    live_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    world = await make_world(engine, capacity=1)
+    headers = bearer(settings, world.client_id)
+    later = DAY + timedelta(days=1)
+    cases = []
+    for start in (480, 540, 600, 660):
+        response = await http.post(
+            live_servers[0] + world.appointments_path(later),
+            json=world.body(start),
+            headers=headers,
+        )
+        cases.append(response.json()["caseId"])
+    gate = asyncio.Event()
+
+    async def one(i: int) -> httpx.Response:
+        await gate.wait()
+        server = live_servers[i % 2]
+        if i % 2:  # a booking of the slot
+            return await http.post(
+                server + world.appointments_path(DAY), json=world.body(900), headers=headers
+            )
+        return await http.post(  # a move of another day's appointment onto it
+            f"{server}{world.appointments_path(later)}/{cases[i // 2]}/actions/reschedule",
+            json={"date": str(DAY), "cuIndex": 0, "startTime": 900},
+            headers=headers,
+        )
+
+    tasks = [asyncio.create_task(one(i)) for i in range(8)]
+    await asyncio.sleep(0.05)
+    gate.set()
+    responses = await asyncio.gather(*tasks)
+
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses[200] + statuses[201] == 1, [r.text for r in responses]
+    assert statuses[409] == 7
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(Appointment.on_date).where(Appointment.service_id == world.service_id)
+        )
+        assert Counter(on_date for (on_date,) in rows) == {DAY: 1, later: 3}

@@ -129,6 +129,7 @@ async def hostile_world(engine: AsyncEngine) -> dict[str, str]:
         "customerRecordId": str(customer),
         "from": str(tomorrow),
         "to": str(tomorrow),
+        "reservationToken": "unknown-token_0123456789",
         # the booking body (10 minutes at 23:50: the latest start, the farthest instant)
         "body.serviceTypeId": json.dumps(str(world.service_type_id)),
         "body.startTime": "1430",
@@ -139,6 +140,11 @@ async def hostile_world(engine: AsyncEngine) -> dict[str, str]:
         "body.preventSelfCheckIn": "false",
         # past capacity: every booking that passes the checks reaches the INSERT
         "body.bypassTimeslotCheck": "true",
+        # the other bodies: a hold, a reschedule, a check-in
+        "body.holdSeconds": "300",
+        "body.date": json.dumps(str(tomorrow)),
+        "body.cuIndex": "0",
+        "body.mode": '"Agent"',
         "tag": json.dumps(str(tag)),
         **{f"fields.{kind}": str(field_types[kind]) for kind in FIELD_KINDS},
         # the customer routes' bodies (the last name is required)

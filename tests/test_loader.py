@@ -255,6 +255,12 @@ async def test_changed_file_updates_rows_and_replaces_hours(
     organization["applications"][1]["roles"] = ["Appointments Manager"]
     passport = organization["services"][0]
     passport["bookingWindowDays"] = None
+    passport |= {
+        "initialCaseStatus": "Pending",
+        "checkInMinutesBefore": 5,
+        "checkInMinutesAfter": 0,
+    }
+    organization["applications"][0] |= {"holdDefaultSeconds": 120, "holdMaxSeconds": 600}
     passport["serviceTypes"][0]["durationMinutes"] = 25
     unit = passport["calendarUnits"][0]
     unit["capacity"] = 3
@@ -271,6 +277,14 @@ async def test_changed_file_updates_rows_and_replaces_hours(
         assert roles == ["Appointments Manager"]
         service = (await conn.execute(select(Service).where(Service.id == PASSPORT))).one()
         assert service.booking_window_days is None
+        check_in = (service.initial_case_status, service.check_in_minutes_before)
+        assert (*check_in, service.check_in_minutes_after) == ("Pending", 5, 0)
+        holds = await conn.execute(
+            select(
+                RegisteredApplication.hold_default_seconds, RegisteredApplication.hold_max_seconds
+            ).where(RegisteredApplication.id == PARTNER)
+        )
+        assert tuple(holds.one()) == (120, 600)
         duration = await conn.scalar(
             select(ServiceType.duration_minutes).where(ServiceType.id == STANDARD_RENEWAL)
         )
@@ -646,6 +660,34 @@ def with_field_type(**field_type: Any) -> dict[str, Any]:
             "organizations[0].services[0].bookingWindowDays: "
             "Input should be greater than or equal to 0 (got -1)",
             id="booking-window",
+        ),
+        pytest.param(
+            with_service(initialCaseStatus="CheckedIn"),
+            "organizations[0].services[0].initialCaseStatus: "
+            "Input should be 'Waiting' or 'Pending' (got 'CheckedIn')",
+            id="initial-case-status",
+        ),
+        pytest.param(
+            with_service(checkInMinutesBefore=-1),
+            "organizations[0].services[0].checkInMinutesBefore: "
+            "Input should be greater than or equal to 0 (got -1)",
+            id="check-in-window",
+        ),
+        pytest.param(
+            org(
+                applications=[
+                    {
+                        "id": "00000000-0000-4000-8000-00000000b101",
+                        "clientId": "b-client",
+                        "name": "B",
+                        "holdDefaultSeconds": 600,
+                        "holdMaxSeconds": 300,
+                    }
+                ]
+            ),
+            "organizations[0].applications[0]: holdDefaultSeconds 600 is more than "
+            "holdMaxSeconds 300",
+            id="hold-default-over-max",
         ),
         pytest.param(
             with_service(requiresPhone="sometimes"),

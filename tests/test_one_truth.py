@@ -3,12 +3,15 @@
 A property test with hypothesis against the real database, through the HTTP API. For a random
 calendar (grid, capacity, hours with breaks, 1-3 service types) on a random date and moment
 (including today with past starts, daylight-saving days, past dates and dates beyond the booking
-window), it plays a random sequence of bookings (some with bypassTimeslotCheck) and cancellations
-and checks, before every booking and at the end, that
+window), it plays a random sequence of bookings (some with bypassTimeslotCheck), slot holds
+(booked with their token, released, or left to expire while the clock moves on), reschedules and
+cancellations, and checks, before every booking, hold and reschedule and at the end, that
 
-- every start the vacancies endpoint lists books with 201, and
+- every start the vacancies endpoint lists books (and holds) with 201, and a live appointment
+  moved to a listed start answers 200,
 - every start it does not list is refused with 409 or 422 (for a reason the contract names),
-  and a 409's `nearestVacancies` are starts the endpoint lists.
+  and a 409's `nearestVacancies` are starts the endpoint lists, and
+- a hold's token books its place while the hold is live, and only then.
 
 Each example builds its own organization and service, so examples need no clean-up between them.
 """
@@ -86,10 +89,58 @@ class Cancel:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """Hold a listed start (`from_listed`, an index into them) or any minute."""
+
+    type_index: int
+    start: int
+    from_listed: bool
+    seconds: int
+
+
+@dataclass(frozen=True)
+class BookHeld:
+    index: int
+
+
+@dataclass(frozen=True)
+class Release:
+    index: int
+
+
+@dataclass(frozen=True)
+class Advance:
+    """Let the clock run: holds expire, today's earlier starts pass."""
+
+    seconds: int
+
+
+@dataclass(frozen=True)
+class Reschedule:
+    """Move a live appointment within the day to a start listed for its type, or any minute."""
+
+    index: int
+    start: int
+    from_listed: bool
+
+
+@dataclass
+class Held:
+    token: str
+    type_id: uuid.UUID
+    start: int
+    duration: int
+    expires_at: datetime
+    ended: bool = False  # released or consumed
+    consumed: bool = False
+
+
+@dataclass(frozen=True)
 class Live:
     case_id: str
     start: int
     duration: int
+    type_id: uuid.UUID
 
 
 @dataclass(frozen=True)
@@ -97,7 +148,10 @@ class Case:
     calendar: Calendar
     on_date: date
     now: datetime
-    operations: list[Book | Fill | Cancel]
+    operations: list[Operation]
+
+
+Operation = Book | Fill | Cancel | Hold | BookHeld | Release | Advance | Reschedule
 
 
 @st.composite
@@ -158,9 +212,39 @@ def cases(draw: st.DrawFn) -> Case:
     book_listed = st.builds(Book, st.integers(0, 2), st.integers(0, 200), bypass, st.just(True))
     fill = st.builds(Fill, st.integers(0, 2), st.integers(1, 8))
     cancel = st.builds(Cancel, st.integers(0, 20))
+    seconds = st.sampled_from([30, 120, 300, 900])
+    hold_any = st.builds(Hold, st.integers(0, 2), start, st.just(False), seconds)
+    hold_listed = st.builds(Hold, st.integers(0, 2), st.integers(0, 200), st.just(True), seconds)
+    book_held = st.builds(BookHeld, st.integers(0, 20))
+    release = st.builds(Release, st.integers(0, 20))
+    advance = st.builds(Advance, st.sampled_from([29, 31, 119, 121, 301, 600]))
+    reschedule = st.builds(
+        Reschedule,
+        st.integers(0, 20),
+        st.one_of(start, st.integers(0, 200)),
+        st.booleans(),
+    )
     operations = draw(
         st.lists(
-            st.one_of(book_any, book_listed, book_listed, fill, cancel), min_size=3, max_size=12
+            st.one_of(
+                book_any,
+                book_listed,
+                book_listed,
+                fill,
+                cancel,
+                hold_any,
+                hold_listed,
+                hold_listed,
+                book_held,
+                book_held,
+                book_held,
+                release,
+                advance,
+                reschedule,
+                reschedule,
+            ),
+            min_size=3,
+            max_size=16,
         )
     )
     return Case(calendar, on_date, now, operations)
@@ -193,9 +277,16 @@ class Driver:
     """Talks to the API for one example and checks the property at every step."""
 
     def __init__(
-        self, client: httpx.AsyncClient, world: World, auth: dict[str, str], case: Case
+        self,
+        client: httpx.AsyncClient,
+        world: World,
+        auth: dict[str, str],
+        case: Case,
+        clock: FakeClock,
     ) -> None:
         self.client, self.world, self.auth, self.case = client, world, auth, case
+        self.clock = clock
+        self.overbooked = False  # a bypassTimeslotCheck booking may overlap anything, holds too
 
     async def vacancies(self, type_id: uuid.UUID) -> list[int]:
         response = await self.client.get(
@@ -208,7 +299,9 @@ class Driver:
         assert slots == sorted(set(slots)), slots
         return slots
 
-    async def book(self, type_id: uuid.UUID, start: int, bypass: bool = False) -> httpx.Response:
+    async def book(
+        self, type_id: uuid.UUID, start: int, bypass: bool = False, token: str | None = None
+    ) -> httpx.Response:
         body: dict[str, Any] = {
             "serviceTypeId": str(type_id),
             "startTime": start,
@@ -216,8 +309,39 @@ class Driver:
         }
         if bypass:
             body["bypassTimeslotCheck"] = True
+        if token is not None:
+            body["reservationToken"] = token
         return await self.client.post(
             self.world.appointments_path(self.case.on_date), json=body, headers=self.auth
+        )
+
+    async def hold(self, type_id: uuid.UUID, start: int, seconds: int) -> httpx.Response:
+        body = {
+            "serviceTypeId": str(type_id),
+            "startTime": start,
+            "channel": "FaceToFace",
+            "holdSeconds": seconds,
+        }
+        return await self.client.post(
+            self.world.reservations_path(self.case.on_date), json=body, headers=self.auth
+        )
+
+    async def release(self, hold: Held) -> None:
+        response = await self.client.delete(
+            f"{self.world.reservations_path(self.case.on_date)}/{hold.token}", headers=self.auth
+        )
+        if hold.consumed:  # a booking used it: cancel the appointment instead
+            assert response.status_code == 409, response.text
+            assert response.json()["code"] == "reservation_consumed"
+        else:
+            assert response.status_code == 204, response.text
+
+    async def reschedule(self, case_id: str, start: int) -> httpx.Response:
+        on_date = self.case.on_date
+        return await self.client.post(
+            f"{self.world.appointments_path(on_date)}/{case_id}/actions/reschedule",
+            json={"date": str(on_date), "cuIndex": 0, "startTime": start},
+            headers=self.auth,
         )
 
     async def cancel(self, case_id: str) -> None:
@@ -228,7 +352,12 @@ class Driver:
         assert response.json()["status"] == "Cancelled"
 
     def assert_refused(
-        self, response: httpx.Response, start: int, listed: list[int], stale: bool = False
+        self,
+        response: httpx.Response,
+        start: int,
+        listed: list[int],
+        stale: bool = False,
+        compare_nearest: bool = True,
     ) -> None:
         what = (start, listed, response.text)
         assert response.status_code in REFUSALS, what
@@ -236,7 +365,7 @@ class Driver:
         assert problem["code"] in REFUSALS[response.status_code], what
         if stale:
             assert response.status_code == 409, what
-        elif response.status_code == 409:
+        elif response.status_code == 409 and compare_nearest:
             assert set(problem["nearestVacancies"]) <= set(listed), what
 
 
@@ -250,23 +379,105 @@ def near_live_bookings(listed: list[int], live: list[Live], duration: int, slack
     ]
 
 
+async def play_hold_operation(
+    driver: Driver,
+    operation: BookHeld | Release | Advance | Reschedule,
+    held: list[Held],
+    live: list[Live],
+    types: list[uuid.UUID],
+) -> None:
+    """The operations on holds and on the live appointments that are not a plain booking."""
+    if isinstance(operation, Advance):
+        driver.clock.advance(seconds=operation.seconds)
+        return
+    if isinstance(operation, Reschedule):
+        if not live:
+            return
+        index = operation.index % len(live)
+        moving = live[index]
+        listed = await driver.vacancies(moving.type_id)
+        start = operation.start
+        if operation.from_listed:
+            if not listed:
+                return
+            start = listed[operation.start % len(listed)]
+        response = await driver.reschedule(moving.case_id, start)
+        event(f"reschedule: {response.status_code}")
+        if response.status_code == 422 and response.json()["code"] == "appointment_in_past":
+            return  # it started while the clock ran: it can no longer move
+        if start in listed:
+            assert response.status_code == 200, (operation, start, listed, response.text)
+        elif response.status_code != 200:  # its own place may make an unlisted start fit
+            # ... and the refusal's nearest vacancies may be in its own place: not compared.
+            driver.assert_refused(response, start, listed, compare_nearest=False)
+        if response.status_code == 200:
+            live[index] = Live(moving.case_id, start, moving.duration, moving.type_id)
+        return
+    if not held:
+        return
+    hold = held[operation.index % len(held)]
+    is_live = not hold.ended and hold.expires_at > driver.clock()
+    if isinstance(operation, Release):
+        await driver.release(hold)
+        hold.ended = hold.ended or is_live
+        return
+    response = await driver.book(hold.type_id, hold.start, token=hold.token)
+    event(f"book with a {'live' if is_live else 'dead'} hold: {response.status_code}")
+    if not is_live:
+        assert response.status_code == 409, (hold, response.text)
+        assert response.json()["code"] == "reservation_expired", response.text
+        return
+    if response.status_code == 422:  # the start passed while the clock ran
+        assert response.json()["code"] == "start_time_passed", response.text
+        return
+    if response.status_code == 409 and driver.overbooked:
+        assert response.json()["code"] == "slot_not_vacant", response.text
+        return
+    assert response.status_code == 201, (hold, response.text)
+    hold.ended = hold.consumed = True
+    live.append(Live(response.json()["caseId"], hold.start, hold.duration, hold.type_id))
+
+
 async def check_every_listed_start_books_and_others_are_refused(
     client: httpx.AsyncClient,
     world: World,
     auth: dict[str, str],
     case: Case,
     types: list[uuid.UUID],
+    clock: FakeClock,
 ) -> None:
-    driver = Driver(client, world, auth, case)
+    driver = Driver(client, world, auth, case, clock)
     live: list[Live] = []
+    held: list[Held] = []
 
     for operation in case.operations:
         if isinstance(operation, Cancel):
             if live:
                 await driver.cancel(live.pop(operation.index % len(live)).case_id)
             continue
+        if isinstance(operation, BookHeld | Release | Advance | Reschedule):
+            await play_hold_operation(driver, operation, held, live, types)
+            continue
         type_id = types[operation.type_index % len(types)]
         listed = await driver.vacancies(type_id)
+        if isinstance(operation, Hold):
+            start = operation.start
+            if operation.from_listed:
+                if not listed:
+                    continue
+                start = listed[operation.start % len(listed)]
+            response = await driver.hold(type_id, start, operation.seconds)
+            event(f"hold: {response.status_code}")
+            if start in listed:
+                assert response.status_code == 201, (operation, start, listed, response.text)
+                body = response.json()
+                expires_at = clock() + timedelta(seconds=operation.seconds)
+                held.append(
+                    Held(body["reservationToken"], type_id, start, body["duration"], expires_at)
+                )
+            else:
+                driver.assert_refused(response, start, listed)
+            continue
         if isinstance(operation, Fill):
             step = max(1, len(listed) // operation.count)
             for i, start in enumerate(listed[::step][: operation.count]):
@@ -277,7 +488,7 @@ async def check_every_listed_start_books_and_others_are_refused(
                     continue
                 assert response.status_code == 201, (operation, start, listed, response.text)
                 duration = response.json()["appointment"]["duration"]
-                live.append(Live(response.json()["caseId"], start, duration))
+                live.append(Live(response.json()["caseId"], start, duration, type_id))
             continue
         start = operation.start
         if operation.from_listed:
@@ -285,6 +496,7 @@ async def check_every_listed_start_books_and_others_are_refused(
                 continue
             start = listed[operation.start % len(listed)]
         response = await driver.book(type_id, start, operation.bypass)
+        driver.overbooked |= operation.bypass and response.status_code == 201
         event(f"operation: {'bypass ' if operation.bypass else ''}{response.status_code}")
         if start in listed:
             assert response.status_code == 201, (operation, start, listed, response.text)
@@ -297,7 +509,8 @@ async def check_every_listed_start_books_and_others_are_refused(
             driver.assert_refused(response, start, listed)
         if response.status_code == 201:
             appointment = response.json()
-            live.append(Live(appointment["caseId"], start, appointment["appointment"]["duration"]))
+            duration = appointment["appointment"]["duration"]
+            live.append(Live(appointment["caseId"], start, duration, type_id))
 
     rng = random.Random(repr(case))  # deterministic: the same case samples the same starts
     candidates = interesting_starts(case.calendar)
@@ -305,7 +518,12 @@ async def check_every_listed_start_books_and_others_are_refused(
     for type_id, duration in zip(types, case.calendar.durations, strict=True):
         listed = await driver.vacancies(type_id)
         event(f"listed starts: {'none' if not listed else 'some'}")
-        near = near_live_bookings(listed, live, duration, case.calendar.slot_minutes)
+        live_holds = [
+            Live(h.token, h.start, h.duration, h.type_id)
+            for h in held
+            if not h.ended and h.expires_at > clock()
+        ]
+        near = near_live_bookings(listed, live + live_holds, duration, case.calendar.slot_minutes)
         sample = rng.sample(near, min(SAMPLE_LISTED_NEAR, len(near)))
         rest = [s for s in listed if s not in sample]
         sample += rng.sample(rest, min(SAMPLE_LISTED_ELSEWHERE, len(rest)))
@@ -324,7 +542,7 @@ async def check_every_listed_start_books_and_others_are_refused(
 
 
 @settings(
-    max_examples=25,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -339,4 +557,6 @@ async def test_every_listed_start_books_and_every_other_start_is_refused(
     world, types = await build_world(engine, case)
     clock.set(case.now)
     auth = bearer(settings, world.client_id)
-    await check_every_listed_start_books_and_others_are_refused(client, world, auth, case, types)
+    await check_every_listed_start_books_and_others_are_refused(
+        client, world, auth, case, types, clock
+    )

@@ -49,6 +49,13 @@ def test_operation_ids_are_the_names_a_generated_client_should_use(
         ("get", calendar_unit + "/appointments"): "listAppointments",
         ("get", "/{applicationId}/appointments/{caseId}"): "getAppointment",
         ("delete", calendar_unit + "/appointments/{caseId}"): "cancelAppointment",
+        ("post", calendar_unit + "/appointments/{caseId}/actions/checkIn"): "checkInAppointment",
+        ("post", calendar_unit + "/appointments/{caseId}/actions/reschedule"): (
+            "rescheduleAppointment"
+        ),
+        ("post", calendar_unit + "/reservations"): "holdSlot",
+        ("delete", calendar_unit + "/reservations/{reservationToken}"): "releaseReservation",
+        ("patch", calendar_unit + "/reservations/{reservationToken}"): "extendReservation",
         ("get", calendar_unit + "/vacancies"): "listVacancies",
         ("get", "/{applicationId}/calendars/{serviceId}/{date}"): "listCalendars",
         ("get", "/{applicationId}/services"): "listServices",
@@ -215,6 +222,7 @@ async def test_every_example_request_succeeds_against_the_demo_data(
         "readyz",
         "bookAppointment",
         "listAppointments",
+        "holdSlot",
         "listVacancies",
         "listCalendars",
         "listServices",

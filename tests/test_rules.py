@@ -1,5 +1,5 @@
 """The booking rules, without HTTP or a database: a command and a configuration in, the rule it
-breaks (its code and field) or the checked booking out."""
+breaks (its code and field) or the checked booking out; likewise for holds and check-in."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from booking.domain import AppointmentStatus, CalendarDay, Channel, FieldKind
+from booking.domain import AppointmentStatus, CalendarDay, Channel, CheckInMode, FieldKind
 from booking.service import rules
 from booking.service.availability import Interval
 from booking.service.catalog import (
+    ApplicationConfig,
     BookingWindow,
     CalendarUnitConfig,
     Catalog,
@@ -23,9 +24,10 @@ from booking.service.catalog import (
     ServiceConfig,
     ServiceTypeConfig,
 )
-from booking.service.commands import BookAppointment
+from booking.service.commands import BookAppointment, HoldSlot
 from booking.service.errors import Conflict, DomainError, NotFound, RuleViolation
 from booking.store.appointments import INSERTED_COLUMNS, AppointmentRecord
+from booking.store.holds import HoldRecord
 
 LONDON = ZoneInfo("Europe/London")
 TODAY = date(2026, 12, 1)
@@ -50,6 +52,7 @@ def catalog(
     channels: tuple[Channel, ...] = (Channel.FACE_TO_FACE,),
     closed: tuple[date, ...] = (),
     required_field: bool = False,
+    initial_case_status: AppointmentStatus = AppointmentStatus.WAITING,
 ) -> Catalog:
     """One service with one 30-minute type and one 10-minute-grid unit, open 08-12 and 13-17."""
     unit = CalendarUnitConfig(
@@ -69,6 +72,9 @@ def catalog(
         ticket_prefix="A",
         agents_window=BookingWindow(days_ahead=window),
         self_window=BookingWindow(),
+        initial_case_status=initial_case_status,
+        check_in_minutes_before=60,
+        check_in_minutes_after=15,
         types={TYPE_ID: ServiceTypeConfig(TYPE_ID, "Visit", 30, channels)},
         units={0: unit},
     )
@@ -395,7 +401,7 @@ def test_a_valid_booking_is_checked_with_normalized_contact_details() -> None:
     assert checked.phone == "+12025550143"
     assert checked.email == "Ada@example.com"
     assert checked.language == "en"
-    assert checked.starts_at == datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
+    assert checked.slot.starts_at == datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -420,9 +426,9 @@ def test_the_booking_window_is_one_rule(
 
 def test_a_taken_slot_is_a_conflict_with_the_nearest_vacancies() -> None:
     checked = rules.check_booking(catalog(), command(), NOW)
-    rules.check_vacant(checked, [Interval(600, 630)], NOW)  # no overlap: vacant
+    rules.check_vacant(checked.slot, [Interval(600, 630)], NOW)  # no overlap: vacant
     with pytest.raises(Conflict) as taken:
-        rules.check_vacant(checked, [Interval(570, 600)], NOW)
+        rules.check_vacant(checked.slot, [Interval(570, 600)], NOW)
     assert taken.value.code == "slot_not_vacant"
     assert taken.value.extra == {"nearestVacancies": [540, 600, 530]}
 
@@ -434,7 +440,9 @@ def test_the_new_row_gives_every_inserted_column() -> None:
     assert row["status"] is AppointmentStatus.PLANNED
 
 
-def record(status: AppointmentStatus, starts_at: datetime) -> AppointmentRecord:
+def record(
+    status: AppointmentStatus, starts_at: datetime, prevent_self_check_in: bool = False
+) -> AppointmentRecord:
     return AppointmentRecord(
         case_id=uuid.uuid4(),
         service_id=SERVICE_ID,
@@ -460,10 +468,15 @@ def record(status: AppointmentStatus, starts_at: datetime) -> AppointmentRecord:
         language="en",
         contact_phone=None,
         contact_email=None,
-        prevent_self_check_in=False,
+        prevent_self_check_in=prevent_self_check_in,
         bypassed_timeslot_check=False,
         fields={},
         tag_ids=[],
+        reservation_token=None,
+        reservation_expires_at=None,
+        rescheduled_from_date=None,
+        rescheduled_from_cu_index=None,
+        rescheduled_from_start=None,
     )
 
 
@@ -475,7 +488,8 @@ LATER = NOW + timedelta(hours=1)
     [
         (AppointmentStatus.PLANNED, LATER, True),
         (AppointmentStatus.CANCELLED, LATER, False),
-        (AppointmentStatus.CHECKED_IN, LATER, "appointment_checked_in"),
+        (AppointmentStatus.WAITING, LATER, "appointment_checked_in"),
+        (AppointmentStatus.PENDING, LATER, "appointment_checked_in"),
         (AppointmentStatus.COMPLETED, LATER, "appointment_closed"),
         (AppointmentStatus.NO_SHOW, LATER, "appointment_closed"),
         (AppointmentStatus.PLANNED, NOW, "appointment_in_past"),
@@ -515,7 +529,7 @@ def test_a_booking_needs_the_agents_minimum_notice(start: int, refused: str | No
     today = command(on_date=TODAY, start_minute=start)
     notice = _with_agents_window(minimum_notice_minutes=120)
     if refused is None:
-        assert rules.check_booking(notice, today, NOW).starts_at.hour == 9
+        assert rules.check_booking(notice, today, NOW).slot.starts_at.hour == 9
     else:
         with pytest.raises(RuleViolation) as refusal:
             rules.check_booking(notice, today, NOW)
@@ -545,3 +559,192 @@ def test_a_date_is_in_a_window_from_where_the_notice_reaches_to_its_last_day(
 ) -> None:
     window = BookingWindow(days_ahead=days_ahead, minimum_notice_minutes=notice)
     assert rules.in_window(window, on_date, NOW, LONDON) is inside
+
+
+# --- holds, check-in, reschedule ----------------------------------------------------------------
+
+APPLICATION = ApplicationConfig(
+    id=uuid.uuid4(),
+    organization_id=uuid.uuid4(),
+    client_id="partner",
+    name="Partner",
+    enabled=True,
+    roles=frozenset(),
+    hold_default_seconds=300,
+    hold_max_seconds=900,
+)
+
+
+def held(**changes: Any) -> HoldRecord:
+    values: dict[str, Any] = {
+        "token": "t",
+        "application_id": APPLICATION.id,
+        "service_id": SERVICE_ID,
+        "cu_index": 0,
+        "on_date": TOMORROW,
+        "start_minute": 570,
+        "duration_minutes": 30,
+        "service_type_id": TYPE_ID,
+        "channel": Channel.FACE_TO_FACE,
+        "created_at": NOW,
+        "expires_at": NOW + timedelta(seconds=300),
+        "extended": False,
+        "released_at": None,
+        "consumed_by": None,
+    }
+    return HoldRecord(**(values | changes))
+
+
+@pytest.mark.parametrize(
+    ("requested", "seconds"), [(None, 300), (1, 1), (900, 900), (901, "hold_too_long")]
+)
+def test_a_hold_lasts_the_default_or_the_request_up_to_the_maximum(
+    requested: int | None, seconds: int | str
+) -> None:
+    broken: list[DomainError] = []
+    length = rules.hold_length(APPLICATION, requested, broken)
+    if isinstance(seconds, str):
+        assert [(e.code, e.field) for e in broken] == [(seconds, "holdSeconds")]
+    else:
+        assert (broken, length) == ([], timedelta(seconds=seconds))
+
+
+def test_a_hold_is_live_until_its_expiry_and_while_neither_released_nor_consumed() -> None:
+    expiry = NOW + timedelta(seconds=300)
+    assert held().is_live(expiry - timedelta(microseconds=1))
+    assert not held().is_live(expiry)
+    assert not held(released_at=NOW).is_live(NOW)
+    assert not held(consumed_by=uuid.uuid4()).is_live(NOW)
+
+
+@pytest.mark.parametrize(
+    ("hold", "requested", "outcome"),
+    [
+        (held(), None, NOW + timedelta(seconds=900)),
+        (held(), 60, NOW + timedelta(seconds=300)),  # never shortened
+        (held(), 600, NOW + timedelta(seconds=600)),
+        (held(), 901, "hold_too_long"),
+        (held(extended=True), None, "reservation_already_extended"),
+        (held(released_at=NOW), None, "reservation_expired"),
+        (held(expires_at=NOW), None, "reservation_expired"),
+    ],
+)
+def test_a_hold_is_extended_once_within_the_maximum(
+    hold: HoldRecord, requested: int | None, outcome: datetime | str
+) -> None:
+    if isinstance(outcome, str):
+        with pytest.raises(DomainError) as refused:
+            rules.extended_expiry(hold, APPLICATION, requested, NOW)
+        assert refused.value.code == outcome
+    else:
+        assert rules.extended_expiry(hold, APPLICATION, requested, NOW) == outcome
+
+
+STARTS_AT = NOW + timedelta(hours=2)
+
+
+@pytest.mark.parametrize(
+    ("status", "mode", "prevent", "now", "outcome"),
+    [
+        ("Planned", "Agent", False, STARTS_AT - timedelta(minutes=60), "Waiting"),
+        ("Planned", "Kiosk", False, STARTS_AT + timedelta(minutes=15), "Waiting"),
+        ("Planned", "Agent", True, STARTS_AT, "Waiting"),
+        ("Planned", "Kiosk", True, STARTS_AT, "self_check_in_not_allowed"),
+        ("Waiting", "Kiosk", True, STARTS_AT, "self_check_in_not_allowed"),
+        ("Waiting", "Agent", False, STARTS_AT + timedelta(days=1), None),  # a repeat
+        ("Pending", "Kiosk", False, STARTS_AT, None),
+        ("Planned", "Agent", False, STARTS_AT - timedelta(minutes=61), "outside_check_in_window"),
+        ("Planned", "Agent", False, STARTS_AT + timedelta(minutes=16), "outside_check_in_window"),
+        ("Cancelled", "Agent", False, STARTS_AT, "appointment_cancelled"),
+        ("NoShow", "Agent", False, STARTS_AT, "appointment_closed"),
+    ],
+)
+def test_check_in_gives_the_initial_case_status_inside_its_window(
+    status: str, mode: str, prevent: bool, now: datetime, outcome: str | None
+) -> None:
+    appointment = record(AppointmentStatus(status), STARTS_AT, prevent_self_check_in=prevent)
+    service = catalog().services[SERVICE_ID]
+    if outcome is None or outcome in ("Waiting", "Pending"):
+        expected = None if outcome is None else AppointmentStatus(outcome)
+        assert rules.check_in_status(appointment, service, CheckInMode(mode), now) is expected
+    else:
+        with pytest.raises(DomainError) as refused:
+            rules.check_in_status(appointment, service, CheckInMode(mode), now)
+        assert refused.value.code == outcome
+
+
+def test_a_service_configured_pending_checks_in_to_pending() -> None:
+    service = catalog(initial_case_status=AppointmentStatus.PENDING).services[SERVICE_ID]
+    appointment = record(AppointmentStatus.PLANNED, STARTS_AT)
+    status = rules.check_in_status(appointment, service, CheckInMode.AGENT, STARTS_AT)
+    assert status is AppointmentStatus.PENDING
+
+
+def test_a_booking_must_name_the_place_its_hold_keeps() -> None:
+    slot = rules.check_booking(catalog(), command(), NOW).slot
+    rules.check_hold_matches(held(), slot)
+    for changes in ({"start_minute": 580}, {"service_type_id": uuid.uuid4()}, {"cu_index": 1}):
+        with pytest.raises(Conflict) as refused:
+            rules.check_hold_matches(held(**changes), slot)
+        assert refused.value.code == "reservation_mismatch"
+
+
+def hold_command(**changes: Any) -> HoldSlot:
+    values: dict[str, Any] = {
+        "day": CalendarDay(SERVICE_ID, 0, TOMORROW),
+        "service_type_id": TYPE_ID,
+        "start_minute": 570,
+        "channel": Channel.FACE_TO_FACE,
+    }
+    return HoldSlot(**(values | changes))
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({}, []),
+        ({"start_minute": 575}, [("start_not_on_grid", "startTime")]),
+        (
+            {"channel": Channel.VIDEO, "start_minute": 575, "hold_seconds": 901},
+            [
+                ("channel_not_supported", "channel"),
+                ("start_not_on_grid", "startTime"),
+                ("hold_too_long", "holdSeconds"),
+            ],
+        ),
+        (
+            {
+                "day": CalendarDay(SERVICE_ID, 0, TODAY - timedelta(days=1)),
+                "channel": Channel.VIDEO,
+            },
+            [("channel_not_supported", "channel"), ("date_in_past", "date")],
+        ),
+    ],
+)
+def test_a_hold_names_every_broken_booking_rule_that_needs_no_customer_data(
+    changes: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    command = hold_command(**changes)
+    if not expected:
+        slot, length = rules.check_hold(catalog(), APPLICATION, command, NOW)
+        assert (slot.starts_at, length) == (
+            datetime(2026, 12, 2, 9, 30, tzinfo=UTC),
+            timedelta(minutes=5),
+        )
+        return
+    with pytest.raises(DomainError) as refused:
+        rules.check_hold(catalog(), APPLICATION, command, NOW)
+    error = refused.value
+    assert (error.code, error.field) == expected[0]
+    assert [(e.code, e.field) for e in error.errors] == (expected if len(expected) > 1 else [])
+
+
+def test_a_hold_needs_the_agents_booking_active_and_their_minimum_notice() -> None:
+    with pytest.raises(RuleViolation) as inactive:
+        rules.check_hold(_with_agents_window(active=False), APPLICATION, hold_command(), NOW)
+    assert inactive.value.code == "agents_booking_inactive"
+    today = hold_command(day=CalendarDay(SERVICE_ID, 0, TODAY), start_minute=530)
+    notice = _with_agents_window(minimum_notice_minutes=120)
+    with pytest.raises(RuleViolation) as short:
+        rules.check_hold(notice, APPLICATION, today, NOW)
+    assert (short.value.code, short.value.field) == ("short_notice", "startTime")

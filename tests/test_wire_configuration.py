@@ -19,7 +19,7 @@ from booking.store.loader import ConfigFileError, parse_config
 from tests import builders
 from tests.builders import World
 from tests.conftest import TODAY, FakeClock, bearer
-from tests.kit import TOMORROW, assert_problem, book
+from tests.kit import TOMORROW, assert_problem, book, hold
 
 CATEGORY = "6f1c2a4e-0000-4000-8000-00000000c001"
 INBOX = "6f1c2a4e-0000-4000-8000-00000000c101"
@@ -122,6 +122,18 @@ async def test_comp_minutes_weigh_booked_minutes_by_the_no_show_rate_as_the_orig
     assert stats["bookingRate"] == 0.03125
     assert stats["compMinutesBooked"] == 12.0
     assert stats["compBookingRate"] == 12 / 480
+
+
+async def test_a_live_hold_weighs_in_comp_minutes_by_its_service_types_no_show_rate(
+    client: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    _, world, auth = await configure(
+        engine, settings, service_type={"durationMinutes": 15, "noShowRate": 0.2}
+    )
+    assert (await hold(client, world, auth, 570)).status_code == 201
+    stats = (await calendar(client, world, auth))["stats"]
+    assert (stats["minutesBooked"], stats["appointmentCount"]) == (15, 0)
+    assert stats["compMinutesBooked"] == 12.0
 
 
 async def test_no_show_probability_is_the_rate_when_booked(

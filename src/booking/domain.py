@@ -12,10 +12,21 @@ from enum import StrEnum
 
 class AppointmentStatus(StrEnum):
     PLANNED = "Planned"
-    CHECKED_IN = "CheckedIn"
+    WAITING = "Waiting"  # checked in, in the queue
+    PENDING = "Pending"  # checked in, waiting for an agent to let the case into the queue
     CANCELLED = "Cancelled"
     COMPLETED = "Completed"
     NO_SHOW = "NoShow"
+
+
+# Where a check-in moves a case, as the service's configuration says (the original's "initial
+# case status"); together, the statuses of a checked-in appointment.
+CHECKED_IN_STATUSES = (AppointmentStatus.WAITING, AppointmentStatus.PENDING)
+
+
+class CheckInMode(StrEnum):
+    AGENT = "Agent"  # an agent checks the customer in: allowed even with preventSelfCheckIn
+    KIOSK = "Kiosk"  # the customer checks in alone: refused with preventSelfCheckIn
 
 
 class Channel(StrEnum):

@@ -25,11 +25,13 @@ from booking.api.metrics import MetricsMiddleware
 from booking.api.middleware import RequestContextMiddleware, configure_logging
 from booking.api.problems import Unavailable
 from booking.api.ratelimit import RateLimits
-from booking.api.routes import appointments, calendars, customers, demo, discovery
+from booking.api.routes import appointments, calendars, customers, demo, discovery, reservations
 from booking.api.schemas import BookAppointmentRequest
+from booking.service import holds
 from booking.service.catalog import ConfigCache
 from booking.service.wallclock import Clock, system_clock
 from booking.settings import Settings
+from booking.store import holds as store_holds
 from booking.store import idempotency
 from booking.store.db import Database, DatabaseUnavailable
 
@@ -71,18 +73,21 @@ CORS_MAX_AGE_S = 600
 log = logging.getLogger("booking.api")
 
 
-async def _purge_expired_idempotency_keys(db: Database, clock: Clock) -> None:
-    """Every few minutes, forget Idempotency-Keys past their TTL (expired ones are already
-    ignored; this only keeps the table small). A failure waits for the next round."""
+async def _purge_expired(db: Database, clock: Clock) -> None:
+    """Every few minutes, forget Idempotency-Keys past their TTL and slot holds long expired
+    (expired ones are already ignored, and an expired hold frees its place the instant it
+    expires; this only keeps the tables small). A failure waits for the next round."""
     while True:
         await asyncio.sleep(PURGE_INTERVAL_S)
         try:
             async with db.transaction() as conn:
-                purged = await idempotency.purge_expired(conn, clock())
-            if purged:
-                log.info("purged expired idempotency keys", extra={"purged": purged})
+                now = clock()
+                keys = await idempotency.purge_expired(conn, now)
+                ended = await store_holds.purge_ended(conn, now - holds.HOLD_RETENTION)
+            if keys or ended:
+                log.info("purged expired rows", extra={"keys": keys, "holds": ended})
         except (DatabaseUnavailable, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            log.warning("idempotency purge failed: %s", type(error).__name__)
+            log.warning("purge failed: %s", type(error).__name__)
 
 
 READINESS_MAX_AGE_S = 1.0
@@ -142,7 +147,7 @@ def create_app(
             rate_limits=rate_limits,
         )
         app.state.readiness = Readiness(db)
-        purger = asyncio.create_task(_purge_expired_idempotency_keys(db, clock))
+        purger = asyncio.create_task(_purge_expired(db, clock))
         # The modules, routes and models loaded so far live as long as the process: keep them
         # out of the garbage collector's full passes, which otherwise rescan them all.
         gc.collect()
@@ -224,6 +229,7 @@ def create_app(
     app.include_router(appointments.router)
     app.include_router(calendars.router)
     app.include_router(customers.router)
+    app.include_router(reservations.router)
     app.include_router(discovery.router)
     if settings.demo_page:
         demo.install(app)

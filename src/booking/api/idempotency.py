@@ -58,7 +58,7 @@ class StoredResponse:
         )
 
 
-Written = TypeVar("Written")  # what the write answers: an appointment, a customer record ...
+Written = TypeVar("Written")  # what the write answers: an appointment, a hold, a customer record
 Render = Callable[[Written], StoredResponse]
 
 

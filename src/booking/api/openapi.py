@@ -18,7 +18,8 @@ from booking.api.schemas import ENUM_COMPONENTS
 TAGS: list[dict[str, str]] = [
     {
         "name": "appointments",
-        "description": "Book, list, read and cancel the appointments of a calendar unit.",
+        "description": "Book, list, read, cancel, check in and reschedule the appointments "
+        "of a calendar unit.",
     },
     {
         "name": "calendars",
@@ -32,6 +33,10 @@ TAGS: list[dict[str, str]] = [
     {
         "name": "discovery",
         "description": "What a booking can name: services, field types, tags and languages.",
+    },
+    {
+        "name": "reservations",
+        "description": "Slot holds: keep a vacant slot for a while, for a booking to take.",
     },
     {"name": "ops", "description": "Liveness and readiness probes for the deployment."},
 ]

@@ -71,9 +71,10 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing, malformed, expired or badly signed token.",
         403: "The application is disabled or the token lacks the role.",
         404: "Unknown application, service, calendar unit, service type, customer record, "
-        "field type, tag or appointment. (An unknown field type or tag along with other broken "
-        "rules is one 422 listing them all.)",
-        409: "The slot is not vacant; `nearestVacancies` lists up to three vacant starts.",
+        "field type, tag, appointment or reservation. (An unknown field type or tag along with "
+        "other broken rules is one 422 listing them all.)",
+        409: "The slot is not vacant, or the reservation has ended or holds another place; "
+        "`nearestVacancies` lists up to three vacant starts.",
         415: "The body is not JSON.",
         413: "The body is larger than MAX_BODY_BYTES.",
         422: "Invalid input, or booking rules broken: `errors` lists every independent "

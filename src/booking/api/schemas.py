@@ -12,10 +12,12 @@ from fastapi import Response
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
     StrictBool,
+    StrictInt,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -23,11 +25,12 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from booking.domain import AppointmentStatus, CalendarIssueCode, Channel, FieldKind
+from booking.domain import AppointmentStatus, CalendarIssueCode, Channel, CheckInMode, FieldKind
 from booking.service.calendars import CalendarOnDate
 from booking.service.catalog import Catalog, ServiceConfig
 from booking.service.wallclock import EARLIEST_DATE, LATEST_DATE, local_datetime, windows_time_zone
 from booking.store.appointments import AppointmentRecord
+from booking.store.holds import HoldRecord
 
 # Named once in the OpenAPI components (openapi.py refers every use to them), so the request and
 # the response share one `Channel` and a generated client gets one enum type for each.
@@ -115,19 +118,19 @@ def _path_date(value: object) -> date:
     return parsed
 
 
+_DATE_SCHEMA = {
+    "type": "string",
+    "format": "date",
+    "pattern": f"^{_DATE.pattern}$",
+    "description": f"A calendar date from {EARLIEST_DATE} to {LATEST_DATE}.",
+    "examples": ["2026-12-01"],
+}
 PathDate = Annotated[
-    date,
-    PlainValidator(_path_date, json_schema_input_type=str),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "format": "date",
-            "pattern": f"^{_DATE.pattern}$",
-            "description": f"A calendar date from {EARLIEST_DATE} to {LATEST_DATE}.",
-            "examples": ["2026-12-01"],
-        }
-    ),
+    date, PlainValidator(_path_date, json_schema_input_type=str), WithJsonSchema(_DATE_SCHEMA)
 ]
+# A date in a body: the same rule. (A body is also dumped, for the Idempotency-Key's
+# fingerprint, and a plain validator's serializer takes the parsed date for a string.)
+BodyDate = Annotated[date, BeforeValidator(_path_date), WithJsonSchema(_DATE_SCHEMA)]
 
 
 # A string PostgreSQL cannot store: NUL. (A lone surrogate, which JSON's \ud800 escape can carry
@@ -181,6 +184,19 @@ FieldValue = Annotated[
         }
     ),
 ]
+# What a token can be (Hold a Slot makes URL-safe base64): anything else is refused at the edge.
+RESERVATION_TOKEN_PATTERN = "^[A-Za-z0-9_-]{1,64}$"  # noqa: S105 (a shape, not a secret)
+ReservationToken = Annotated[
+    str,
+    Field(
+        pattern=RESERVATION_TOKEN_PATTERN,
+        description="A reservation token from Hold a Slot: the booking takes the held place.",
+    ),
+]
+HoldSeconds = Annotated[
+    StrictInt,
+    Field(ge=1, le=86_400, description="How long to hold; at most the application's maximum."),
+]
 
 
 class BookAppointmentRequest(ApiModel):
@@ -222,6 +238,7 @@ class BookAppointmentRequest(ApiModel):
     prevent_self_check_in: StrictBool = False
     fields: Annotated[dict[uuid.UUID, FieldValue], Field(max_length=100)] | None = None
     tag_ids: Annotated[list[uuid.UUID], Field(max_length=100)] | None = None
+    reservation_token: ReservationToken | None = None
 
     # On the second spelling (declared after the first), so the error names the field.
     @field_validator("cusotmer_record_id")
@@ -295,8 +312,18 @@ class AppointmentTime(ApiModel):
         le=1,
         description="The expected no-show rate of the service type when it was booked.",
     )
-    reservation_token: str | None = None
-    reservation_expiry_date: UtcTimestamp | None = None
+    reservation_token: str | None = Field(
+        default=None, description="The hold the booking (or its last move) consumed, if any."
+    )
+    reservation_expiry_date: UtcTimestamp | None = Field(
+        default=None, description="When that hold would have ended (UTC)."
+    )
+
+
+class RescheduledFrom(ApiModel):
+    date: LocalDateTime = Field(description="Local midnight of the date.")
+    cu_index: int
+    start: int
 
 
 class Ticket(ApiModel):
@@ -355,6 +382,9 @@ class AppointmentOut(ApiModel):
     )
     fields: dict[str, Any]
     tag_ids: list[uuid.UUID]
+    rescheduled_from: RescheduledFrom | None = Field(
+        default=None, description="Where the last reschedule moved it from; null if never moved."
+    )
 
     @classmethod
     def from_record(cls, r: AppointmentRecord, catalog: Catalog) -> AppointmentOut:
@@ -378,6 +408,10 @@ class AppointmentOut(ApiModel):
                 iana_time_zone_id=r.time_zone,
                 duration=r.duration_minutes,
                 no_show_probability=r.no_show_probability,
+                reservation_token=r.reservation_token,
+                reservation_expiry_date=_iso_utc(r.reservation_expires_at)
+                if r.reservation_expires_at
+                else None,
             ),
             ticket=Ticket.model_construct(prefix=r.ticket_prefix, number=r.ticket_number),
             service_category_id=category.id if category is not None else None,
@@ -406,7 +440,94 @@ class AppointmentOut(ApiModel):
             bypassed_timeslot_check=r.bypassed_timeslot_check,
             fields=r.fields,
             tag_ids=r.tag_ids,
+            rescheduled_from=_rescheduled_from(r),
         )
+
+
+def _rescheduled_from(r: AppointmentRecord) -> RescheduledFrom | None:
+    if (
+        r.rescheduled_from_date is None
+        or r.rescheduled_from_cu_index is None
+        or r.rescheduled_from_start is None
+    ):
+        return None
+    return RescheduledFrom.model_construct(
+        date=_iso_local(local_datetime(r.rescheduled_from_date, 0)),
+        cu_index=r.rescheduled_from_cu_index,
+        start=r.rescheduled_from_start,
+    )
+
+
+class HoldSlotRequest(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "serviceTypeId": "6f1c2a4e-0000-4000-8000-000000000301",
+                    "startTime": 600,
+                    "channel": "FaceToFace",
+                    "holdSeconds": 300,
+                }
+            ]
+        }
+    )
+
+    service_type_id: uuid.UUID
+    start_time: Minute
+    channel: Channel
+    hold_seconds: HoldSeconds | None = None
+
+
+class ExtendHoldRequest(ApiModel):
+    hold_seconds: HoldSeconds | None = Field(
+        default=None,
+        description="Hold this long from now; absent: as long as the application's maximum "
+        "(counted from the hold's creation) allows.",
+    )
+
+
+class HoldOut(ApiModel):
+    """A slot hold: its token and expiry, and the place it keeps."""
+
+    reservation_token: str
+    reservation_expiry_date: UtcTimestamp = Field(description="When the hold ends (UTC).")
+    service_id: uuid.UUID
+    date: LocalDateTime = Field(description="Local midnight of the date.")
+    cu_index: int
+    start: int
+    duration: int
+    service_type_id: uuid.UUID
+    channel: Channel
+
+    @classmethod
+    def from_record(cls, h: HoldRecord) -> HoldOut:
+        return cls.model_construct(
+            reservation_token=h.token,
+            reservation_expiry_date=_iso_utc(h.expires_at),
+            service_id=h.service_id,
+            date=_iso_local(local_datetime(h.on_date, 0)),
+            cu_index=h.cu_index,
+            start=h.start_minute,
+            duration=h.duration_minutes,
+            service_type_id=h.service_type_id,
+            channel=h.channel,
+        )
+
+
+class RescheduleRequest(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"date": "2026-12-02", "cuIndex": 0, "startTime": 600}]}
+    )
+
+    date: BodyDate
+    cu_index: Annotated[StrictInt, Field(ge=0, le=1_000_000)]
+    start_time: Minute
+    reservation_token: ReservationToken | None = None
+    bypass_timeslot_check: StrictBool = False
+
+
+class CheckInRequest(ApiModel):
+    mode: CheckInMode
 
 
 class FieldError(BaseModel):

@@ -1,11 +1,18 @@
-"""The appointment use cases: book, cancel, read one, list a calendar-day. The API calls one of
-these per request; each opens its own unit of work (`calendar_day.write` for the writes).
+"""The appointment use cases: book, cancel, check in, reschedule, read one, list a
+calendar-day. The API calls one of these per request; each opens its own unit of work
+(`calendar_day.write`, or `calendar_day.move` for a reschedule).
 
 Round trips of a booking (configuration comes from the per-process cache; every rule that needs
 no database is checked before a connection is taken): BEGIN with the lock and the move of the
-calendar-day's stamp, read the occupied intervals, insert-with-ticket (one statement), COMMIT;
-plus one read of the customer record when the request names one. With an Idempotency-Key, the
-claim's INSERT comes after the BEGIN and the answer's UPDATE before the COMMIT.
+calendar-day's stamp, read the occupied intervals (appointments and live holds, one statement),
+insert-with-ticket (one statement), COMMIT; plus one read of the customer record when the
+request names one, and one UPDATE that consumes the hold when it names a reservation token.
+With an Idempotency-Key, the claim's INSERT comes after the BEGIN and the answer's UPDATE
+before the COMMIT.
+
+A reschedule: BEGIN with both calendar-days' locks and the moves of both stamps, lock the
+appointment, (consume the hold,) read the target's intervals, move (one UPDATE, with the new
+date's ticket), COMMIT.
 """
 
 from __future__ import annotations
@@ -17,13 +24,21 @@ from typing import TypeVar
 
 from booking.domain import CalendarDay
 from booking.service import calendar_day, rules
+from booking.service.availability import Interval
 from booking.service.calendar_day import OnceOnly
 from booking.service.catalog import Catalog
-from booking.service.commands import BookAppointment, CancelAppointment
-from booking.service.errors import NotFound
+from booking.service.commands import (
+    BookAppointment,
+    CancelAppointment,
+    CheckIn,
+    RescheduleAppointment,
+)
+from booking.service.errors import DomainError, NotFound
 from booking.store import appointments as store
-from booking.store.appointments import AppointmentRecord
+from booking.store import holds
+from booking.store.appointments import AppointmentRecord, Move
 from booking.store.db import Database, LockedCalendarDay
+from booking.store.holds import HoldRecord
 
 Replayed = TypeVar("Replayed")
 
@@ -66,11 +81,43 @@ async def _insert(
                 code="customer_record_not_found",
                 field="customerRecordId",
             )
-    rules.check_vacant(
-        checked, rules.intervals_of(await store.booked_intervals(tx.conn, tx.day)), now
+    case_id = uuid.uuid4()
+    token = checked.command.reservation_token
+    hold = None
+    if token is not None:
+        hold = await _take_hold(tx, token, application_id, case_id, checked.slot, now)
+    rules.check_vacant(checked.slot, await _occupied(tx, now), now)
+    row = rules.new_appointment(
+        checked, catalog.organization_id, application_id, case_id, now, hold
     )
-    row = rules.new_appointment(checked, catalog.organization_id, application_id, uuid.uuid4(), now)
-    return await store.insert_with_next_ticket(tx, row, checked.service_type.name, customer_name)
+    service_type_name = checked.slot.service_type.name
+    return await store.insert_with_next_ticket(tx, row, service_type_name, customer_name)
+
+
+async def _occupied(tx: LockedCalendarDay, now: datetime) -> list[Interval]:
+    """What occupies the locked calendar-day at `now`: appointments and live holds."""
+    return rules.intervals_of(await store.booked_intervals(tx.conn, tx.day, now))
+
+
+async def _take_hold(
+    tx: LockedCalendarDay,
+    token: str,
+    application_id: uuid.UUID,
+    case_id: uuid.UUID,
+    slot: rules.CheckedSlot,
+    now: datetime,
+) -> HoldRecord:
+    """Consume the application's live hold `token` for `case_id`, in the locked calendar-day's
+    transaction: the hold stops counting as the appointment starts to, at one commit. Refused
+    when the hold has ended (with the nearest vacancies), is unknown, or keeps another place
+    (a rollback then gives it back)."""
+    hold = await holds.consume(tx, token, application_id, case_id, now)
+    if hold is None:
+        if await holds.lock(tx.conn, token, application_id) is None:
+            raise rules.unknown_hold()
+        raise rules.hold_gone(slot, await _occupied(tx, now), now)
+    rules.check_hold_matches(hold, slot)
+    return hold
 
 
 async def cancel(
@@ -95,13 +142,119 @@ def _nothing_to_check() -> None:
 async def _cancel(
     catalog: Catalog, case_id: uuid.UUID, now: datetime, tx: LockedCalendarDay, _: None
 ) -> AppointmentRecord:
-    record = await store.lock_for_cancel(tx, case_id, catalog.organization_id)
-    if record is None:
-        raise NotFound("No such appointment in this calendar.", code="appointment_not_found")
+    record = await _locked_appointment(tx, catalog, case_id)
     if not rules.needs_cancelling(record, now):
         return record
     await store.mark_cancelled(tx, case_id, now)
     return store.cancelled(record, now)
+
+
+async def _locked_appointment(
+    tx: LockedCalendarDay, catalog: Catalog, case_id: uuid.UUID
+) -> AppointmentRecord:
+    record = await store.lock_in_calendar_day(tx, case_id, catalog.organization_id)
+    if record is None:
+        raise NotFound("No such appointment in this calendar.", code="appointment_not_found")
+    return record
+
+
+async def check_in(
+    db: Database,
+    catalog: Catalog,
+    command: CheckIn,
+    now: datetime,
+    once: OnceOnly[AppointmentRecord, Replayed] | None = None,
+) -> AppointmentRecord | Replayed:
+    """Move a planned appointment to the service's initial case status (Waiting or Pending)
+    inside its check-in window. Checking in again answers the same, never a toggle."""
+    rules.find_calendar(catalog, command.day)
+    return await calendar_day.write(
+        db, command.day, _nothing_to_check, partial(_check_in, catalog, command, now), once
+    )
+
+
+async def _check_in(
+    catalog: Catalog, command: CheckIn, now: datetime, tx: LockedCalendarDay, _: None
+) -> AppointmentRecord:
+    record = await _locked_appointment(tx, catalog, command.case_id)
+    service = rules.find_service(catalog, tx.day.service_id)
+    status = rules.check_in_status(record, service, command.mode, now)
+    if status is None:
+        return record
+    return await store.mark_checked_in(tx, record, status, now)
+
+
+async def reschedule(
+    db: Database,
+    catalog: Catalog,
+    application_id: uuid.UUID,
+    command: RescheduleAppointment,
+    now: datetime,
+    once: OnceOnly[AppointmentRecord, Replayed] | None = None,
+) -> AppointmentRecord | Replayed:
+    """Move a planned appointment to another start, calendar unit or date of its service,
+    keeping its case id and service type: the new place is claimed and the old one freed in
+    one transaction holding both calendar-days' locks. On any refusal nothing changes."""
+    rules.find_calendar(catalog, command.day)  # both the caller's, before any lock
+    rules.find_calendar(catalog, command.to)
+    return await calendar_day.move(
+        db,
+        command.day,
+        command.to,
+        _nothing_to_check,
+        partial(_move, catalog, application_id, command, now),
+        once,
+    )
+
+
+async def _move(
+    catalog: Catalog,
+    application_id: uuid.UUID,
+    command: RescheduleAppointment,
+    now: datetime,
+    source: LockedCalendarDay,
+    target: LockedCalendarDay,
+    _: None,
+) -> AppointmentRecord:
+    record = await _locked_appointment(source, catalog, command.case_id)
+    rules.check_movable(record, now)
+    service, unit = rules.find_calendar(catalog, command.to)
+    rules.check_agents_booking_active(service)
+    service_type = rules.find_service_type(service, record.service_type_id)
+    broken: list[DomainError] = []
+    timed = rules.timed_slot(
+        service,
+        unit,
+        service_type,
+        command.to,
+        command.start_minute,
+        command.bypass_timeslot_check,
+        now,
+        broken,
+    )
+    slot = rules.checked_slot(timed, broken)
+    hold = None
+    if command.reservation_token is not None:
+        hold = await _take_hold(
+            target, command.reservation_token, application_id, record.case_id, slot, now
+        )
+    occupied = await _occupied(target, now)
+    if command.to == command.day:  # the appointment's own place is no obstacle to its move
+        occupied.remove(
+            Interval(record.start_minute, record.start_minute + record.duration_minutes)
+        )
+    rules.check_vacant(slot, occupied, now)
+    to = Move(
+        cu_index=command.to.cu_index,
+        on_date=command.to.on_date,
+        start_minute=command.start_minute,
+        starts_at=slot.starts_at,
+        time_zone=unit.zone.key,
+        reservation_token=None if hold is None else hold.token,
+        reservation_expires_at=None if hold is None else hold.expires_at,
+        bypassed_timeslot_check=command.bypass_timeslot_check,
+    )
+    return await store.move(source, target, record, to)
 
 
 async def of_calendar_day(

@@ -7,12 +7,12 @@ accept. A second writer of the same calendar-day waits on the lock, then sees th
 rows; writers of other calendar-days take other locks and never wait. The lock lives in
 Postgres, so this holds for any number of processes.
 
-How the next writes plug in: a slot hold, a reschedule or a check-in is one more use case in
-`booking.service.appointments` made of a pure `check` (in `rules`) and an in-lock `step` (store
-statements on the handle), run by `write`; a reschedule between two calendar-days takes both
-locks in a fixed order (by lock key) before its step. The rows of outbound events are inserted
-by the step on the same handle, so they commit or roll back with the change they announce. The
-idempotency of every one of them comes for free through `once`.
+Every write is a use case (`booking.service.appointments`, `booking.service.holds`) made of a
+pure `check` (in `rules`) and an in-lock `step` (store statements on the handle), run by
+`write`; a reschedule between two calendar-days runs by `move`, which takes both locks in a
+fixed order (by lock key) before its step. The rows of outbound events are inserted by the step
+on the same handle, so they commit or roll back with the change they announce. The idempotency
+of every one of them comes for free through `once`.
 """
 
 from __future__ import annotations
@@ -67,4 +67,27 @@ async def write(
             return replayed
         written = await step(tx, check())
         await once.store(tx.conn, written)
+        return written
+
+
+async def move(
+    db: Database,
+    source: CalendarDay,
+    target: CalendarDay,
+    check: Callable[[], Checked],
+    step: Callable[[LockedCalendarDay, LockedCalendarDay, Checked], Awaitable[Written]],
+    once: OnceOnly[Written, Replayed] | None = None,
+) -> Written | Replayed:
+    """`write` for a change from `source` to `target` (the same day or two): `step` runs holding
+    both locks, in one transaction, so either both calendar-days change or neither does."""
+    if once is None:
+        checked = check()
+        async with db.calendar_days(source, target) as (from_tx, to_tx):
+            return await step(from_tx, to_tx, checked)
+    async with db.calendar_days(source, target) as (from_tx, to_tx):
+        replayed = await once.claim(from_tx.conn)
+        if replayed is not None:
+            return replayed
+        written = await step(from_tx, to_tx, check())
+        await once.store(from_tx.conn, written)
         return written

@@ -36,7 +36,8 @@ async def vacancies(
     now: datetime,
 ) -> Vacancies:
     """Vacant starts that a booking made now would get: the booking rule's own model, minus
-    past, non-existent (DST gap) and out-of-window times. Closed dates give no slots."""
+    past, non-existent (DST gap) and out-of-window times. Closed dates give no slots; a live
+    hold occupies its place like an appointment."""
     service, unit = rules.find_calendar(catalog, day)
     service_type = rules.find_service_type(service, service_type_id)
     window = service.agents_window
@@ -46,7 +47,7 @@ async def vacancies(
     ):
         return Vacancies(service_type, [])
     async with db.read() as conn:
-        rows = await store.booked_intervals(conn, day)
+        rows = await store.booked_intervals(conn, day, now)
     slots = rules.future_vacant_starts(
         unit,
         day.on_date,
@@ -126,19 +127,22 @@ async def calendars_on_date(
     now: datetime,
 ) -> list[CalendarOnDate]:
     """Every calendar unit of the service on that date, with stats and timestamps: two
-    statements for all units, on one connection."""
+    statements for all units, on one connection. Live holds occupy minutes (and can make a
+    calendar fully booked) but are no appointments."""
     service = rules.find_service(catalog, service_id)
     async with db.read() as conn:
         # Stamps first: a write that commits between the two reads is then answered with the
         # stamp from before it, so the next read shows a new stamp (never a change under an
         # old one).
         stamps = await store.stamps_of_service(conn, service_id, on_date)
-        rows = await store.booked_of_service(conn, service_id, on_date)
+        rows = await store.booked_of_service(conn, service_id, on_date, now)
     booked: dict[int, list[Interval]] = defaultdict(list)
     comp_minutes: dict[int, list[float]] = defaultdict(list)
-    for cu_index, start, duration, no_show_probability in rows:
+    appointment_counts: dict[int, int] = defaultdict(int)
+    for cu_index, start, duration, no_show_probability, held in rows:
         booked[cu_index].append(Interval(start, start + duration))
         comp_minutes[cu_index].append(duration * (1 - no_show_probability))
+        appointment_counts[cu_index] += not held
 
     durations = sorted({t.duration_minutes for t in service.types.values()})
     customers = customers_of(catalog)
@@ -171,7 +175,7 @@ async def calendars_on_date(
                 is_in_agents_window=rules.in_window(service.agents_window, on_date, now, unit.zone),
                 is_in_self_window=rules.in_window(service.self_window, on_date, now, unit.zone),
                 stats=CalendarStats(
-                    appointment_count=len(intervals),
+                    appointment_count=appointment_counts[cu_index],
                     capacity_minutes=capacity_minutes,
                     minutes_booked=minutes_booked,
                     booking_rate=minutes_booked / capacity_minutes if capacity_minutes else 0.0,

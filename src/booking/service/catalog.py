@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from asyncpg import Record
 
-from booking.domain import Channel, CustomerFieldKind, FieldKind
+from booking.domain import AppointmentStatus, Channel, CustomerFieldKind, FieldKind
 from booking.service.availability import Interval, WorkingDay, merge_intervals
 from booking.store import configuration
 from booking.store.db import Database
@@ -36,6 +36,8 @@ class ApplicationConfig:
     name: str
     enabled: bool
     roles: frozenset[str]
+    hold_default_seconds: int  # a slot hold's length when the request names none
+    hold_max_seconds: int  # the longest a hold may last, its extension included
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,9 @@ class ServiceConfig:
     # The agents' window: the one bookings over this API use.
     agents_window: BookingWindow
     self_window: BookingWindow
+    initial_case_status: AppointmentStatus  # where a check-in moves a case: Waiting or Pending
+    check_in_minutes_before: int  # check-in opens this long before the start ...
+    check_in_minutes_after: int  # ... and closes this long after it
     types: dict[uuid.UUID, ServiceTypeConfig]
     units: dict[int, CalendarUnitConfig]
     category: Named | None = None
@@ -164,6 +169,8 @@ def _application_config(row: Record) -> ApplicationConfig:
         name=row["name"],
         enabled=row["enabled"],
         roles=frozenset(row["roles"]),
+        hold_default_seconds=row["hold_default_seconds"],
+        hold_max_seconds=row["hold_max_seconds"],
     )
 
 
@@ -238,6 +245,9 @@ async def load_catalog(conn: asyncpg.Connection, organization_id: uuid.UUID) -> 
                 s["self_booking_window_days"],
                 s["self_minimum_notice_minutes"],
             ),
+            initial_case_status=AppointmentStatus(s["initial_case_status"]),
+            check_in_minutes_before=s["check_in_minutes_before"],
+            check_in_minutes_after=s["check_in_minutes_after"],
             types=dict(types[s["id"]]),
             units=dict(units[s["id"]]),
             category=categories.get(s["service_category_id"]),

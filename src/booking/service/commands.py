@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from booking.domain import CalendarDay, Channel
+from booking.domain import CalendarDay, Channel, CheckInMode
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +23,7 @@ class BookAppointment:
     prevent_self_check_in: bool = False
     fields: dict[uuid.UUID, Any] = field(default_factory=dict)
     tag_ids: list[uuid.UUID] = field(default_factory=list)
+    reservation_token: str | None = None  # the hold whose place the booking takes
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +54,42 @@ class FindByRecordId:
 class FindByKeyField:
     field_slug: str
     field_value: str
+
+
+@dataclass(frozen=True, slots=True)
+class HoldSlot:
+    day: CalendarDay
+    service_type_id: uuid.UUID
+    start_minute: int
+    channel: Channel
+    hold_seconds: int | None = None  # None: the application's default
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseHold:
+    day: CalendarDay
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendHold:
+    day: CalendarDay
+    token: str
+    hold_seconds: int | None = None  # None: as long as the application's maximum allows
+
+
+@dataclass(frozen=True, slots=True)
+class RescheduleAppointment:
+    day: CalendarDay  # where the appointment is now
+    case_id: uuid.UUID
+    to: CalendarDay  # the same service: only the date and the calendar unit may differ
+    start_minute: int
+    reservation_token: str | None = None
+    bypass_timeslot_check: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CheckIn:
+    day: CalendarDay
+    case_id: uuid.UUID
+    mode: CheckInMode

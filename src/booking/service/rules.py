@@ -17,10 +17,18 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from booking.domain import AppointmentStatus, CalendarDay, FieldKind
+from booking.domain import (
+    CHECKED_IN_STATUSES,
+    AppointmentStatus,
+    CalendarDay,
+    Channel,
+    CheckInMode,
+    FieldKind,
+)
 from booking.service import availability
 from booking.service.availability import Interval, Verdict
 from booking.service.catalog import (
+    ApplicationConfig,
     BookingWindow,
     CalendarUnitConfig,
     Catalog,
@@ -28,10 +36,18 @@ from booking.service.catalog import (
     ServiceConfig,
     ServiceTypeConfig,
 )
-from booking.service.commands import BookAppointment
-from booking.service.errors import Conflict, DomainError, NotFound, RuleViolation, several
+from booking.service.commands import BookAppointment, HoldSlot
+from booking.service.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    RuleViolation,
+    several,
+)
 from booking.service.wallclock import instant_of, local_today
 from booking.store.appointments import AppointmentRecord
+from booking.store.holds import HoldRecord
 
 MAX_TEXT_FIELD_LENGTH = 2000
 
@@ -241,7 +257,9 @@ def check_date_and_start(
     unit: CalendarUnitConfig,
     day: availability.WorkingDay,
     duration: int,
-    command: BookAppointment,
+    on_date: date,
+    start: int,
+    bypass_timeslot_check: bool,
     now: datetime,
     broken: list[DomainError],
 ) -> datetime | None:
@@ -252,7 +270,6 @@ def check_date_and_start(
     open that day, its working hours, its
     grid. A rule that another presupposes is skipped when that one is broken: a start on a past
     date has passed anyway, and a closed day has no hours to fit in."""
-    on_date, start = command.day.on_date, command.start_minute
     notice = service.agents_window.minimum_notice_minutes
     today = local_today(now, unit.zone)
     refused_date = date_refusal(service, on_date, today)
@@ -282,7 +299,7 @@ def check_date_and_start(
 
     # Hours and the grid do not depend on other bookings: refuse early, before taking the lock.
     verdict = availability.check_start(
-        day, [], start, duration, bypass_timeslot_check=command.bypass_timeslot_check
+        day, [], start, duration, bypass_timeslot_check=bypass_timeslot_check
     )
     if verdict is Verdict.CLOSED and refused_date is None:
         broken.append(
@@ -330,15 +347,108 @@ def future_vacant_starts(
 
 
 @dataclass(frozen=True, slots=True)
-class CheckedBooking:
-    """A booking request that passed every rule that does not depend on other bookings."""
+class CheckedSlot:
+    """A start on a calendar-day that passed every rule that needs neither customer data nor
+    the other bookings: what a hold, a booking and a reschedule all check."""
 
-    command: BookAppointment
+    day: CalendarDay
+    start_minute: int
+    bypass_timeslot_check: bool
     service: ServiceConfig
     unit: CalendarUnitConfig
     service_type: ServiceTypeConfig
     working_day: availability.WorkingDay
     starts_at: datetime
+
+
+def check_agents_booking_active(service: ServiceConfig) -> None:
+    """Bookings over this API are the agents': nothing takes a place when their booking is
+    switched off (refused at once, before any other rule)."""
+    if not service.agents_window.active:
+        raise RuleViolation(
+            "Booking by agents (this API) is not active for this service.",
+            code="agents_booking_inactive",
+        )
+
+
+def offered_type(
+    catalog: Catalog,
+    day: CalendarDay,
+    service_type_id: uuid.UUID,
+    channel: Channel,
+    broken: list[DomainError],
+) -> tuple[ServiceConfig, CalendarUnitConfig, ServiceTypeConfig]:
+    """The calendar and the service type, which must offer `channel`. An unknown service,
+    calendar unit or service type, and the agents' booking switched off, are refused at once
+    (every other rule depends on them)."""
+    service, unit = find_calendar(catalog, day)
+    service_type = find_service_type(service, service_type_id)
+    check_agents_booking_active(service)
+    if channel not in service_type.channels:
+        broken.append(
+            RuleViolation(
+                f"Service type '{service_type.name}' does not support channel "
+                f"'{channel}'; it supports {', '.join(service_type.channels)}.",
+                code="channel_not_supported",
+                field="channel",
+            )
+        )
+    return service, unit, service_type
+
+
+def timed_slot(
+    service: ServiceConfig,
+    unit: CalendarUnitConfig,
+    service_type: ServiceTypeConfig,
+    day: CalendarDay,
+    start_minute: int,
+    bypass_timeslot_check: bool,
+    now: datetime,
+    broken: list[DomainError],
+) -> CheckedSlot | None:
+    """The slot, after the rules of time that do not depend on other bookings
+    (`check_date_and_start`); None when its wall time does not exist. It is checked only
+    when `broken` stayed empty."""
+    working_day = unit.day(day.on_date)
+    starts_at = check_date_and_start(
+        service,
+        unit,
+        working_day,
+        service_type.duration_minutes,
+        day.on_date,
+        start_minute,
+        bypass_timeslot_check,
+        now,
+        broken,
+    )
+    if starts_at is None:
+        return None
+    return CheckedSlot(
+        day=day,
+        start_minute=start_minute,
+        bypass_timeslot_check=bypass_timeslot_check,
+        service=service,
+        unit=unit,
+        service_type=service_type,
+        working_day=working_day,
+        starts_at=starts_at,
+    )
+
+
+def checked_slot(slot: CheckedSlot | None, broken: list[DomainError]) -> CheckedSlot:
+    """`slot` once every rule was checked: the one error naming each broken rule, if any."""
+    if broken:
+        raise several(broken)
+    assert slot is not None  # a wall time that does not exist is a broken rule
+    return slot
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedBooking:
+    """A booking request that passed every rule that does not depend on other bookings."""
+
+    command: BookAppointment
+    slot: CheckedSlot
     language: str
     phone: str | None
     email: str | None
@@ -353,24 +463,10 @@ def check_booking(catalog: Catalog, command: BookAppointment, now: datetime) -> 
     An unknown service, calendar unit or service type is refused at once (every other rule
     depends on them). The other rules are independent of each other: all are checked, and
     every broken one is in the one error raised (`errors.several`), in this order."""
-    service, unit = find_calendar(catalog, command.day)
-    service_type = find_service_type(service, command.service_type_id)
     broken: list[DomainError] = []
-
-    if not service.agents_window.active:
-        raise RuleViolation(
-            "Booking by agents (this API) is not active for this service.",
-            code="agents_booking_inactive",
-        )
-    if command.channel not in service_type.channels:
-        broken.append(
-            RuleViolation(
-                f"Service type '{service_type.name}' does not support channel "
-                f"'{command.channel}'; it supports {', '.join(service_type.channels)}.",
-                code="channel_not_supported",
-                field="channel",
-            )
-        )
+    service, unit, service_type = offered_type(
+        catalog, command.day, command.service_type_id, command.channel, broken
+    )
     language = check_language(catalog, command.language, broken)
 
     if service.requires_customer and command.customer_record_id is None:
@@ -403,20 +499,19 @@ def check_booking(catalog: Catalog, command: BookAppointment, now: datetime) -> 
     email = normalize_email(email, broken) if email else None
     fields = check_fields(catalog, command.fields, broken)
     tag_ids = check_tags(catalog, command.tag_ids, broken)
-    day = unit.day(command.day.on_date)
-    duration = service_type.duration_minutes
-    starts_at = check_date_and_start(service, unit, day, duration, command, now, broken)
-
-    if broken:
-        raise several(broken)
-    assert starts_at is not None  # a wall time that does not exist is a broken rule
+    slot = timed_slot(
+        service,
+        unit,
+        service_type,
+        command.day,
+        command.start_minute,
+        command.bypass_timeslot_check,
+        now,
+        broken,
+    )
     return CheckedBooking(
         command=command,
-        service=service,
-        unit=unit,
-        service_type=service_type,
-        working_day=day,
-        starts_at=starts_at,
+        slot=checked_slot(slot, broken),
         language=language,
         phone=phone,
         email=email,
@@ -430,28 +525,36 @@ def intervals_of(rows: list[Any]) -> list[Interval]:
     return [Interval(start, start + duration) for start, duration in rows]
 
 
-def check_vacant(checked: CheckedBooking, booked: list[Interval], now: datetime) -> None:
-    """The rule that depends on other bookings, judged on the intervals read holding the
-    calendar-day's lock: 409 with the nearest vacant starts when the slot is taken."""
-    command = checked.command
-    duration = checked.service_type.duration_minutes
-    verdict = availability.check_start(
-        checked.working_day,
+def nearest_vacancies(slot: CheckedSlot, booked: list[Interval], now: datetime) -> list[int]:
+    """Up to three starts near the requested one that a booking made now would get."""
+    vacant = future_vacant_starts(
+        slot.unit,
+        slot.day.on_date,
         booked,
-        command.start_minute,
-        duration,
-        bypass_timeslot_check=command.bypass_timeslot_check,
+        slot.service_type.duration_minutes,
+        now,
+        slot.service.agents_window.minimum_notice_minutes,
+    )
+    return availability.nearest(vacant, slot.start_minute)
+
+
+def check_vacant(slot: CheckedSlot, booked: list[Interval], now: datetime) -> None:
+    """The rule that depends on other bookings (and live holds), judged on the intervals read
+    holding the calendar-day's lock: 409 with the nearest vacant starts when the slot is
+    taken."""
+    verdict = availability.check_start(
+        slot.working_day,
+        booked,
+        slot.start_minute,
+        slot.service_type.duration_minutes,
+        bypass_timeslot_check=slot.bypass_timeslot_check,
     )
     if verdict is Verdict.FULL:
-        notice = checked.service.agents_window.minimum_notice_minutes
-        vacant = future_vacant_starts(
-            checked.unit, command.day.on_date, booked, duration, now, notice
-        )
         raise Conflict(
             "The slot is not vacant.",
             code="slot_not_vacant",
             field="startTime",
-            extra={"nearestVacancies": availability.nearest(vacant, command.start_minute)},
+            extra={"nearestVacancies": nearest_vacancies(slot, booked, now)},
         )
 
 
@@ -461,9 +564,12 @@ def new_appointment(
     application_id: uuid.UUID,
     case_id: uuid.UUID,
     now: datetime,
+    hold: HoldRecord | None = None,
 ) -> dict[str, Any]:
-    """The row of a new appointment, by column (see `store.appointments.INSERTED_COLUMNS`)."""
-    command, service, unit = checked.command, checked.service, checked.unit
+    """The row of a new appointment, by column (see `store.appointments.INSERTED_COLUMNS`),
+    taking the place of `hold` when it consumed one."""
+    command, slot = checked.command, checked.slot
+    service, unit = slot.service, slot.unit
     return {
         "id": case_id,
         "organization_id": organization_id,
@@ -471,11 +577,11 @@ def new_appointment(
         "cu_index": unit.cu_index,
         "on_date": command.day.on_date,
         "start_minute": command.start_minute,
-        "duration_minutes": checked.service_type.duration_minutes,
-        "no_show_probability": checked.service_type.no_show_rate,
-        "starts_at": checked.starts_at,
+        "duration_minutes": slot.service_type.duration_minutes,
+        "no_show_probability": slot.service_type.no_show_rate,
+        "starts_at": slot.starts_at,
         "time_zone": unit.zone.key,
-        "service_type_id": checked.service_type.id,
+        "service_type_id": slot.service_type.id,
         "status": AppointmentStatus.PLANNED,
         "status_date": now,
         "ticket_prefix": service.ticket_prefix,
@@ -490,6 +596,11 @@ def new_appointment(
         "bypassed_timeslot_check": command.bypass_timeslot_check,
         "created_by_application_id": application_id,
         "created_at": now,
+        "reservation_token": None if hold is None else hold.token,
+        "reservation_expires_at": None if hold is None else hold.expires_at,
+        "rescheduled_from_date": None,
+        "rescheduled_from_cu_index": None,
+        "rescheduled_from_start": None,
     }
 
 
@@ -498,7 +609,7 @@ def needs_cancelling(record: AppointmentRecord, now: datetime) -> bool:
     answers the same); a checked-in, closed or started appointment cannot be."""
     if record.status is AppointmentStatus.CANCELLED:
         return False
-    if record.status is AppointmentStatus.CHECKED_IN:
+    if record.status in CHECKED_IN_STATUSES:
         raise RuleViolation(
             "A checked-in appointment cannot be cancelled.", code="appointment_checked_in"
         )
@@ -512,3 +623,160 @@ def needs_cancelling(record: AppointmentRecord, now: datetime) -> bool:
             "An appointment that has started cannot be cancelled.", code="appointment_in_past"
         )
     return True
+
+
+# --- slot holds ---------------------------------------------------------------------------------
+
+
+def hold_length(
+    application: ApplicationConfig, hold_seconds: int | None, broken: list[DomainError]
+) -> timedelta:
+    """How long a new hold lasts: the request's length or the application's default, at most
+    the application's maximum (a longer one is a broken rule)."""
+    seconds = application.hold_default_seconds if hold_seconds is None else hold_seconds
+    if seconds > application.hold_max_seconds:
+        broken.append(
+            RuleViolation(
+                f"A hold lasts at most {application.hold_max_seconds} seconds.",
+                code="hold_too_long",
+                field="holdSeconds",
+            )
+        )
+    return timedelta(seconds=seconds)
+
+
+def check_hold(
+    catalog: Catalog, application: ApplicationConfig, command: HoldSlot, now: datetime
+) -> tuple[CheckedSlot, timedelta]:
+    """Every booking rule that needs no customer data (the channel, the window, the start, the
+    hours, the grid), and the hold's length: each broken one in the one error raised, as
+    `check_booking` does."""
+    broken: list[DomainError] = []
+    service, unit, service_type = offered_type(
+        catalog, command.day, command.service_type_id, command.channel, broken
+    )
+    slot = timed_slot(
+        service, unit, service_type, command.day, command.start_minute, False, now, broken
+    )
+    length = hold_length(application, command.hold_seconds, broken)
+    return checked_slot(slot, broken), length
+
+
+def extended_expiry(
+    hold: HoldRecord, application: ApplicationConfig, hold_seconds: int | None, now: datetime
+) -> datetime:
+    """The expiry of a hold's one extension: `hold_seconds` from now, or as late as the
+    application's maximum allows (counted from the hold's creation); never earlier than it
+    was."""
+    if not hold.is_live(now):
+        raise Conflict(
+            "The reservation has expired, was released or was used by a booking.",
+            code="reservation_expired",
+            field="reservationToken",
+        )
+    if hold.extended:
+        raise Conflict(
+            "A reservation can be extended once.",
+            code="reservation_already_extended",
+            field="reservationToken",
+        )
+    latest = hold.created_at + timedelta(seconds=application.hold_max_seconds)
+    expiry = latest if hold_seconds is None else now + timedelta(seconds=hold_seconds)
+    if expiry > latest:
+        raise RuleViolation(
+            f"A hold lasts at most {application.hold_max_seconds} seconds in all; it can be "
+            f"extended until {latest.isoformat()}.",
+            code="hold_too_long",
+            field="holdSeconds",
+        )
+    return max(expiry, hold.expires_at)
+
+
+def check_hold_matches(hold: HoldRecord, slot: CheckedSlot) -> None:
+    """A booking takes the place its hold keeps: the same calendar, start and service type."""
+    held = (hold.service_id, hold.cu_index, hold.on_date, hold.start_minute, hold.service_type_id)
+    asked = (
+        slot.day.service_id,
+        slot.day.cu_index,
+        slot.day.on_date,
+        slot.start_minute,
+        slot.service_type.id,
+    )
+    if held != asked:
+        raise Conflict(
+            "The reservation holds another calendar, start time or service type.",
+            code="reservation_mismatch",
+            field="reservationToken",
+        )
+
+
+def hold_gone(slot: CheckedSlot, booked: list[Interval], now: datetime) -> Conflict:
+    """The refusal of a booking whose hold is no longer live."""
+    return Conflict(
+        "The reservation has expired, was released or was used by a booking.",
+        code="reservation_expired",
+        field="reservationToken",
+        extra={"nearestVacancies": nearest_vacancies(slot, booked, now)},
+    )
+
+
+def unknown_hold() -> NotFound:
+    """A token this application never got (another application's holds are unknown to it)."""
+    return NotFound("No such reservation.", code="reservation_not_found", field="reservationToken")
+
+
+# --- check-in and reschedule -------------------------------------------------------------------
+
+
+def check_in_status(
+    record: AppointmentRecord, service: ServiceConfig, mode: CheckInMode, now: datetime
+) -> AppointmentStatus | None:
+    """The status a check-in gives `record` now (the service's initial case status), or None
+    when it is checked in already: a repeat answers the same, never checks out."""
+    if mode is CheckInMode.KIOSK and record.prevent_self_check_in:
+        raise Forbidden(
+            "This appointment does not allow self check-in; an agent can check it in.",
+            code="self_check_in_not_allowed",
+            field="mode",
+        )
+    if record.status in CHECKED_IN_STATUSES:
+        return None
+    if record.status is AppointmentStatus.CANCELLED:
+        raise RuleViolation(
+            "A cancelled appointment cannot be checked in.", code="appointment_cancelled"
+        )
+    if record.status is not AppointmentStatus.PLANNED:
+        raise RuleViolation(
+            f"An appointment with status {record.status} cannot be checked in.",
+            code="appointment_closed",
+        )
+    opens = record.starts_at - timedelta(minutes=service.check_in_minutes_before)
+    closes = record.starts_at + timedelta(minutes=service.check_in_minutes_after)
+    if not opens <= now <= closes:
+        raise RuleViolation(
+            f"Check-in is open from {service.check_in_minutes_before} minutes before the start "
+            f"until {service.check_in_minutes_after} minutes after it.",
+            code="outside_check_in_window",
+        )
+    return service.initial_case_status
+
+
+def check_movable(record: AppointmentRecord, now: datetime) -> None:
+    """Only a planned appointment that has not started can be rescheduled."""
+    if record.status in CHECKED_IN_STATUSES:
+        raise RuleViolation(
+            "A checked-in appointment cannot be rescheduled.", code="appointment_checked_in"
+        )
+    if record.status is AppointmentStatus.CANCELLED:
+        raise RuleViolation(
+            "A cancelled appointment cannot be rescheduled.", code="appointment_cancelled"
+        )
+    if record.status is not AppointmentStatus.PLANNED:
+        raise RuleViolation(
+            f"An appointment with status {record.status} cannot be rescheduled.",
+            code="appointment_closed",
+        )
+    if record.starts_at <= now:
+        raise RuleViolation(
+            "An appointment that has started cannot be rescheduled.", code="appointment_in_past"
+        )

@@ -16,16 +16,28 @@ from datetime import date, datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import ColumnElement, bindparam, insert, literal_column, select, update
+from sqlalchemy import (
+    ColumnElement,
+    bindparam,
+    false,
+    insert,
+    literal_column,
+    select,
+    true,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from booking.domain import AppointmentStatus, CalendarDay, Channel
 from booking.store.db import LockedCalendarDay
+from booking.store.holds import LIVE
 from booking.store.models import (
     Appointment,
     CalendarDayStamp,
     CustomerRecord,
     ServiceType,
+    SlotHold,
     TicketCounter,
 )
 from booking.store.sql import compiled, constant
@@ -64,6 +76,11 @@ class AppointmentRecord:
     bypassed_timeslot_check: bool
     fields: dict[str, Any]
     tag_ids: list[uuid.UUID]
+    reservation_token: str | None
+    reservation_expires_at: datetime | None
+    rescheduled_from_date: date | None
+    rescheduled_from_cu_index: int | None
+    rescheduled_from_start: int | None
 
 
 _table = Appointment.__table__
@@ -105,28 +122,62 @@ _of_calendar_day = (
     Appointment.cu_index == bindparam("cu_index"),
 )
 
+_hold_of_calendar_day = (
+    SlotHold.service_id == bindparam("service_id"),
+    SlotHold.on_date == bindparam("on_date"),
+    SlotHold.cu_index == bindparam("cu_index"),
+)
+
+# What occupies a calendar-day: its appointments that are not cancelled and its holds that are
+# live at `now`, in one statement (one round trip, one snapshot).
 _BOOKED_INTERVALS = compiled(
-    select(Appointment.start_minute, Appointment.duration_minutes).where(
-        *_of_calendar_day, _not_cancelled
+    union_all(
+        select(Appointment.start_minute, Appointment.duration_minutes).where(
+            *_of_calendar_day, _not_cancelled
+        ),
+        select(SlotHold.start_minute, SlotHold.duration_minutes).where(
+            *_hold_of_calendar_day, *LIVE
+        ),
     ),
     "service_id",
     "on_date",
     "cu_index",
+    "now",
 )
 
+# What occupies a service's calendar-days on a date, for the calendars' stats: the appointments
+# and the holds live at `now` (held true), a hold with the no-show rate of the service type the
+# booking it keeps the place for would have.
 _BOOKED_OF_SERVICE = compiled(
-    select(
-        Appointment.cu_index,
-        Appointment.start_minute,
-        Appointment.duration_minutes,
-        Appointment.no_show_probability,
-    ).where(
-        Appointment.service_id == bindparam("service_id"),
-        Appointment.on_date == bindparam("on_date"),
-        _not_cancelled,
+    union_all(
+        select(
+            Appointment.cu_index,
+            Appointment.start_minute,
+            Appointment.duration_minutes,
+            Appointment.no_show_probability,
+            false().label("held"),
+        ).where(
+            Appointment.service_id == bindparam("service_id"),
+            Appointment.on_date == bindparam("on_date"),
+            _not_cancelled,
+        ),
+        select(
+            SlotHold.cu_index,
+            SlotHold.start_minute,
+            SlotHold.duration_minutes,
+            ServiceType.no_show_rate,
+            true(),
+        )
+        .join(ServiceType, ServiceType.id == SlotHold.service_type_id)
+        .where(
+            SlotHold.service_id == bindparam("service_id"),
+            SlotHold.on_date == bindparam("on_date"),
+            *LIVE,
+        ),
     ),
     "service_id",
     "on_date",
+    "now",
 )
 
 _STAMPS_OF_SERVICE = compiled(
@@ -178,7 +229,7 @@ _INSERT_WITH_NEXT_TICKET = compiled(
     .returning(Appointment.ticket_number)
 )
 
-_LOCK_FOR_CANCEL = compiled(
+_LOCK_IN_CALENDAR_DAY = compiled(
     select_appointments()
     .where(
         Appointment.id == bindparam("id"),
@@ -203,6 +254,43 @@ _MARK_CANCELLED = compiled(
     ),
     "at",
     "id",
+)
+
+_MARK_CHECKED_IN = compiled(
+    update(Appointment)
+    .where(Appointment.id == bindparam("id"))
+    .values(status=bindparam("status"), status_date=bindparam("at")),
+    "status",
+    "at",
+    "id",
+)
+
+_MOVED = {
+    "on_date": bindparam("on_date"),
+    "cu_index": bindparam("cu_index"),
+    "start_minute": bindparam("start_minute"),
+    "starts_at": bindparam("starts_at"),
+    "time_zone": bindparam("time_zone"),
+    "reservation_token": bindparam("reservation_token"),
+    "reservation_expires_at": bindparam("reservation_expires_at"),
+    "bypassed_timeslot_check": bindparam("bypassed_timeslot_check"),
+    "rescheduled_from_date": Appointment.on_date,
+    "rescheduled_from_cu_index": Appointment.cu_index,
+    "rescheduled_from_start": Appointment.start_minute,
+}
+# Within its date an appointment keeps its ticket number; moved to another date it takes that
+# date's next one (the old number stays unused: tickets stay unique per service and date).
+_MOVE_WITHIN_DATE = compiled(
+    update(Appointment)
+    .where(Appointment.id == bindparam("id"))
+    .values(_MOVED)
+    .returning(Appointment.ticket_number)
+)
+_MOVE_TO_DATE = compiled(
+    update(Appointment)
+    .where(Appointment.id == bindparam("id"))
+    .values(_MOVED | {"ticket_number": select(_next_ticket.c.last_number).scalar_subquery()})
+    .returning(Appointment.ticket_number)
 )
 
 _in_order = (Appointment.start_minute, Appointment.ticket_number)
@@ -235,20 +323,24 @@ _IN_ORGANIZATION = compiled(
 # --- reads -----------------------------------------------------------------------------------
 
 
-async def booked_intervals(conn: asyncpg.Connection, day: CalendarDay) -> list[asyncpg.Record]:
-    """(start_minute, duration_minutes) of every appointment occupying `day`."""
+async def booked_intervals(
+    conn: asyncpg.Connection, day: CalendarDay, now: datetime
+) -> list[asyncpg.Record]:
+    """(start_minute, duration_minutes) of every appointment and every hold live at `now`
+    occupying `day`."""
     rows: list[asyncpg.Record] = await conn.fetch(
-        _BOOKED_INTERVALS.sql, day.service_id, day.on_date, day.cu_index
+        _BOOKED_INTERVALS.sql, day.service_id, day.on_date, day.cu_index, now
     )
     return rows
 
 
 async def booked_of_service(
-    conn: asyncpg.Connection, service_id: uuid.UUID, on_date: date
+    conn: asyncpg.Connection, service_id: uuid.UUID, on_date: date, now: datetime
 ) -> list[asyncpg.Record]:
-    """(cu_index, start_minute, duration_minutes, no_show_probability) of every occupying
-    appointment of every calendar unit of the service on that date."""
-    rows: list[asyncpg.Record] = await conn.fetch(_BOOKED_OF_SERVICE.sql, service_id, on_date)
+    """(cu_index, start_minute, duration_minutes, no_show_probability, held) of every occupying
+    appointment (held false) and every hold live at `now` (held true) of every calendar unit of
+    the service on that date."""
+    rows: list[asyncpg.Record] = await conn.fetch(_BOOKED_OF_SERVICE.sql, service_id, on_date, now)
     return rows
 
 
@@ -322,13 +414,18 @@ _RECORD_FIELDS_INSERTED = tuple(
 )
 
 
-async def lock_for_cancel(
+async def lock_in_calendar_day(
     tx: LockedCalendarDay, case_id: uuid.UUID, organization_id: uuid.UUID
 ) -> AppointmentRecord | None:
     """The appointment of the locked calendar-day, row-locked until the transaction ends."""
     day = tx.day
     row = await tx.conn.fetchrow(
-        _LOCK_FOR_CANCEL.sql, case_id, organization_id, day.service_id, day.on_date, day.cu_index
+        _LOCK_IN_CALENDAR_DAY.sql,
+        case_id,
+        organization_id,
+        day.service_id,
+        day.on_date,
+        day.cu_index,
     )
     return None if row is None else record_from_row(row)
 
@@ -341,4 +438,57 @@ def cancelled(record: AppointmentRecord, at: datetime) -> AppointmentRecord:
     """`record` as `mark_cancelled` left its row."""
     return dataclasses.replace(
         record, status=AppointmentStatus.CANCELLED, status_date=at, cancelled_at=at
+    )
+
+
+async def mark_checked_in(
+    tx: LockedCalendarDay, record: AppointmentRecord, status: AppointmentStatus, at: datetime
+) -> AppointmentRecord:
+    """Set the status a check-in gives; answers the record as its row is now."""
+    await tx.conn.execute(_MARK_CHECKED_IN.sql, status, at, record.case_id)
+    return dataclasses.replace(record, status=status, status_date=at)
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Where a reschedule puts an appointment, the hold the move consumed (if any), and
+    whether the new place was taken past the capacity check."""
+
+    cu_index: int
+    on_date: date
+    start_minute: int
+    starts_at: datetime
+    time_zone: str
+    reservation_token: str | None
+    reservation_expires_at: datetime | None
+    bypassed_timeslot_check: bool
+
+
+async def move(
+    source: LockedCalendarDay,
+    target: LockedCalendarDay,
+    record: AppointmentRecord,
+    to: Move,
+) -> AppointmentRecord:
+    """Move the appointment `record` of the locked `source` to `to` in the locked `target`
+    (one statement; both calendar-days' locks are held by the same transaction). Answers the
+    record as its row is now."""
+    assert source.conn is target.conn
+    assert (target.day.service_id, target.day.cu_index, target.day.on_date) == (
+        record.service_id,
+        to.cu_index,
+        to.on_date,
+    )
+    statement = _MOVE_WITHIN_DATE if to.on_date == record.on_date else _MOVE_TO_DATE
+    values = dataclasses.asdict(to) | {"id": record.case_id, "service_id": record.service_id}
+    ticket_number: int = await target.conn.fetchval(
+        statement.sql, *(values[name] for name in statement.params)
+    )
+    return dataclasses.replace(
+        record,
+        **dataclasses.asdict(to),
+        ticket_number=ticket_number,
+        rescheduled_from_date=record.on_date,
+        rescheduled_from_cu_index=record.cu_index,
+        rescheduled_from_start=record.start_minute,
     )

@@ -37,6 +37,8 @@ _APPLICATION = compiled(
         RegisteredApplication.name,
         RegisteredApplication.enabled,
         RegisteredApplication.roles,
+        RegisteredApplication.hold_default_seconds,
+        RegisteredApplication.hold_max_seconds,
     ).where(RegisteredApplication.id == bindparam("id")),
     "id",
 )
@@ -94,7 +96,8 @@ _TAGS = compiled(
 
 
 async def application(conn: asyncpg.Connection, application_id: uuid.UUID) -> asyncpg.Record | None:
-    """(id, organization_id, client_id, name, enabled, roles), or None."""
+    """(id, organization_id, client_id, name, enabled, roles, hold_default_seconds,
+    hold_max_seconds), or None."""
     row: asyncpg.Record | None = await conn.fetchrow(_APPLICATION.sql, application_id)
     return row
 

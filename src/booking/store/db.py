@@ -139,13 +139,13 @@ async def create_pool(settings: Settings, url: str) -> asyncpg.Pool:
     )
 
 
-# One round trip: BEGIN, the calendar-day's transaction-scoped advisory lock (released at
-# COMMIT or ROLLBACK), and the move of its stamp (`calendar_day_stamp`, the calendars'
-# `calendarTimestamp`), which commits or rolls back with the write. Sent as a simple query
-# (three statements), so the values are literals; they are a UUID, an int and a date only,
-# which cannot carry a quote. The stamp is the database's clock, and always moves forward.
-LOCK_CALENDAR_DAY = (
-    "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('{key}', 0)); "
+# One round trip: BEGIN, then for each calendar-day its transaction-scoped advisory lock
+# (released at COMMIT or ROLLBACK) and the move of its stamp (`calendar_day_stamp`, the
+# calendars' `calendarTimestamp`), which commits or rolls back with the write. Sent as a simple
+# query (several statements), so the values are literals; they are a UUID, an int and a date
+# only, which cannot carry a quote. The stamp is the database's clock, and always moves forward.
+LOCK_AND_STAMP = (
+    "SELECT pg_advisory_xact_lock(hashtextextended('{key}', 0)); "
     "INSERT INTO calendar_day_stamp (service_id, cu_index, on_date, stamped_at) "
     "VALUES ('{service_id}', {cu_index}, '{on_date}', clock_timestamp()) "
     "ON CONFLICT (service_id, cu_index, on_date) DO UPDATE SET stamped_at = "
@@ -157,14 +157,28 @@ def calendar_day_lock_key(day: CalendarDay) -> str:
     return f"calendar:{day.service_id}:{day.cu_index}:{day.on_date.isoformat()}"
 
 
-def lock_calendar_day(day: CalendarDay) -> str:
-    """The statement that begins a transaction holding `day`'s lock and moving its stamp."""
-    return LOCK_CALENDAR_DAY.format(
+def _lock_and_stamp(day: CalendarDay) -> str:
+    return LOCK_AND_STAMP.format(
         key=calendar_day_lock_key(day),
         service_id=day.service_id,
         cu_index=int(day.cu_index),
         on_date=day.on_date.isoformat(),
     )
+
+
+def lock_calendar_day(day: CalendarDay) -> str:
+    """The statement that begins a transaction holding `day`'s lock and moving its stamp."""
+    return "BEGIN; " + _lock_and_stamp(day)
+
+
+def lock_calendar_days(*days: CalendarDay) -> str:
+    """The statement that begins a transaction holding the locks of `days` and moving their
+    stamps, the locks taken one after the other in the order of their keys: every transaction
+    that needs two calendar-days takes them in the same order, so two of them never wait for
+    each other crosswise. (Two keys whose 64-bit hashes collide would break that order;
+    Postgres would then end one transaction as a deadlock instead of waiting forever.)"""
+    by_key = {calendar_day_lock_key(day): day for day in days}
+    return "BEGIN; " + "; ".join(_lock_and_stamp(by_key[key]) for key in sorted(by_key))
 
 
 _LOCKED = object()  # only `Database.calendar_day` holds it: no one else makes a LockedCalendarDay
@@ -273,6 +287,18 @@ class Database:
         between two calendar-days only makes them wait for each other."""
         async with self._connection() as conn, _transaction(conn, lock_calendar_day(day)):
             yield LockedCalendarDay(conn, day, _LOCKED)
+
+    @asynccontextmanager
+    async def calendar_days(
+        self, source: CalendarDay, target: CalendarDay
+    ) -> AsyncIterator[tuple[LockedCalendarDay, LockedCalendarDay]]:
+        """One transaction that begins holding the locks of both calendar-days (in a fixed
+        order) and moving both stamps, BEGIN, the locks and the stamps in one round trip, for
+        a write that moves something from `source` to `target`; the same day twice takes its
+        lock and moves its stamp once."""
+        begin = lock_calendar_days(source, target)
+        async with self._connection() as conn, _transaction(conn, begin):
+            yield LockedCalendarDay(conn, source, _LOCKED), LockedCalendarDay(conn, target, _LOCKED)
 
 
 @asynccontextmanager

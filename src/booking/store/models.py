@@ -27,7 +27,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from booking.domain import AppointmentStatus, Channel, CustomerFieldKind, FieldKind
+from booking.domain import (
+    CHECKED_IN_STATUSES,
+    AppointmentStatus,
+    Channel,
+    CustomerFieldKind,
+    FieldKind,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -41,6 +47,7 @@ CHANNELS = tuple(Channel)
 FIELD_KINDS = tuple(FieldKind)
 CUSTOMER_FIELD_KINDS = tuple(CustomerFieldKind)
 STATUSES = tuple(AppointmentStatus)
+INITIAL_CASE_STATUSES = tuple(CHECKED_IN_STATUSES)
 
 
 class Base(DeclarativeBase):
@@ -94,6 +101,17 @@ class RegisteredApplication(Base):
     name: Mapped[str] = mapped_column(Text)
     enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     roles: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    # How long a slot hold of this application lasts when the request names no length, and
+    # the longest it may last in all (its one extension included).
+    hold_default_seconds: Mapped[int] = mapped_column(Integer, server_default=text("300"))
+    hold_max_seconds: Mapped[int] = mapped_column(Integer, server_default=text("900"))
+
+    __table_args__ = (
+        CheckConstraint(
+            "hold_default_seconds >= 1 AND hold_default_seconds <= hold_max_seconds",
+            name="hold_seconds",
+        ),
+    )
 
 
 class ServiceCategory(Base):
@@ -131,6 +149,13 @@ class Service(Base):
     self_booking_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     self_booking_window_days: Mapped[int | None] = mapped_column(Integer)
     self_minimum_notice_minutes: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # The status a check-in moves a case to (the original's "initial case status").
+    initial_case_status: Mapped[str] = mapped_column(
+        Text, server_default=text(f"'{AppointmentStatus.WAITING}'")
+    )
+    # Check-in is open from this many minutes before the start until this many after it.
+    check_in_minutes_before: Mapped[int] = mapped_column(Integer, server_default=text("60"))
+    check_in_minutes_after: Mapped[int] = mapped_column(Integer, server_default=text("15"))
 
     __table_args__ = (
         CheckConstraint("booking_window_days >= 0", name="booking_window_non_negative"),
@@ -140,6 +165,13 @@ class Service(Base):
             "self_minimum_notice_minutes >= 0", name="self_minimum_notice_non_negative"
         ),
         CheckConstraint("(inbox_id IS NULL) = (inbox_name IS NULL)", name="inbox_id_and_name"),
+        CheckConstraint(
+            _in("initial_case_status", INITIAL_CASE_STATUSES), name="initial_case_status_known"
+        ),
+        CheckConstraint(
+            "check_in_minutes_before >= 0 AND check_in_minutes_after >= 0",
+            name="check_in_window_non_negative",
+        ),
     )
 
 
@@ -378,6 +410,13 @@ class Appointment(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The slot hold this booking consumed, if any.
+    reservation_token: Mapped[str | None] = mapped_column(Text)
+    reservation_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Where the last reschedule moved it from (all NULL when it never moved).
+    rescheduled_from_date: Mapped[date | None] = mapped_column(Date)
+    rescheduled_from_cu_index: Mapped[int | None] = mapped_column(Integer)
+    rescheduled_from_start: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         ForeignKeyConstraint(
@@ -402,6 +441,44 @@ class Appointment(Base):
             "cu_index",
             "start_minute",
         ),
+    )
+
+
+class SlotHold(Base):
+    """A slot held for a while (the original's reservation), so that a customer can give their
+    details or pay meanwhile. It occupies its place in the calendar-day while it is live: not
+    released, not consumed by a booking, and its expiry ahead of the reading statement's `now`.
+    Nothing has to delete an expired hold for its place to be free again; a purge only tidies."""
+
+    __tablename__ = "slot_hold"
+
+    token: Mapped[str] = mapped_column(Text, primary_key=True)  # 192 random bits, URL-safe
+    application_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("registered_application.id"))
+    service_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    cu_index: Mapped[int] = mapped_column(Integer)
+    on_date: Mapped[date] = mapped_column(Date)
+    start_minute: Mapped[int] = mapped_column(Integer)
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    service_type_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("service_type.id"))
+    channel: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    extended: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The appointment that consumed it (no foreign key: it is set before that row is inserted,
+    # in the same transaction).
+    consumed_by: Mapped[uuid.UUID | None] = mapped_column(UUID)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["service_id", "cu_index"], ["calendar_unit.service_id", "calendar_unit.cu_index"]
+        ),
+        CheckConstraint("start_minute BETWEEN 0 AND 1439", name="start_minute"),
+        CheckConstraint("duration_minutes > 0", name="duration_positive"),
+        CheckConstraint(_in("channel", CHANNELS), name="channel_known"),
+        CheckConstraint("expires_at > created_at", name="expires_after_created"),
+        # The hot path reads a calendar-day's holds with its appointments.
+        Index("ix_slot_hold_calendar_day", "service_id", "on_date", "cu_index", "start_minute"),
     )
 
 

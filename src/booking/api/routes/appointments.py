@@ -1,5 +1,5 @@
-"""Book, list, read and cancel appointments: parse, build the command, call the service, map
-its outcome to HTTP."""
+"""Book, list, read, cancel, check in and reschedule appointments: parse, build the command,
+call the service, map its outcome to HTTP."""
 
 from __future__ import annotations
 
@@ -14,11 +14,22 @@ from booking.api.deps import Manager, ManagerSendingJson, Services
 from booking.api.idempotency import WITH_IDEMPOTENCY_KEY, StoredResponse, idempotency_key, respond
 from booking.api.problems import responses as problems
 from booking.api.routes.paths import CALENDAR_UNIT, CaseId, CuIndex, OnDate, ServiceId
-from booking.api.schemas import AppointmentOut, BookAppointmentRequest, json_response
+from booking.api.schemas import (
+    AppointmentOut,
+    BookAppointmentRequest,
+    CheckInRequest,
+    RescheduleRequest,
+    json_response,
+)
 from booking.domain import CalendarDay
 from booking.service import appointments
 from booking.service.catalog import Catalog
-from booking.service.commands import BookAppointment, CancelAppointment
+from booking.service.commands import (
+    BookAppointment,
+    CancelAppointment,
+    CheckIn,
+    RescheduleAppointment,
+)
 from booking.store.appointments import AppointmentRecord
 
 router = APIRouter(tags=["appointments"])
@@ -35,7 +46,7 @@ def _created(
     return StoredResponse(201, _appointment_json(catalog, record), {"Location": location})
 
 
-def _cancelled(catalog: Catalog, record: AppointmentRecord) -> StoredResponse:
+def _changed(catalog: Catalog, record: AppointmentRecord) -> StoredResponse:
     return StoredResponse(200, _appointment_json(catalog, record), {})
 
 
@@ -69,6 +80,7 @@ async def book_appointment(
         prevent_self_check_in=body.prevent_self_check_in,
         fields=dict(body.fields or {}),
         tag_ids=list(body.tag_ids or []),
+        reservation_token=body.reservation_token,
     )
     now = services.clock()
     application_id = caller.application.id
@@ -139,9 +151,83 @@ async def cancel_appointment(
     command = CancelAppointment(CalendarDay(service_id, cu_index, on_date), case_id)
     now = services.clock()
     application_id = caller.application.id
-    render = partial(_cancelled, caller.catalog)
+    render = partial(_changed, caller.catalog)
     key = idempotency_key(
         request, application_id, services.settings.idempotency_ttl_s, now, None, render
     )
     outcome = await appointments.cancel(services.db, caller.catalog, command, now, key)
+    return respond(outcome, key, render)
+
+
+@router.post(
+    CALENDAR_UNIT + "/appointments/{caseId}/actions/checkIn",
+    response_model=AppointmentOut,
+    responses=problems(400, 401, 403, 404, 413, 415, 422, 503),
+    summary="Check an appointment in",
+    description="Moves a `Planned` appointment to the service's initial case status "
+    "(`Waiting`, or `Pending`), inside the service's check-in window. `Kiosk` mode is refused "
+    "(403 `self_check_in_not_allowed`) when the appointment has `preventSelfCheckIn`; `Agent` "
+    "mode is allowed. Checking in again answers 200 with the same body.",
+    openapi_extra=WITH_IDEMPOTENCY_KEY,
+)
+async def check_in_appointment(
+    caller: ManagerSendingJson,
+    services: Services,
+    service_id: ServiceId,
+    on_date: OnDate,
+    cu_index: CuIndex,
+    case_id: CaseId,
+    body: CheckInRequest,
+    request: Request,
+) -> Response:
+    command = CheckIn(CalendarDay(service_id, cu_index, on_date), case_id, body.mode)
+    now = services.clock()
+    application_id = caller.application.id
+    render = partial(_changed, caller.catalog)
+    key = idempotency_key(
+        request, application_id, services.settings.idempotency_ttl_s, now, body, render
+    )
+    outcome = await appointments.check_in(services.db, caller.catalog, command, now, key)
+    return respond(outcome, key, render)
+
+
+@router.post(
+    CALENDAR_UNIT + "/appointments/{caseId}/actions/reschedule",
+    response_model=AppointmentOut,
+    responses=problems(400, 401, 403, 404, 409, 413, 415, 422, 503),
+    summary="Reschedule an appointment",
+    description="Moves a `Planned` appointment to another start, calendar unit or date of the "
+    "same service, keeping its `caseId` and service type; `rescheduledFrom` says where it was. "
+    "The new place is taken and the old one freed at once; on 409 or 422 nothing changes. "
+    "Within its date it keeps its ticket number; moved to another date it takes that date's "
+    "next one.",
+    openapi_extra=WITH_IDEMPOTENCY_KEY,
+)
+async def reschedule_appointment(
+    caller: ManagerSendingJson,
+    services: Services,
+    service_id: ServiceId,
+    on_date: OnDate,
+    cu_index: CuIndex,
+    case_id: CaseId,
+    body: RescheduleRequest,
+    request: Request,
+) -> Response:
+    command = RescheduleAppointment(
+        day=CalendarDay(service_id, cu_index, on_date),
+        case_id=case_id,
+        to=CalendarDay(service_id, body.cu_index, body.date),
+        start_minute=body.start_time,
+        reservation_token=body.reservation_token,
+        bypass_timeslot_check=body.bypass_timeslot_check,
+    )
+    now = services.clock()
+    application_id = caller.application.id
+    render = partial(_changed, caller.catalog)
+    key = idempotency_key(
+        request, application_id, services.settings.idempotency_ttl_s, now, body, render
+    )
+    outcome = await appointments.reschedule(
+        services.db, caller.catalog, application_id, command, now, key
+    )
     return respond(outcome, key, render)

@@ -40,7 +40,7 @@ from booking.service.customer_rules import KEY_KINDS, check_fields, placeholders
 from booking.service.errors import DomainError
 from booking.service.roles import Role
 from booking.service.wallclock import windows_time_zone
-from booking.store.models import CHANNELS, CUSTOMER_FIELD_KINDS, FIELD_KINDS
+from booking.store.models import CHANNELS, CUSTOMER_FIELD_KINDS, FIELD_KINDS, INITIAL_CASE_STATUSES
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # ISO weekday = index + 1
 
@@ -141,12 +141,29 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, frozen=True)
 
 
+HoldSeconds = Annotated[StrictInt, Field(ge=1, le=86_400)]
+InitialCaseStatus = Literal["Waiting", "Pending"]
+assert set(get_args(InitialCaseStatus)) == set(INITIAL_CASE_STATUSES)
+
+
 class ApplicationSpec(Spec):
     id: uuid.UUID
     client_id: ClientId
     name: Name
     enabled: StrictBool = True
     roles: Annotated[list[Role], AfterValidator(_unique)] = Field(default_factory=list)
+    # A slot hold's length when the request names none, and the longest a hold may last.
+    hold_default_seconds: HoldSeconds = 300
+    hold_max_seconds: HoldSeconds = 900
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> ApplicationSpec:
+        if self.hold_default_seconds > self.hold_max_seconds:
+            raise ValueError(
+                f"holdDefaultSeconds {self.hold_default_seconds} is more than holdMaxSeconds "
+                f"{self.hold_max_seconds}"
+            )
+        return self
 
 
 class ServiceTypeSpec(Spec):
@@ -220,6 +237,9 @@ class ServiceSpec(Spec):
     self_minimum_notice_minutes: NoticeMinutes = 0
     allow_anonymous_agent_booking: StrictBool = False
     inbox: InboxSpec | None = None
+    initial_case_status: InitialCaseStatus = "Waiting"  # where a check-in moves a case
+    check_in_minutes_before: Annotated[StrictInt, Field(ge=0, le=1440)] = 60
+    check_in_minutes_after: Annotated[StrictInt, Field(ge=0, le=1440)] = 15
     requires_customer: StrictBool = False
     requires_phone: StrictBool = False
     requires_email: StrictBool = False
