@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,12 +33,17 @@ def postgres_processes_of(pgdata: Path) -> list[int]:
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_serve_stops_its_embedded_postgres_and_exits_0_on(
-    stop: signal.Signals, tmp_path: Path
-) -> None:
-    pgdata = data_folder(tmp_path)
+def test_serve_stops_its_embedded_postgres_and_exits_0_on(stop: signal.Signals) -> None:
+    # Not under pytest's tmp_path: every pytest run on the machine resets its root folder to
+    # mode 700, which would lock out the `pgserver` user the embedded server runs as (as root).
+    with tempfile.TemporaryDirectory(prefix="booking-stop-") as data_dir:
+        stops_cleanly(stop, Path(data_dir))
+
+
+def stops_cleanly(stop: signal.Signals, data_dir: Path) -> None:
+    pgdata = data_folder(data_dir)
     # An empty DATABASE_URL: no database configured, so `serve` starts the embedded one.
-    with serve("", tmp_path) as server:
+    with serve("", data_dir) as server:
         assert postgres_processes_of(pgdata), "the embedded PostgreSQL is not running"
         server.process.send_signal(stop)
         assert server.process.wait(timeout=30) == 0
