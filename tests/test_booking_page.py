@@ -34,6 +34,8 @@ ARTIFACTS = ROOT / "build" / "test-artifacts"
 DAY = date.today() + timedelta(days=3)  # the server runs on the real clock
 TEN = 600  # 10:00, vacant in the default world (08-12, a 10-minute grid, 30-minute type)
 PHONE = "+1 202 555 0143"
+# A machine shared with other work can be slow to paint: wait up to 10 s for what must show.
+expect.set_options(timeout=10_000)
 
 
 @pytest.fixture
