@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from booking import metrics
 from booking.domain import CalendarDay
-from booking.settings import Settings
+from booking.settings import CalendarDayLock, DatabasePooler, Settings
 from booking.store.tenant_share import TenantShare
 
 
@@ -34,18 +34,24 @@ class DatabaseUnavailable(Exception):
 
 
 # SQLSTATEs that mean "the database cannot serve now": connection exceptions (08...), statement or
-# lock timeouts, shutdowns, too many connections.
+# lock timeouts, shutdowns and crash restarts (57P01-57P03), too many connections.
 _TRANSIENT_SQLSTATES = ("08", "57014", "55P03", "57P01", "57P02", "57P03", "53300")
+
+# The messages of asyncpg's InterfaceError when the connection went away under the statement
+# (the server died, restarted or closed it). Every other InterfaceError is misuse: a bug.
+_CONNECTION_GONE = ("closed", "connection lost", "not connected")
 
 
 def is_outage(exc: BaseException) -> bool:
     """Connection-level failures and timeouts, not constraint violations or bad SQL (bugs)."""
     if isinstance(exc, OSError | TimeoutError):
         return True
-    # asyncpg's InterfaceError also means misuse (wrong argument count, a concurrent operation
-    # on one connection): a bug. Only a closed connection is an outage.
+    # asyncpg's own state machine losing its footing: what a server killed mid-message (SIGKILL
+    # of the postmaster) leaves behind. The connection is discarded; a retry gets a new one.
+    if isinstance(exc, asyncpg.InternalClientError):
+        return True
     if isinstance(exc, asyncpg.InterfaceError):
-        return "closed" in str(exc)
+        return any(sign in str(exc) for sign in _CONNECTION_GONE)
     state = getattr(exc, "sqlstate", None)
     return isinstance(state, str) and state.startswith(_TRANSIENT_SQLSTATES)
 
@@ -75,11 +81,36 @@ def _command_timeout(settings: Settings) -> float | None:
     return timeout_ms / 1000 + 1 if timeout_ms else None
 
 
+def _behind_pooler(settings: Settings) -> bool:
+    return settings.database_pooler is DatabasePooler.TRANSACTION
+
+
 def _server_settings(settings: Settings) -> dict[str, str]:
+    """Startup parameters. A pooler refuses those it does not know (PgBouncer: every one not in
+    `ignore_startup_parameters`), so behind one the statement timeout is set per transaction
+    (`begin_statement`) and by the role (README, production checklist) instead."""
+    if _behind_pooler(settings):
+        return {"application_name": "booking-api"}
     return {
         "statement_timeout": str(settings.database_statement_timeout_ms),
         "application_name": "booking-api",
     }
+
+
+def begin_statement(settings: Settings) -> str:
+    """What opens a transaction. Behind a pooler it also sets the statement timeout for the
+    transaction, in the same round trip (a simple query; the value is an int)."""
+    if _behind_pooler(settings):
+        return f"BEGIN; SET LOCAL statement_timeout = {int(settings.database_statement_timeout_ms)}"
+    return "BEGIN"
+
+
+def _statement_cache_size(settings: Settings) -> int:
+    """Behind a transaction-mode pooler a named prepared statement stays on the server
+    connection it was prepared on, which the next transaction may not get: asyncpg then uses
+    unnamed statements (parsed again each time: one more round trip per statement with
+    parameters). Direct, asyncpg's cache of 100 prepared statements."""
+    return 0 if _behind_pooler(settings) else 100
 
 
 def create_engine(settings: Settings, url: str) -> AsyncEngine:
@@ -95,6 +126,7 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
             "timeout": settings.database_connect_timeout_s,
             "command_timeout": _command_timeout(settings),
             "server_settings": _server_settings(settings),
+            "statement_cache_size": _statement_cache_size(settings),
         },
     )
     event.listen(engine.sync_engine, "checkout", _replace_if_closed)
@@ -136,16 +168,17 @@ async def create_pool(settings: Settings, url: str) -> asyncpg.Pool:
         timeout=settings.database_connect_timeout_s,
         command_timeout=_command_timeout(settings),
         server_settings=_server_settings(settings),
+        statement_cache_size=_statement_cache_size(settings),
     )
 
 
-# One round trip: BEGIN, the calendar-day's transaction-scoped advisory lock (released at
-# COMMIT or ROLLBACK), and the move of its stamp (`calendar_day_stamp`, the calendars'
-# `calendarTimestamp`), which commits or rolls back with the write. Sent as a simple query
-# (three statements), so the values are literals; they are a UUID, an int and a date only,
-# which cannot carry a quote. The stamp is the database's clock, and always moves forward.
-LOCK_CALENDAR_DAY = (
-    "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('{key}', 0)); "
+# One round trip (after `begin_statement`): the calendar-day's transaction-scoped advisory lock
+# (released at COMMIT or ROLLBACK), and the move of its stamp (`calendar_day_stamp`, the
+# calendars' `calendarTimestamp`), which commits or rolls back with the write. Sent as a simple
+# query (several statements), so the values are literals; they are a UUID, an int and a date
+# only, which cannot carry a quote. The stamp is the database's clock, and always moves forward.
+ADVISORY_LOCK_CALENDAR_DAY = "SELECT pg_advisory_xact_lock(hashtextextended('{key}', 0))"
+MOVE_CALENDAR_DAY_STAMP = (
     "INSERT INTO calendar_day_stamp (service_id, cu_index, on_date, stamped_at) "
     "VALUES ('{service_id}', {cu_index}, '{on_date}', clock_timestamp()) "
     "ON CONFLICT (service_id, cu_index, on_date) DO UPDATE SET stamped_at = "
@@ -157,14 +190,22 @@ def calendar_day_lock_key(day: CalendarDay) -> str:
     return f"calendar:{day.service_id}:{day.cu_index}:{day.on_date.isoformat()}"
 
 
-def lock_calendar_day(day: CalendarDay) -> str:
-    """The statement that begins a transaction holding `day`'s lock and moving its stamp."""
-    return LOCK_CALENDAR_DAY.format(
-        key=calendar_day_lock_key(day),
-        service_id=day.service_id,
-        cu_index=int(day.cu_index),
-        on_date=day.on_date.isoformat(),
+def lock_calendar_day(
+    day: CalendarDay, begin: str = "BEGIN", lock: CalendarDayLock = CalendarDayLock.ADVISORY
+) -> str:
+    """The statement that begins a transaction holding `day`'s lock and moving its stamp.
+
+    `CalendarDayLock.ROW` takes no advisory lock: the stamp's upsert locks the day's
+    `calendar_day_stamp` row until COMMIT (`ON CONFLICT DO UPDATE` locks the row it updates; a
+    concurrent first insert of the day waits on the unique index, then updates), which
+    serializes the same writers with a lock that lives with the data (docs/scaling.md)."""
+    stamp = MOVE_CALENDAR_DAY_STAMP.format(
+        service_id=day.service_id, cu_index=int(day.cu_index), on_date=day.on_date.isoformat()
     )
+    if lock is CalendarDayLock.ROW:
+        return f"{begin}; {stamp}"
+    advisory = ADVISORY_LOCK_CALENDAR_DAY.format(key=calendar_day_lock_key(day))
+    return f"{begin}; {advisory}; {stamp}"
 
 
 _LOCKED = object()  # only `Database.calendar_day` holds it: no one else makes a LockedCalendarDay
@@ -197,11 +238,20 @@ class Database:
     applications'."""
 
     def __init__(
-        self, pool: asyncpg.Pool, size: int, wait_s: float, tenant_share: float = 1.0
+        self,
+        pool: asyncpg.Pool,
+        size: int,
+        wait_s: float,
+        tenant_share: float = 1.0,
+        *,
+        begin: str = "BEGIN",
+        lock: CalendarDayLock = CalendarDayLock.ADVISORY,
     ) -> None:
         self.pool = pool
         self.size = size
         self.wait_s = wait_s
+        self.begin = begin  # `begin_statement`
+        self.lock = lock
         self._places = asyncio.Semaphore(size)
         self.tenant_share = TenantShare(size, tenant_share)
 
@@ -213,6 +263,8 @@ class Database:
             settings.database_pool_size,
             settings.database_pool_timeout_s,
             settings.database_tenant_share,
+            begin=begin_statement(settings),
+            lock=settings.calendar_day_lock,
         )
 
     async def close(self) -> None:
@@ -259,7 +311,7 @@ class Database:
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection in a transaction: committed when the block ends, rolled back when it
         raises."""
-        async with self._connection() as conn, _transaction(conn, "BEGIN"):
+        async with self._connection() as conn, _transaction(conn, self.begin):
             yield conn
 
     @asynccontextmanager
@@ -271,7 +323,10 @@ class Database:
         would hide a change. Writers of one calendar-day run one after the other until COMMIT;
         writers of other calendar-days take other locks and never wait. A hash collision
         between two calendar-days only makes them wait for each other."""
-        async with self._connection() as conn, _transaction(conn, lock_calendar_day(day)):
+        async with (
+            self._connection() as conn,
+            _transaction(conn, lock_calendar_day(day, self.begin, self.lock)),
+        ):
             yield LockedCalendarDay(conn, day, _LOCKED)
 
 
