@@ -71,7 +71,9 @@ def run_pgbouncer(socket_dir: str, **settings: str) -> Iterator[PgBouncer]:
         "auth_file": str(folder / "users.txt"),
         "pool_mode": "transaction",
         "max_client_conn": "500",
-        "default_pool_size": "20",
+        # Fewer server connections than the servers have pooled: transactions of different
+        # clients share server connections, as behind any pooler worth having.
+        "default_pool_size": "4",
         "logfile": str(log),
         **settings,
     }

@@ -159,3 +159,16 @@ async def test_concurrent_bookings_of_different_calendars_all_succeed_with_gaple
     assert [r.status_code for r in responses] == [201] * 16
     tickets = sorted(r.json()["ticket"]["number"] for r in responses)
     assert tickets == list(range(1, 17))
+
+
+async def test_retries_of_one_key_at_two_processes_book_once_and_all_replay_that_booking(
+    deployed_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    world = await make_world(engine, capacity=1)
+    headers = {**bearer(settings, world.client_id), "Idempotency-Key": "one-booking"}
+    responses = await fire(http, deployed_servers, world, headers, [world.body(600)] * 12)
+
+    assert [r.status_code for r in responses] == [201] * 12, [r.text for r in responses]
+    assert len({r.json()["caseId"] for r in responses}) == 1
+    assert sum(r.headers.get("idempotent-replayed") == "true" for r in responses) == 11
+    assert len(await stored(engine, world)) == 1

@@ -37,10 +37,6 @@ class DatabaseUnavailable(Exception):
 # lock timeouts, shutdowns and crash restarts (57P01-57P03), too many connections.
 _TRANSIENT_SQLSTATES = ("08", "57014", "55P03", "57P01", "57P02", "57P03", "53300")
 
-# The messages of asyncpg's InterfaceError when the connection went away under the statement
-# (the server died, restarted or closed it). Every other InterfaceError is misuse: a bug.
-_CONNECTION_GONE = ("closed", "connection lost", "not connected")
-
 
 def is_outage(exc: BaseException) -> bool:
     """Connection-level failures and timeouts, not constraint violations or bad SQL (bugs)."""
@@ -50,8 +46,10 @@ def is_outage(exc: BaseException) -> bool:
     # of the postmaster) leaves behind. The connection is discarded; a retry gets a new one.
     if isinstance(exc, asyncpg.InternalClientError):
         return True
+    # asyncpg's InterfaceError also means misuse (wrong argument count, a concurrent operation
+    # on one connection): a bug. Only a closed connection (or pool) is an outage.
     if isinstance(exc, asyncpg.InterfaceError):
-        return any(sign in str(exc) for sign in _CONNECTION_GONE)
+        return "closed" in str(exc)
     state = getattr(exc, "sqlstate", None)
     return isinstance(state, str) and state.startswith(_TRANSIENT_SQLSTATES)
 
