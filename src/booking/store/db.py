@@ -210,7 +210,7 @@ _LOCKED = object()  # only `Database.calendar_day` holds it: no one else makes a
 
 
 class LockedCalendarDay:
-    """A transaction that holds the advisory lock of `day`. The statements that write a
+    """A transaction that holds the lock of `day`. The statements that write a
     calendar-day take this handle, not a connection, so a write without the lock does not
     type-check. Only `Database.calendar_day` creates one."""
 
@@ -314,11 +314,11 @@ class Database:
 
     @asynccontextmanager
     async def calendar_day(self, day: CalendarDay) -> AsyncIterator[LockedCalendarDay]:
-        """A transaction that begins holding `day`'s advisory lock and moving its stamp (BEGIN,
-        the lock and the stamp in one round trip): every write of a calendar-day moves the
-        stamp, even one that turns out to change nothing (a replayed retry, cancelling a
-        cancelled appointment): a spurious move costs a poller one full read, a missed one
-        would hide a change. Writers of one calendar-day run one after the other until COMMIT;
+        """A transaction that begins holding `day`'s lock (advisory, or its stamp row's with
+        CALENDAR_DAY_LOCK=row) and moving its stamp (BEGIN, the lock and the stamp in one round
+        trip): every write of a calendar-day moves the stamp, even one that turns out to
+        change nothing (a replayed retry, cancelling a cancelled appointment): a spurious move
+        costs a poller one full read, a missed one would hide a change. Writers of one calendar-day run one after the other until COMMIT;
         writers of other calendar-days take other locks and never wait. A hash collision
         between two calendar-days only makes them wait for each other."""
         async with (
