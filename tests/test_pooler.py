@@ -6,15 +6,20 @@ tests/test_idempotency.py, tests/test_database_faults.py.)"""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from booking.cli import DEMO_FILE
 from booking.domain import CalendarDay
 from booking.settings import DatabasePooler, Settings
 from booking.store.db import Database, DatabaseUnavailable
-from tests.conftest import TODAY, through_pgbouncer
+from tests.conftest import ROOT, TEST_SECRET, TODAY, through_pgbouncer
 from tests.pgbouncer import PgBouncer
 
 
@@ -73,3 +78,30 @@ async def test_pgbouncer_refuses_the_startup_parameters_of_a_direct_connection(
             await db.ping()
     finally:
         await db.close()
+
+
+def test_migrations_and_loads_through_pgbouncer_can_be_run_again_and_again(
+    make_database: object, pgbouncer: PgBouncer, tmp_path: Path
+) -> None:
+    """`booking-api migrate` and `load` use SQLAlchemy's engine: its statements are unnamed
+    too, or the names one process leaves on PgBouncer's server connections collide with the
+    next process's ("prepared statement already exists")."""
+    url = through_pgbouncer(pgbouncer, make_database("pooled_runs"))  # type: ignore[operator]
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DATABASE_POOLER": "transaction",
+        "DATA_DIR": str(tmp_path),
+        "JWT_DEV_SECRET": TEST_SECRET,
+    }
+    for _ in range(2):
+        for command in (["migrate"], ["load", str(DEMO_FILE)]):
+            run = subprocess.run(
+                [sys.executable, "-m", "booking.cli", *command],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert run.returncode == 0, run.stderr[-2000:]

@@ -111,6 +111,16 @@ def _statement_cache_size(settings: Settings) -> int:
     return 0 if _behind_pooler(settings) else 100
 
 
+def engine_connect_args(settings: Settings) -> dict[str, Any]:
+    """What SQLAlchemy's asyncpg dialect needs behind a transaction-mode pooler (the loader's
+    and the migrations' engines): its statements unnamed, as the pool's are. Otherwise asyncpg
+    numbers them from 1 in every process, and the names one process leaves on a server
+    connection collide with the next process's ("prepared statement already exists")."""
+    if not _behind_pooler(settings):
+        return {}
+    return {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
+
+
 def create_engine(settings: Settings, url: str) -> AsyncEngine:
     """SQLAlchemy's engine, for the loader and the CLI (never the server's request path)."""
     engine = create_async_engine(
@@ -124,7 +134,7 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
             "timeout": settings.database_connect_timeout_s,
             "command_timeout": _command_timeout(settings),
             "server_settings": _server_settings(settings),
-            "statement_cache_size": _statement_cache_size(settings),
+            **engine_connect_args(settings),
         },
     )
     event.listen(engine.sync_engine, "checkout", _replace_if_closed)
@@ -318,9 +328,10 @@ class Database:
         CALENDAR_DAY_LOCK=row) and moving its stamp (BEGIN, the lock and the stamp in one round
         trip): every write of a calendar-day moves the stamp, even one that turns out to
         change nothing (a replayed retry, cancelling a cancelled appointment): a spurious move
-        costs a poller one full read, a missed one would hide a change. Writers of one calendar-day run one after the other until COMMIT;
-        writers of other calendar-days take other locks and never wait. A hash collision
-        between two calendar-days only makes them wait for each other."""
+        costs a poller one full read, a missed one would hide a change. Writers of one
+        calendar-day run one after the other until COMMIT; writers of other calendar-days take
+        other locks and never wait. A hash collision between two calendar-days only makes them
+        wait for each other."""
         async with (
             self._connection() as conn,
             _transaction(conn, lock_calendar_day(day, self.begin, self.lock)),
