@@ -588,8 +588,11 @@ class Server:
             self.process.wait(timeout=5)
 
 
-def start_api(db: Database, secret: str, workers: int, pool_size: int) -> Server:
+def start_api(
+    db: Database, secret: str, workers: int, pool_size: int, calendar_day_lock: str = "advisory"
+) -> Server:
     env = {
+        "CALENDAR_DAY_LOCK": calendar_day_lock,
         "DATABASE_POOL_SIZE": str(pool_size),
         "DATABASE_URL": db.url,
         "JWT_MODE": "dev",

@@ -139,6 +139,24 @@ async def booking_rounds(
     return rounds, checks
 
 
+async def lock_rounds(
+    bench: Bench, advisory: Server, row: Server
+) -> tuple[dict[str, list[WrkResult]], dict[str, Any]]:
+    """The booking run (a) on an API that locks calendar-days with an advisory lock and on one
+    that locks the day's stamp row (CALENDAR_DAY_LOCK=row), alternated like `booking_rounds`;
+    every run verified."""
+    sides = {"advisory": advisory, "row": row}
+    rounds: dict[str, list[WrkResult]] = {"advisory": [], "row": []}
+    checks: dict[str, Any] = {}
+    for round_ in range(1, bench.args.rounds + 1):
+        for side in ["advisory", "row"] if round_ % 2 else ["row", "advisory"]:
+            label = f"(a) booking, {side} lock, round {round_}"
+            result, check = await bench.booking_run(label, sides[side])
+            rounds[side].append(result)
+            checks[f"{side}_lock_round_{round_}"] = check
+    return rounds, checks
+
+
 SERVER_TIMING = re.compile(r"app;dur=([0-9.]+)")
 
 

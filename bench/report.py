@@ -82,6 +82,26 @@ def booking_figures(
     }
 
 
+def lock_figures(rounds: dict[str, list[WrkResult]]) -> dict[str, Any]:
+    """Medians of the alternated booking rounds per calendar-day lock, and row over advisory."""
+    medians = {
+        side: {
+            "rps": round(statistics.median(r.rps for r in runs), 1),
+            "p50_ms": round(statistics.median(r.p50_ms for r in runs), 2),
+            "p99_ms": round(statistics.median(r.p99_ms for r in runs), 2),
+            "cpu_ms_per_request": round(
+                statistics.median(r.server_cpu_ms_per_request for r in runs), 3
+            ),
+        }
+        for side, runs in rounds.items()
+    }
+    return {
+        "medians": medians,
+        "rounds": {k: [r.to_json() for r in rs] for k, rs in rounds.items()},
+        "row_over_advisory_rps": ratio(medians["row"]["rps"], medians["advisory"]["rps"]),
+    }
+
+
 def evaluate_targets(report: dict[str, Any]) -> dict[str, Any]:
     runs, ratios = report["runs"], report["ratios"]
     targets: dict[str, Any] = {
@@ -103,6 +123,14 @@ def evaluate_targets(report: dict[str, Any]) -> dict[str, Any]:
             <= TARGETS["dense_vacancies_server_ms"],
         },
     }
+    locks = report.get("calendar_day_locks")
+    if locks:
+        for side, figures in locks["medians"].items():
+            print(
+                f"\ncalendar-day lock {side}: {figures['rps']} req/s, p50 {figures['p50_ms']} ms, "
+                f"p99 {figures['p99_ms']} ms, cpu {figures['cpu_ms_per_request']} ms/req (medians)"
+            )
+        print(f"row / advisory req/s: {locks['row_over_advisory_rps']}")
     growth = report.get("growth")
     if growth:
         worst = max(
@@ -141,6 +169,14 @@ def print_summary(report: dict[str, Any]) -> None:
             f"booking {ratios['booking_median_rps']} req/s, "
             f"reference {ratios['reference_median_rps']} req/s)"
         )
+    locks = report.get("calendar_day_locks")
+    if locks:
+        for side, figures in locks["medians"].items():
+            print(
+                f"\ncalendar-day lock {side}: {figures['rps']} req/s, p50 {figures['p50_ms']} ms, "
+                f"p99 {figures['p99_ms']} ms, cpu {figures['cpu_ms_per_request']} ms/req (medians)"
+            )
+        print(f"row / advisory req/s: {locks['row_over_advisory_rps']}")
     growth = report.get("growth")
     if growth:
         print(

@@ -34,7 +34,7 @@ import benchkit
 import report as reporting
 from benchkit import Database, Server
 from customers import customer_query_phase
-from phases import Bench, booking_rounds, dense_phase, growth_phase
+from phases import Bench, booking_rounds, dense_phase, growth_phase, lock_rounds
 from wrk import find_wrk
 
 
@@ -82,6 +82,12 @@ def parse_args() -> argparse.Namespace:
         help="customer records of the find-by-key-field phase (1,000,000)",
     )
     parser.add_argument(
+        "--compare-locks",
+        action="store_true",
+        help="only the booking run, alternated between the advisory calendar-day lock and the "
+        "row lock (CALENDAR_DAY_LOCK=row), --rounds rounds each",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="record the API workers with py-spy during booking run (a) (collapsed stacks in "
@@ -112,6 +118,13 @@ async def run(args: argparse.Namespace, wrk: str, report: dict[str, Any]) -> int
 
         api = benchkit.start_api(db, secret, args.workers, args.pool_size)
         servers.append(api)
+        if args.compare_locks:
+            row = benchkit.start_api(db, secret, args.workers, args.pool_size, "row")
+            servers.append(row)
+            rounds, checks = await lock_rounds(bench, api, row)
+            report["calendar_day_locks"] = reporting.lock_figures(rounds)
+            report["checks"] = checks
+            return 0 if all(c["ok"] for c in checks.values()) else 1
         print(
             f"API on {api.base_url} ({args.workers} worker(s)); wrk {args.connections} "
             f"connections, {args.threads} threads, {args.duration} s per run\n",

@@ -35,7 +35,8 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(_url())
+    # `booking-api migrate` passes what a transaction-mode pooler needs (store/db.py).
+    engine = create_async_engine(_url(), connect_args=config.attributes.get("connect_args", {}))
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

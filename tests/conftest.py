@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from booking.store.embedded import EmbeddedPostgres
 from booking.store.models import Base
 
 from . import builders
+from .pgbouncer import SHORT_OUTAGE, PgBouncer, run_pgbouncer
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-not-for-production-0123456789abcdef"
@@ -258,21 +260,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def live_servers(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[list[str]]:
-    """Two real uvicorn processes on the test database (real clock, config cache off)."""
+@contextmanager
+def uvicorn_servers(database_url: str, data_dir: Path, **extra: str) -> Iterator[list[str]]:
+    """Two real uvicorn processes on `database_url` (real clock, config cache off), with the
+    environment `extra` on top."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "JWT_DEV_SECRET": TEST_SECRET,
         "CONFIG_CACHE_TTL_S": "0",
-        "DATA_DIR": str(tmp_path_factory.mktemp("servers")),
+        "DATA_DIR": str(data_dir),
         "LOG_LEVEL": "WARNING",
         # Generous limits: the fuzzer and the concurrency tests are not what is limited here.
         "RATE_LIMIT_APPLICATION": "100000/second",
         "RATE_LIMIT_CLIENT_ADDRESS": "100000/second",
+        **extra,
     }
     ports = [_free_port(), _free_port()]
     processes = [
@@ -313,3 +315,51 @@ def live_servers(
             process.terminate()
         for process in processes:
             process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_servers(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[str]]:
+    """Two real uvicorn processes on the test database."""
+    with uvicorn_servers(database_url, tmp_path_factory.mktemp("servers")) as urls:
+        yield urls
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(postgres: EmbeddedPostgres | None) -> Iterator[PgBouncer]:
+    """Debian's PgBouncer in transaction mode in front of the embedded test PostgreSQL."""
+    if postgres is None:
+        pytest.skip("the PgBouncer tests run in front of the embedded PostgreSQL")
+    with run_pgbouncer(postgres.socket_dir, **SHORT_OUTAGE) as bouncer:
+        yield bouncer
+
+
+def through_pgbouncer(bouncer: PgBouncer, database_url: str) -> str:
+    """The URL of `database_url`'s database through `bouncer`."""
+    database = make_url(database_url).database
+    assert database is not None
+    return bouncer.url(database)
+
+
+# How the servers of the deployment tests reach PostgreSQL and lock a calendar-day.
+DEPLOYMENTS = {
+    "direct": {},
+    "pgbouncer": {"DATABASE_POOLER": "transaction"},
+    "row_lock": {"CALENDAR_DAY_LOCK": "row"},
+}
+
+
+@pytest.fixture(scope="session", params=list(DEPLOYMENTS))
+def deployed_servers(
+    request: pytest.FixtureRequest, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[str]]:
+    """Two real uvicorn processes on the test database, directly, through PgBouncer in
+    transaction mode (DATABASE_POOLER=transaction), or locking calendar-days by row."""
+    url = database_url
+    if request.param == "pgbouncer":
+        url = through_pgbouncer(request.getfixturevalue("pgbouncer"), database_url)
+    with uvicorn_servers(
+        url, tmp_path_factory.mktemp("servers"), **DEPLOYMENTS[request.param]
+    ) as urls:
+        yield urls

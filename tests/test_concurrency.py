@@ -1,5 +1,7 @@
 """Never a double booking: real parallel HTTP requests at two real uvicorn processes that share
-one real PostgreSQL. The database decides, not process memory."""
+one real PostgreSQL (directly, through PgBouncer in transaction mode, and with the row-lock
+variant of the calendar-day lock: `deployed_servers`). The database decides, not process
+memory."""
 
 from __future__ import annotations
 
@@ -80,11 +82,11 @@ async def make_world(engine: AsyncEngine, **options: object) -> World:
 
 
 async def test_twenty_bookings_of_the_last_place_give_one_201_and_nineteen_409(
-    live_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+    deployed_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
 ) -> None:
     world = await make_world(engine, capacity=1)
     responses = await fire(
-        http, live_servers, world, bearer(settings, world.client_id), [world.body(600)] * 20
+        http, deployed_servers, world, bearer(settings, world.client_id), [world.body(600)] * 20
     )
 
     assert Counter(r.status_code for r in responses) == {201: 1, 409: 19}
@@ -95,11 +97,11 @@ async def test_twenty_bookings_of_the_last_place_give_one_201_and_nineteen_409(
 
 
 async def test_capacity_two_gives_exactly_two_201(
-    live_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+    deployed_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
 ) -> None:
     world = await make_world(engine, capacity=2)
     responses = await fire(
-        http, live_servers, world, bearer(settings, world.client_id), [world.body(600)] * 20
+        http, deployed_servers, world, bearer(settings, world.client_id), [world.body(600)] * 20
     )
 
     assert Counter(r.status_code for r in responses) == {201: 2, 409: 18}
@@ -109,7 +111,7 @@ async def test_capacity_two_gives_exactly_two_201(
 
 
 async def test_overlapping_intervals_of_different_durations_never_exceed_capacity(
-    live_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+    deployed_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
 ) -> None:
     world = await make_world(engine, capacity=2, duration=30)
     async with engine.begin() as conn:
@@ -120,7 +122,7 @@ async def test_overlapping_intervals_of_different_durations_never_exceed_capacit
         for type_id in (world.service_type_id, long_type, short_type):
             bodies.append({**world.body(start), "serviceTypeId": str(type_id)})
         bodies.append(world.body(start + (i % 3) * 10))
-    responses = await fire(http, live_servers, world, bearer(settings, world.client_id), bodies)
+    responses = await fire(http, deployed_servers, world, bearer(settings, world.client_id), bodies)
 
     statuses = Counter(r.status_code for r in responses)
     assert set(statuses) <= {201, 409}, [
@@ -133,7 +135,7 @@ async def test_overlapping_intervals_of_different_durations_never_exceed_capacit
 
 
 async def test_concurrent_bookings_of_different_calendars_all_succeed_with_gapless_tickets(
-    live_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+    deployed_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
 ) -> None:
     world = await make_world(engine, capacity=1)
     async with engine.begin() as conn:
@@ -144,7 +146,7 @@ async def test_concurrent_bookings_of_different_calendars_all_succeed_with_gaple
     async def one(i: int) -> httpx.Response:
         await gate.wait()
         return await http.post(
-            live_servers[i % 2] + world.appointments_path(DAY, i % 2),
+            deployed_servers[i % 2] + world.appointments_path(DAY, i % 2),
             json=world.body(480 + 30 * (i // 2)),
             headers=headers,
         )
@@ -159,20 +161,33 @@ async def test_concurrent_bookings_of_different_calendars_all_succeed_with_gaple
     assert tickets == list(range(1, 17))
 
 
+async def test_retries_of_one_key_at_two_processes_book_once_and_all_replay_that_booking(
+    deployed_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    world = await make_world(engine, capacity=1)
+    headers = {**bearer(settings, world.client_id), "Idempotency-Key": "one-booking"}
+    responses = await fire(http, deployed_servers, world, headers, [world.body(600)] * 12)
+
+    assert [r.status_code for r in responses] == [201] * 12, [r.text for r in responses]
+    assert len({r.json()["caseId"] for r in responses}) == 1
+    assert sum(r.headers.get("idempotent-replayed") == "true" for r in responses) == 11
+    assert len(await stored(engine, world)) == 1
+
+
 async def test_twenty_bookings_with_one_hold_token_give_one_201(
-    live_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+    deployed_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
 ) -> None:
     # Capacity 2: the slot has room for a second booking, so only the token's single use
     # refuses the other nineteen.
     world = await make_world(engine, capacity=2)
     headers = bearer(settings, world.client_id)
     held = await http.post(
-        live_servers[0] + world.reservations_path(DAY), json=world.body(600), headers=headers
+        deployed_servers[0] + world.reservations_path(DAY), json=world.body(600), headers=headers
     )
     assert held.status_code == 201, held.text
     body = world.body(600, reservationToken=held.json()["reservationToken"])
 
-    responses = await fire(http, live_servers, world, headers, [body] * 20)
+    responses = await fire(http, deployed_servers, world, headers, [body] * 20)
 
     assert Counter(r.status_code for r in responses) == {201: 1, 409: 19}
     assert all(r.json()["code"] == "reservation_expired" for r in responses if r.status_code == 409)
@@ -212,7 +227,7 @@ async def test_holds_and_bookings_of_one_slot_in_parallel_never_exceed_capacity(
 
 
 async def test_reschedules_a_to_b_and_b_to_a_in_parallel_never_deadlock(
-    live_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+    deployed_servers: list[str], http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
 ) -> None:
     world = await make_world(engine, capacity=1)
     headers = bearer(settings, world.client_id)
@@ -225,7 +240,7 @@ async def test_reschedules_a_to_b_and_b_to_a_in_parallel_never_deadlock(
         (day_b, 780 + 60 * i) for i in range(3)
     ]:
         response = await http.post(
-            live_servers[0] + world.appointments_path(on_date),
+            deployed_servers[0] + world.appointments_path(on_date),
             json=world.body(start),
             headers=headers,
         )
@@ -249,7 +264,7 @@ async def test_reschedules_a_to_b_and_b_to_a_in_parallel_never_deadlock(
         }
         gate = asyncio.Event()
         tasks = [
-            asyncio.create_task(move(live_servers[i % 2], case_id, where[case_id][0], to, gate))
+            asyncio.create_task(move(deployed_servers[i % 2], case_id, where[case_id][0], to, gate))
             for i, (case_id, to) in enumerate(moves.items())
         ]
         await asyncio.sleep(0.02)

@@ -1,21 +1,44 @@
-"""Idempotency-Key: retries replay the first answer and never book twice."""
+"""Idempotency-Key: retries replay the first answer and never book twice, directly and behind
+PgBouncer in transaction mode."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
+import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from booking.settings import Settings
+from booking.api.app import create_app
+from booking.settings import DatabasePooler, Settings
 from booking.store.models import Appointment
 from tests import builders
 from tests.builders import World
-from tests.conftest import TODAY, FakeClock, bearer
+from tests.conftest import TODAY, FakeClock, bearer, through_pgbouncer
 
 DAY = TODAY + timedelta(days=1)
+
+
+@pytest.fixture(params=["direct", "pgbouncer"])
+async def app(
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    database_url: str,
+    clock: FakeClock,
+    engine: AsyncEngine,
+) -> AsyncIterator[FastAPI]:
+    """The app on the test database, directly or through PgBouncer in transaction mode."""
+    url = database_url
+    if request.param == "pgbouncer":
+        url = through_pgbouncer(request.getfixturevalue("pgbouncer"), database_url)
+        settings = settings.model_copy(update={"database_pooler": DatabasePooler.TRANSACTION})
+    app = create_app(settings, url, clock=clock)
+    async with app.router.lifespan_context(app):
+        yield app
 
 
 async def count_appointments(engine: AsyncEngine) -> int:

@@ -144,13 +144,16 @@ async def wait_for_database(url: str, *, timeout_s: float, connect_timeout_s: fl
             return
 
 
-def migrate(url: str) -> None:
+def migrate(url: str, settings: Settings) -> None:
     from alembic import command
     from alembic.config import Config
+
+    from booking.store.db import engine_connect_args
 
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     config.attributes["url"] = url
+    config.attributes["connect_args"] = engine_connect_args(settings)
     command.upgrade(config, "head")
 
 
@@ -213,7 +216,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         # than raced for by the workers.
         _ = settings.dev_secret
     with database(settings) as url:
-        migrate(url)
+        migrate(url, settings)
         summary = None
         if not args.no_demo and DEMO_FILE.exists():
             summary = asyncio.run(_load(url, DEMO_FILE, settings))
@@ -251,7 +254,7 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     with database(settings) as url:
-        migrate(url)
+        migrate(url, settings)
     print("Migrated to head.")
     return 0
 
@@ -260,7 +263,7 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     from booking.store.loader import ConfigFileError
 
     with database(settings) as url:
-        migrate(url)
+        migrate(url, settings)
         try:
             summary = asyncio.run(_load(url, Path(args.file), settings))
         except ConfigFileError as error:

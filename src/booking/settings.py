@@ -39,6 +39,16 @@ URL_ENCODING_HINT = (
 )
 
 
+class DatabasePooler(StrEnum):
+    NONE = "none"
+    TRANSACTION = "transaction"
+
+
+class CalendarDayLock(StrEnum):
+    ADVISORY = "advisory"
+    ROW = "row"
+
+
 class JwtMode(StrEnum):
     DEV = "dev"  # HS256 with a local secret; the CLI mints tokens
     PRODUCTION = "production"  # keys from a JWKS URL or a PEM public key
@@ -168,6 +178,12 @@ class Settings(BaseSettings):
     database_pool_timeout_s: float = Field(default=5.0, gt=0)
     database_connect_timeout_s: float = Field(default=5.0, gt=0)
     database_statement_timeout_ms: int = Field(default=5000, ge=0)
+    # `transaction`: DATABASE_URL is a transaction-mode pooler (PgBouncer as packaged): no
+    # prepared statements kept past a transaction, no startup parameter a pooler refuses.
+    database_pooler: DatabasePooler = DatabasePooler.NONE
+    # How writers of one calendar-day are serialized: an advisory lock, or the row lock of its
+    # stamp (a lock that lives with the data, for a sharded database; see docs/scaling.md).
+    calendar_day_lock: CalendarDayLock = CalendarDayLock.ADVISORY
     # The most of a process's database connections one application may hold at once.
     database_tenant_share: float = Field(default=0.5, gt=0, le=1)
     data_dir: Path = Path(".data")

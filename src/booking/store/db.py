@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from booking import metrics
 from booking.domain import CalendarDay
-from booking.settings import Settings
+from booking.settings import CalendarDayLock, DatabasePooler, Settings
 from booking.store.tenant_share import TenantShare
 
 
@@ -34,7 +34,7 @@ class DatabaseUnavailable(Exception):
 
 
 # SQLSTATEs that mean "the database cannot serve now": connection exceptions (08...), statement or
-# lock timeouts, shutdowns, too many connections.
+# lock timeouts, shutdowns and crash restarts (57P01-57P03), too many connections.
 _TRANSIENT_SQLSTATES = ("08", "57014", "55P03", "57P01", "57P02", "57P03", "53300")
 
 
@@ -42,8 +42,12 @@ def is_outage(exc: BaseException) -> bool:
     """Connection-level failures and timeouts, not constraint violations or bad SQL (bugs)."""
     if isinstance(exc, OSError | TimeoutError):
         return True
+    # asyncpg's own state machine losing its footing: what a server killed mid-message (SIGKILL
+    # of the postmaster) leaves behind. The connection is discarded; a retry gets a new one.
+    if isinstance(exc, asyncpg.InternalClientError):
+        return True
     # asyncpg's InterfaceError also means misuse (wrong argument count, a concurrent operation
-    # on one connection): a bug. Only a closed connection is an outage.
+    # on one connection): a bug. Only a closed connection (or pool) is an outage.
     if isinstance(exc, asyncpg.InterfaceError):
         return "closed" in str(exc)
     state = getattr(exc, "sqlstate", None)
@@ -75,11 +79,46 @@ def _command_timeout(settings: Settings) -> float | None:
     return timeout_ms / 1000 + 1 if timeout_ms else None
 
 
+def _behind_pooler(settings: Settings) -> bool:
+    return settings.database_pooler is DatabasePooler.TRANSACTION
+
+
 def _server_settings(settings: Settings) -> dict[str, str]:
+    """Startup parameters. A pooler refuses those it does not know (PgBouncer: every one not in
+    `ignore_startup_parameters`), so behind one the statement timeout is set per transaction
+    (`begin_statement`) and by the role (README, production checklist) instead."""
+    if _behind_pooler(settings):
+        return {"application_name": "booking-api"}
     return {
         "statement_timeout": str(settings.database_statement_timeout_ms),
         "application_name": "booking-api",
     }
+
+
+def begin_statement(settings: Settings) -> str:
+    """What opens a transaction. Behind a pooler it also sets the statement timeout for the
+    transaction, in the same round trip (a simple query; the value is an int)."""
+    if _behind_pooler(settings):
+        return f"BEGIN; SET LOCAL statement_timeout = {int(settings.database_statement_timeout_ms)}"
+    return "BEGIN"
+
+
+def _statement_cache_size(settings: Settings) -> int:
+    """Behind a transaction-mode pooler a named prepared statement stays on the server
+    connection it was prepared on, which the next transaction may not get: asyncpg then uses
+    unnamed statements (parsed again each time: one more round trip per statement with
+    parameters). Direct, asyncpg's cache of 100 prepared statements."""
+    return 0 if _behind_pooler(settings) else 100
+
+
+def engine_connect_args(settings: Settings) -> dict[str, Any]:
+    """What SQLAlchemy's asyncpg dialect needs behind a transaction-mode pooler (the loader's
+    and the migrations' engines): its statements unnamed, as the pool's are. Otherwise asyncpg
+    numbers them from 1 in every process, and the names one process leaves on a server
+    connection collide with the next process's ("prepared statement already exists")."""
+    if not _behind_pooler(settings):
+        return {}
+    return {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
 
 
 def create_engine(settings: Settings, url: str) -> AsyncEngine:
@@ -95,6 +134,7 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
             "timeout": settings.database_connect_timeout_s,
             "command_timeout": _command_timeout(settings),
             "server_settings": _server_settings(settings),
+            **engine_connect_args(settings),
         },
     )
     event.listen(engine.sync_engine, "checkout", _replace_if_closed)
@@ -136,16 +176,17 @@ async def create_pool(settings: Settings, url: str) -> asyncpg.Pool:
         timeout=settings.database_connect_timeout_s,
         command_timeout=_command_timeout(settings),
         server_settings=_server_settings(settings),
+        statement_cache_size=_statement_cache_size(settings),
     )
 
 
-# One round trip: BEGIN, then for each calendar-day its transaction-scoped advisory lock
-# (released at COMMIT or ROLLBACK) and the move of its stamp (`calendar_day_stamp`, the
-# calendars' `calendarTimestamp`), which commits or rolls back with the write. Sent as a simple
+# One round trip (after `begin_statement`): for each calendar-day its transaction-scoped
+# advisory lock (released at COMMIT or ROLLBACK), and the move of its stamp (`calendar_day_stamp`,
+# the calendars' `calendarTimestamp`), which commits or rolls back with the write. Sent as a simple
 # query (several statements), so the values are literals; they are a UUID, an int and a date
 # only, which cannot carry a quote. The stamp is the database's clock, and always moves forward.
-LOCK_AND_STAMP = (
-    "SELECT pg_advisory_xact_lock(hashtextextended('{key}', 0)); "
+ADVISORY_LOCK_CALENDAR_DAY = "SELECT pg_advisory_xact_lock(hashtextextended('{key}', 0))"
+MOVE_CALENDAR_DAY_STAMP = (
     "INSERT INTO calendar_day_stamp (service_id, cu_index, on_date, stamped_at) "
     "VALUES ('{service_id}', {cu_index}, '{on_date}', clock_timestamp()) "
     "ON CONFLICT (service_id, cu_index, on_date) DO UPDATE SET stamped_at = "
@@ -157,35 +198,45 @@ def calendar_day_lock_key(day: CalendarDay) -> str:
     return f"calendar:{day.service_id}:{day.cu_index}:{day.on_date.isoformat()}"
 
 
-def _lock_and_stamp(day: CalendarDay) -> str:
-    return LOCK_AND_STAMP.format(
-        key=calendar_day_lock_key(day),
-        service_id=day.service_id,
-        cu_index=int(day.cu_index),
-        on_date=day.on_date.isoformat(),
+def _lock_and_stamp(day: CalendarDay, lock: CalendarDayLock) -> str:
+    stamp = MOVE_CALENDAR_DAY_STAMP.format(
+        service_id=day.service_id, cu_index=int(day.cu_index), on_date=day.on_date.isoformat()
     )
+    if lock is CalendarDayLock.ROW:
+        return stamp
+    return ADVISORY_LOCK_CALENDAR_DAY.format(key=calendar_day_lock_key(day)) + "; " + stamp
 
 
-def lock_calendar_day(day: CalendarDay) -> str:
-    """The statement that begins a transaction holding `day`'s lock and moving its stamp."""
-    return "BEGIN; " + _lock_and_stamp(day)
+def lock_calendar_day(
+    day: CalendarDay, begin: str = "BEGIN", lock: CalendarDayLock = CalendarDayLock.ADVISORY
+) -> str:
+    """The statement that begins a transaction holding `day`'s lock and moving its stamp.
+
+    `CalendarDayLock.ROW` takes no advisory lock: the stamp's upsert locks the day's
+    `calendar_day_stamp` row until COMMIT (`ON CONFLICT DO UPDATE` locks the row it updates; a
+    concurrent first insert of the day waits on the unique index, then updates), which
+    serializes the same writers with a lock that lives with the data (docs/scaling.md)."""
+    return f"{begin}; {_lock_and_stamp(day, lock)}"
 
 
-def lock_calendar_days(*days: CalendarDay) -> str:
+def lock_calendar_days(
+    *days: CalendarDay, begin: str = "BEGIN", lock: CalendarDayLock = CalendarDayLock.ADVISORY
+) -> str:
     """The statement that begins a transaction holding the locks of `days` and moving their
     stamps, the locks taken one after the other in the order of their keys: every transaction
     that needs two calendar-days takes them in the same order, so two of them never wait for
     each other crosswise. (Two keys whose 64-bit hashes collide would break that order;
-    Postgres would then end one transaction as a deadlock instead of waiting forever.)"""
+    Postgres would then end one transaction as a deadlock instead of waiting forever. The row
+    variant locks the stamp rows in the same order.)"""
     by_key = {calendar_day_lock_key(day): day for day in days}
-    return "BEGIN; " + "; ".join(_lock_and_stamp(by_key[key]) for key in sorted(by_key))
+    return f"{begin}; " + "; ".join(_lock_and_stamp(by_key[key], lock) for key in sorted(by_key))
 
 
 _LOCKED = object()  # only `Database.calendar_day` holds it: no one else makes a LockedCalendarDay
 
 
 class LockedCalendarDay:
-    """A transaction that holds the advisory lock of `day`. The statements that write a
+    """A transaction that holds the lock of `day`. The statements that write a
     calendar-day take this handle, not a connection, so a write without the lock does not
     type-check. Only `Database.calendar_day` creates one."""
 
@@ -211,11 +262,20 @@ class Database:
     applications'."""
 
     def __init__(
-        self, pool: asyncpg.Pool, size: int, wait_s: float, tenant_share: float = 1.0
+        self,
+        pool: asyncpg.Pool,
+        size: int,
+        wait_s: float,
+        tenant_share: float = 1.0,
+        *,
+        begin: str = "BEGIN",
+        lock: CalendarDayLock = CalendarDayLock.ADVISORY,
     ) -> None:
         self.pool = pool
         self.size = size
         self.wait_s = wait_s
+        self.begin = begin  # `begin_statement`
+        self.lock = lock
         self._places = asyncio.Semaphore(size)
         self.tenant_share = TenantShare(size, tenant_share)
 
@@ -227,6 +287,8 @@ class Database:
             settings.database_pool_size,
             settings.database_pool_timeout_s,
             settings.database_tenant_share,
+            begin=begin_statement(settings),
+            lock=settings.calendar_day_lock,
         )
 
     async def close(self) -> None:
@@ -273,19 +335,23 @@ class Database:
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection in a transaction: committed when the block ends, rolled back when it
         raises."""
-        async with self._connection() as conn, _transaction(conn, "BEGIN"):
+        async with self._connection() as conn, _transaction(conn, self.begin):
             yield conn
 
     @asynccontextmanager
     async def calendar_day(self, day: CalendarDay) -> AsyncIterator[LockedCalendarDay]:
-        """A transaction that begins holding `day`'s advisory lock and moving its stamp (BEGIN,
-        the lock and the stamp in one round trip): every write of a calendar-day moves the
-        stamp, even one that turns out to change nothing (a replayed retry, cancelling a
-        cancelled appointment): a spurious move costs a poller one full read, a missed one
-        would hide a change. Writers of one calendar-day run one after the other until COMMIT;
-        writers of other calendar-days take other locks and never wait. A hash collision
-        between two calendar-days only makes them wait for each other."""
-        async with self._connection() as conn, _transaction(conn, lock_calendar_day(day)):
+        """A transaction that begins holding `day`'s lock (advisory, or its stamp row's with
+        CALENDAR_DAY_LOCK=row) and moving its stamp (BEGIN, the lock and the stamp in one round
+        trip): every write of a calendar-day moves the stamp, even one that turns out to
+        change nothing (a replayed retry, cancelling a cancelled appointment): a spurious move
+        costs a poller one full read, a missed one would hide a change. Writers of one
+        calendar-day run one after the other until COMMIT; writers of other calendar-days take
+        other locks and never wait. A hash collision between two calendar-days only makes them
+        wait for each other."""
+        async with (
+            self._connection() as conn,
+            _transaction(conn, lock_calendar_day(day, self.begin, self.lock)),
+        ):
             yield LockedCalendarDay(conn, day, _LOCKED)
 
     @asynccontextmanager
@@ -296,7 +362,7 @@ class Database:
         order) and moving both stamps, BEGIN, the locks and the stamps in one round trip, for
         a write that moves something from `source` to `target`; the same day twice takes its
         lock and moves its stamp once."""
-        begin = lock_calendar_days(source, target)
+        begin = lock_calendar_days(source, target, begin=self.begin, lock=self.lock)
         async with self._connection() as conn, _transaction(conn, begin):
             yield LockedCalendarDay(conn, source, _LOCKED), LockedCalendarDay(conn, target, _LOCKED)
 
