@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -149,6 +150,7 @@ async def test_unreasonable_key_is_422(
     assert response.json()["code"] == "invalid_idempotency_key"
 
 
+@pytest.mark.committed  # purges through a pool of its own
 async def test_expired_keys_are_purged_and_live_ones_kept(
     client: httpx.AsyncClient,
     world: World,
