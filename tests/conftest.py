@@ -1,8 +1,11 @@
 """Tests run on a real PostgreSQL: the embedded server under .data/, or the server of
 TEST_DATABASE_URL (its role needs CREATEDB). Each test session creates its own database there
 (named with the process id, dropped at the end), built by the Alembic migrations (never
-create_all); every test starts from empty tables (TRUNCATE), so tests that commit for real, like
-the concurrency ones, need no special treatment."""
+create_all). Every test starts from empty tables: an in-process test's writes, its builders' and
+the app's, stay inside one transaction rolled back at its end (tests/rollback.py); a test that
+needs real commits (live servers, a connection of its own, the FIFO gate) is marked `committed`,
+automatically when it uses such fixtures (`pytest_collection_modifyitems`), and starts from
+TRUNCATEd tables instead."""
 
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ from booking.store.db import Database, to_async_url
 from booking.store.embedded import EmbeddedPostgres
 from booking.store.models import Base
 
-from . import builders
+from . import builders, rollback
 from .pgbouncer import SHORT_OUTAGE, PgBouncer, run_pgbouncer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,32 +161,112 @@ def database_url(postgres: EmbeddedPostgres | None, make_database: object) -> st
 
 
 @pytest.fixture(scope="session")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+async def committed_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The session's engine, for the tests that commit for real."""
     engine = create_async_engine(database_url, pool_size=25, max_overflow=10)
     yield engine
     await engine.dispose()
 
 
-@pytest.fixture
-async def db(settings: Settings, database_url: str, engine: AsyncEngine) -> AsyncIterator[Database]:
-    """The database as a server process has it (one pool, the FIFO gate), for service-level
-    tests."""
-    database = await Database.open(settings, database_url)
-    yield database
-    await database.close()
+# Fixtures whose tests commit for real. A test also commits when it, or a fixture other than
+# those below, reaches `database_url` itself: it opens connections of its own, which cannot see
+# the rolled-back transaction.
+COMMITTING_FIXTURES = frozenset({"live_servers"})
+ROLLBACK_AWARE_FIXTURES = frozenset({"committed_engine", "rollback_connection", "db", "app"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "committed: the test commits for real and starts from TRUNCATEd tables instead of "
+        "running inside a rolled-back transaction (set automatically by the fixtures it uses)",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if isinstance(item, pytest.Function) and commits(item):
+            item.add_marker(pytest.mark.committed)
+
+
+def commits(item: pytest.Function) -> bool:
+    info = item._fixtureinfo
+    if not COMMITTING_FIXTURES.isdisjoint(info.names_closure):
+        return True
+    if "database_url" in info.argnames:
+        return True
+    return any(
+        "database_url" in fixturedef.argnames and fixturedef.argname not in ROLLBACK_AWARE_FIXTURES
+        for fixturedefs in info.name2fixturedefs.values()
+        for fixturedef in fixturedefs
+    )
+
+
+def is_committed(request: pytest.FixtureRequest) -> bool:
+    return request.node.get_closest_marker("committed") is not None
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    if item.get_closest_marker("committed") is not None:
+        LEFT_ROWS[0] = True
 
 
 TABLES = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))
+TRUNCATIONS = [0]  # how many tests started with a TRUNCATE (tests/test_isolation.py reads it)
+LEFT_ROWS = [False]  # a committed test ran since the last TRUNCATE: its rows may still be there
 
 
-@pytest.fixture(autouse=True)
-async def clean_database(request: pytest.FixtureRequest) -> None:
-    """Every test that touches the database starts from empty tables."""
-    if "engine" not in request.fixturenames:
-        return
-    engine: AsyncEngine = request.getfixturevalue("engine")
+async def truncate(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    TRUNCATIONS[0] += 1
+    LEFT_ROWS[0] = False
+
+
+@pytest.fixture(scope="session")
+async def rollback_connection(database_url: str) -> AsyncIterator[rollback.RollbackConnection]:
+    connection = rollback.RollbackConnection(database_url)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def rolled_back(
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    committed_engine: AsyncEngine,
+    rollback_connection: rollback.RollbackConnection,
+) -> AsyncIterator[rollback.RolledBack | None]:
+    """The test's rolled-back transaction, or None for a `committed` test. A committed test
+    starts from TRUNCATEd tables; so does the first rolled-back test after committed ones."""
+    if is_committed(request) or LEFT_ROWS[0]:
+        await truncate(committed_engine)
+    if is_committed(request):
+        yield None
+        return
+    async with rollback_connection.transaction(settings) as transaction:
+        yield transaction
+
+
+@pytest.fixture
+def engine(rolled_back: rollback.RolledBack | None, committed_engine: AsyncEngine) -> AsyncEngine:
+    """SQLAlchemy on the test's database: on its rolled-back transaction (each `begin()` a
+    savepoint), or the session's engine for a `committed` test."""
+    return committed_engine if rolled_back is None else rolled_back.engine
+
+
+@pytest.fixture
+async def db(
+    settings: Settings, database_url: str, rolled_back: rollback.RolledBack | None
+) -> AsyncIterator[Database]:
+    """The database as a server process has it, for service-level tests: on the test's
+    rolled-back transaction, or (`committed`) one pool behind the FIFO gate."""
+    if rolled_back is not None:
+        yield rolled_back.database
+        return
+    database = await Database.open(settings, database_url)
+    yield database
+    await database.close()
 
 
 @pytest.fixture
@@ -219,9 +302,13 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def app(
-    settings: Settings, database_url: str, clock: FakeClock, engine: AsyncEngine
+    settings: Settings,
+    database_url: str,
+    clock: FakeClock,
+    rolled_back: rollback.RolledBack | None,
 ) -> AsyncIterator[FastAPI]:
-    app = create_app(settings, database_url, clock=clock)
+    database = rolled_back.database if rolled_back is not None else None
+    app = create_app(settings, database_url, clock=clock, database=database)
     async with app.router.lifespan_context(app):
         yield app
 

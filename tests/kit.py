@@ -5,7 +5,7 @@ and the store double through which fault tests break the database on purpose."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import date, timedelta
 from typing import Any
 
@@ -118,11 +118,21 @@ class FaultyDatabase(Database):
 
     def __init__(self, real: Database, marker: str, fault: Fault) -> None:
         super().__init__(real.pool, real.size, real.wait_s)
-        self._marker, self._fault = marker, fault
+        self._real, self._marker, self._fault = real, marker, fault
+
+    # Every intent goes to the wrapped database, the test's rolled-back one included.
+    async def ping(self) -> None:
+        await self._real.ping()
+
+    def read(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        return self._real.read()
+
+    def transaction(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        return self._real.transaction()
 
     @asynccontextmanager
     async def calendar_day(self, day: CalendarDay) -> AsyncIterator[LockedCalendarDay]:
-        async with super().calendar_day(day) as tx:
+        async with self._real.calendar_day(day) as tx:
             tx.conn = _FaultyConnection(tx.conn, self._marker, self._fault)  # type: ignore[assignment]
             yield tx
 
@@ -130,7 +140,7 @@ class FaultyDatabase(Database):
     async def calendar_days(
         self, source: CalendarDay, target: CalendarDay
     ) -> AsyncIterator[tuple[LockedCalendarDay, LockedCalendarDay]]:
-        async with super().calendar_days(source, target) as (from_tx, to_tx):
+        async with self._real.calendar_days(source, target) as (from_tx, to_tx):
             faulty = _FaultyConnection(from_tx.conn, self._marker, self._fault)
             from_tx.conn = to_tx.conn = faulty  # type: ignore[assignment]
             yield from_tx, to_tx

@@ -179,6 +179,7 @@ class _CountingDatabase(Database):
             yield _CountingConnection(conn, self.sent)  # type: ignore[misc]
 
 
+@pytest.mark.committed  # counts the round trips of the real store's connections
 async def test_a_booking_moves_the_stamp_in_its_lock_statement_four_round_trips_in_all(
     client: httpx.AsyncClient, app: FastAPI, world: World, auth: dict[str, str]
 ) -> None:

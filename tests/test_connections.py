@@ -98,6 +98,7 @@ async def test_waiting_longer_than_the_pool_timeout_raises_database_unavailable(
         assert await conn.fetchval("SELECT 1") == 1
 
 
+@pytest.mark.committed  # holds every place of the app's FIFO gate
 async def test_an_exhausted_pool_answers_503_with_retry_after(
     app: FastAPI, client: httpx.AsyncClient, world: World, auth: dict[str, str]
 ) -> None:

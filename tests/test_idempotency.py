@@ -22,6 +22,10 @@ from tests.conftest import TODAY, FakeClock, bearer, through_pgbouncer
 
 DAY = TODAY + timedelta(days=1)
 
+# The app of these tests runs directly or through PgBouncer, on connections of its own: they
+# commit for real (and start from TRUNCATEd tables).
+pytestmark = pytest.mark.committed
+
 
 @pytest.fixture(params=["direct", "pgbouncer"])
 async def app(
@@ -172,6 +176,7 @@ async def test_unreasonable_key_is_422(
     assert response.json()["code"] == "invalid_idempotency_key"
 
 
+@pytest.mark.committed  # purges through a pool of its own
 async def test_expired_keys_are_purged_and_live_ones_kept(
     client: httpx.AsyncClient,
     world: World,

@@ -243,6 +243,7 @@ async def test_lists_show_only_the_own_organizations_items(
     ("route", "headers"),
     [("cancel", {}), ("cancel", {"Idempotency-Key": "k-1"}), ("book", {"Idempotency-Key": "k-2"})],
 )
+@pytest.mark.committed  # holds a lock on one connection while the app uses another
 async def test_another_tenants_calendar_day_is_refused_without_waiting_for_its_lock(
     client: httpx.AsyncClient,
     tenants: Tenants,

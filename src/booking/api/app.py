@@ -128,7 +128,11 @@ def create_app(
     clock: Clock = system_clock,
     access_log: bool = True,
     tracer_provider: TracerProvider | None = None,
+    database: Database | None = None,
 ) -> FastAPI:
+    """The app. `database`, when given, is used instead of a pool the lifespan opens on
+    `database_url`, and left open: the seam through which tests hand in a database held inside
+    a transaction they roll back."""
     rate_limits = RateLimits(
         settings.rate_limit_application,
         settings.rate_limit_client_address,
@@ -137,7 +141,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = await Database.open(settings, database_url)
+        db = database or await Database.open(settings, database_url)
         app.state.runtime = Runtime(
             settings=settings,
             db=db,
@@ -160,7 +164,8 @@ def create_app(
                 await purger
             await app.state.runtime.cache.close()
             await rate_limits.close()
-            await db.close()
+            if database is None:
+                await db.close()
             metrics.process_stopping()
 
     # FastAPIOffline: /docs and /redoc load their scripts from the app, not from a CDN.
