@@ -18,7 +18,7 @@ from booking.service.catalog import (
     ServiceTypeConfig,
 )
 from booking.service.commands import ListFirstVacancies, ListRangeVacancies
-from booking.service.wallclock import instant_of, local_today
+from booking.service.wallclock import LATEST_DATE, instant_of, local_today
 from booking.store import appointments as store
 from booking.store.db import Database
 
@@ -142,6 +142,12 @@ def _vacant_now(
     return rules.bookable_now(unit, on_date, vacant, now, notice)
 
 
+def _days_after(on_date: date, days: int) -> date:
+    """`days` after `on_date`, or the last date a request can name if that is earlier."""
+    latest = LATEST_DATE - timedelta(days=days)
+    return on_date + timedelta(days=days) if on_date <= latest else LATEST_DATE
+
+
 async def range_vacancies(
     db: Database, catalog: Catalog, query: ListRangeVacancies, now: datetime
 ) -> VacanciesOfDays:
@@ -189,7 +195,7 @@ async def first_vacancies(
     earliest one (its `slots` hold that one start; a unit with none that date is left out).
     The horizon is read in growing chunks until enough dates are found: at most four
     statements, on one connection."""
-    last_date = query.from_date + timedelta(days=FIRST_VACANCIES_HORIZON_DAYS - 1)
+    last_date = _days_after(query.from_date, FIRST_VACANCIES_HORIZON_DAYS - 1)
     searched = _searched(
         catalog,
         query.service_id,
@@ -206,7 +212,7 @@ async def first_vacancies(
     chunk_days = FIRST_CHUNK_DAYS
     async with db.read() as conn:
         while open_days and dates_found < query.days:
-            chunk_end = open_days[0][0] + timedelta(days=chunk_days - 1)
+            chunk_end = _days_after(open_days[0][0], chunk_days - 1)
             chunk = [(d, unit) for d, unit in open_days if d <= chunk_end]
             open_days = open_days[len(chunk) :]
             chunk_days *= 2
