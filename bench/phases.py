@@ -22,6 +22,7 @@ import httpx
 from benchkit import Database, Server, World
 from explain import explain_hot_queries
 from report import ratio
+from vacancy_range import range_growth
 from wrk import WrkResult, parse_wrk
 
 
@@ -280,6 +281,13 @@ async def growth_phase(
                     side_bench.vacancies_run(f"(b) vacancies, {label}, round {round_}", server)
                 )
         dense_grown = await dense_phase(grown_bench, grown_api, "(1M)")
+        range_grown = None
+        if not args.skip_range:
+            sides_of_range = {"empty": (db, api), "1m": (grown_db, grown_api)}
+            range_grown = await range_growth(
+                sides_of_range, world, bench.token, args.timing_requests // 4, args.growth_rounds
+            )
+            await bench.reset()
         try:
             explained = await explain_hot_queries(
                 grown_db, world, world.first_date + timedelta(days=3)
@@ -319,5 +327,6 @@ async def growth_phase(
         "vacancies_p50_ratio": ratio(grown["vacancies_p50_ms"], empty["vacancies_p50_ms"]),
         "vacancies_rps_ratio": ratio(empty["vacancies_rps"], grown["vacancies_rps"]),
         "dense_1m": dense_grown,
+        "range_vacancies": range_grown,
         "explain": explained,
     }

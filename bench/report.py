@@ -23,6 +23,8 @@ TARGETS = {
     "booking_p99_ms": 50.0,  # at 32 connections
     "dense_vacancies_server_ms": 5.0,  # median Server-Timing, day with 500 appointments
     "growth_ratio": 1.2,  # 1M rows vs empty: p50 ratio and rps ratio
+    "range_vacancies_server_ms": 20.0,  # median Server-Timing, 31 days x 10 units, 500 a day
+    "range_vacancies_cpu_advantage": 10.0,  # CPU of the 310 single-day calls / of one range call
     "customer_query_server_ms": 2.0,  # median Server-Timing, find by key field, 1M records
     "customer_query_ratio": 1.5,  # its median at 1M records over its median at 1,000
 }
@@ -143,6 +145,25 @@ def evaluate_targets(report: dict[str, Any]) -> dict[str, Any]:
             "value": worst,
             "target": TARGETS["growth_ratio"],
             "met": worst <= TARGETS["growth_ratio"],
+        }
+    in_range = report.get("range_vacancies")
+    if in_range:
+        targets["range vacancies, 31 days x 10 units, <= 20 ms server time (median)"] = {
+            "value": in_range["server_median_ms"],
+            "target": TARGETS["range_vacancies_server_ms"],
+            "met": in_range["server_median_ms"] <= TARGETS["range_vacancies_server_ms"],
+        }
+        targets["range vacancies >= 10x cheaper in CPU than the 310 single-day calls"] = {
+            "value": in_range["cpu_advantage"],
+            "target": TARGETS["range_vacancies_cpu_advantage"],
+            "met": (in_range["cpu_advantage"] or 0) >= TARGETS["range_vacancies_cpu_advantage"],
+        }
+    range_grown = (growth or {}).get("range_vacancies")
+    if range_grown:
+        targets["range vacancies flat: 1M / empty server median <= 1.2"] = {
+            "value": range_grown["ratio"],
+            "target": TARGETS["growth_ratio"],
+            "met": range_grown["ok"],
         }
     customers = report.get("customer_query")
     if customers:

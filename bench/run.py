@@ -9,7 +9,9 @@ reference, with the database's invariants verified after every booking run.
    then (d) books through bench/reference_app.py (raw ASGI on asyncpg) with the same script.
    After every booking run the database is checked (never over capacity, tickets gapless) and
    reset (TRUNCATE appointment, ticket_counter).
-3. Server time (Server-Timing) of the vacancies of a day with 500 appointments.
+3. Server time (Server-Timing) of the vacancies of a day with 500 appointments, and of the range
+   vacancies of 31 days x 10 units with 500 appointments a day against the 310 single-day calls
+   (vacancy_range.py).
 4. Growth: (a) and (b) again with --growth-rows appointments (default 1,000,000) on past dates,
    the ratios to the empty table, and EXPLAIN (ANALYZE, BUFFERS) of the hot queries.
 5. Find a customer record by key field with 1,000 and then --customer-rows records (customers.py).
@@ -35,6 +37,7 @@ import report as reporting
 from benchkit import Database, Server
 from customers import customer_query_phase
 from phases import Bench, booking_rounds, dense_phase, growth_phase, lock_rounds
+from vacancy_range import range_phase
 from wrk import find_wrk
 
 
@@ -73,6 +76,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--timing-requests", type=int, default=200, help="sequential vacancies requests (200)"
+    )
+    parser.add_argument(
+        "--skip-range", action="store_true", help="no range-vacancies phase (vacancy_range.py)"
     )
     parser.add_argument("--skip-customers", action="store_true", help="no customer-query phase")
     parser.add_argument(
@@ -142,6 +148,10 @@ async def run(args: argparse.Namespace, wrk: str, report: dict[str, Any]) -> int
         bare = bench.run_wrk("(c) bare, API (no db)", "bare.lua", api, args.duration)
 
         dense = await dense_phase(bench, api, "(empty)")
+        if not args.skip_range:
+            report["range_vacancies"] = await range_phase(
+                db, api, world, bench.token, args.timing_requests // 2, "(empty)"
+            )
         await bench.reset()
 
         report.update(reporting.booking_figures(rounds, vacancies, bare))

@@ -157,3 +157,34 @@ async def inject_fault(app: FastAPI, marker: str, fault: Fault) -> AsyncIterator
         yield
     finally:
         runtime.db = real
+
+
+class CountingConnection:
+    def __init__(self, conn: asyncpg.Connection, sent: list[str]) -> None:
+        self._conn, self._sent = conn, sent
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self._conn, name)
+        if name not in ("fetch", "fetchrow", "fetchval", "execute"):
+            return real
+
+        async def send(sql: str, *args: Any) -> Any:
+            self._sent.append(sql)
+            return await real(sql, *args)
+
+        return send
+
+
+class CountingDatabase(Database):
+    """The app's database, recording every statement its connections send (one round trip
+    each: asyncpg sends a statement and waits for its answer). On a real pool: a test using it
+    is `committed`."""
+
+    def __init__(self, real: Database) -> None:
+        super().__init__(real.pool, real.size, real.wait_s)
+        self.sent: list[str] = []
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        async with super()._connection() as conn:
+            yield CountingConnection(conn, self.sent)  # type: ignore[misc]

@@ -6,23 +6,19 @@ changed."""
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.settings import Settings
-from booking.store.db import Database
 from tests import builders
 from tests.builders import World
 from tests.conftest import bearer
-from tests.kit import TOMORROW, assert_problem, book, cancel, hold
+from tests.kit import TOMORROW, CountingDatabase, assert_problem, book, cancel, hold
 
 
 @pytest.fixture
@@ -149,36 +145,6 @@ async def test_reloading_the_same_configuration_keeps_the_timestamp(
     assert await timestamp(client, configured_world, configured_auth) == before
 
 
-class _CountingConnection:
-    def __init__(self, conn: asyncpg.Connection, sent: list[str]) -> None:
-        self._conn, self._sent = conn, sent
-
-    def __getattr__(self, name: str) -> Any:
-        real = getattr(self._conn, name)
-        if name not in ("fetch", "fetchrow", "fetchval", "execute"):
-            return real
-
-        async def send(sql: str, *args: Any) -> Any:
-            self._sent.append(sql)
-            return await real(sql, *args)
-
-        return send
-
-
-class _CountingDatabase(Database):
-    """The app's database, recording every statement its connections send (one round trip
-    each: asyncpg sends a statement and waits for its answer)."""
-
-    def __init__(self, real: Database) -> None:
-        super().__init__(real.pool, real.size, real.wait_s)
-        self.sent: list[str] = []
-
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
-        async with super()._connection() as conn:
-            yield _CountingConnection(conn, self.sent)  # type: ignore[misc]
-
-
 @pytest.mark.committed  # counts the round trips of the real store's connections
 async def test_a_booking_moves_the_stamp_in_its_lock_statement_four_round_trips_in_all(
     client: httpx.AsyncClient, app: FastAPI, world: World, auth: dict[str, str]
@@ -186,7 +152,7 @@ async def test_a_booking_moves_the_stamp_in_its_lock_statement_four_round_trips_
     token = (await hold(client, world, auth, 600)).json()["reservationToken"]
     runtime = app.state.runtime
     real = runtime.db
-    runtime.db = counting = _CountingDatabase(real)
+    runtime.db = counting = CountingDatabase(real)
     try:
         assert (await book(client, world, auth, 570)).status_code == 201
         plain = list(counting.sent)

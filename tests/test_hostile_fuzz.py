@@ -129,6 +129,8 @@ async def hostile_world(engine: AsyncEngine) -> dict[str, str]:
         "customerRecordId": str(customer),
         "from": str(tomorrow),
         "to": str(tomorrow),
+        "days": "5",
+        "channel": "FaceToFace",
         "reservationToken": "unknown-token_0123456789",
         # the booking body (10 minutes at 23:50: the latest start, the farthest instant)
         "body.serviceTypeId": json.dumps(str(world.service_type_id)),

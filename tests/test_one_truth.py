@@ -1,6 +1,8 @@
 """One truth: what the vacancies endpoint lists is exactly what a booking accepts.
 
-A property test with hypothesis against the real database, through the HTTP API. For a random
+A property test with hypothesis against the real database, through the HTTP API. Each time the
+calendar-day's vacancies are read, the range vacancies and the first vacancies are read too and
+must list the same starts, so what they list is also exactly what a booking accepts. For a random
 calendar (grid, capacity, hours with breaks, 1-3 service types) on a random date and moment
 (including today with past starts, daylight-saving days, past dates and dates beyond the booking
 window), it plays a random sequence of bookings (some with bypassTimeslotCheck), slot holds
@@ -297,7 +299,39 @@ class Driver:
         assert response.status_code == 200, response.text
         slots: list[int] = response.json()["slots"]
         assert slots == sorted(set(slots)), slots
+        await self.check_range_routes(type_id, slots)
         return slots
+
+    async def check_range_routes(self, type_id: uuid.UUID, slots: list[int]) -> None:
+        """The range vacancies and the first vacancies list the same starts for the date: an
+        item with exactly `slots` (none only when `slots` is empty), and that date's first
+        start as the first vacancy (a later date when it has none)."""
+        on_date = self.case.on_date
+        service = f"/{self.world.application_id}/calendars/{self.world.service_id}"
+        query = {"serviceTypeId": str(type_id), "from": str(on_date - timedelta(days=1))}
+        in_range = await self.client.get(
+            service + "/vacancies",
+            params=query | {"to": str(on_date + timedelta(days=1))},
+            headers=self.auth,
+        )
+        assert in_range.status_code == 200, in_range.text
+        items = [item for item in in_range.json() if item["date"] == str(on_date)]
+        listed = [item["slots"] for item in items]
+        assert listed == [slots] or (not slots and listed == []), (slots, items)
+        first = await self.client.get(
+            service + "/first-vacancies",
+            params=query | {"from": str(on_date), "days": 1},
+            headers=self.auth,
+        )
+        assert first.status_code == 200, first.text
+        earliest = first.json()[:1]
+        if slots:
+            assert earliest == [
+                {"date": str(on_date), "cuIndex": 0, "duration": earliest[0]["duration"]}
+                | {"start": slots[0]}
+            ], (slots, earliest)
+        else:
+            assert all(item["date"] > str(on_date) for item in earliest), earliest
 
     async def book(
         self, type_id: uuid.UUID, start: int, bypass: bool = False, token: str | None = None

@@ -103,6 +103,10 @@ def _ref(header: str) -> dict[str, str]:
     return {"$ref": f"#/components/headers/{header}"}
 
 
+def _repeatable(schema: dict[str, Any]) -> bool:
+    return any(s.get("type") == "array" for s in [schema, *schema.get("anyOf", [])])
+
+
 def _document_operation(route: str, operation: dict[str, Any]) -> None:
     # Every application route needs the bearer token: declared here rather than with a
     # security dependency, which would cost its solving on every request.
@@ -110,7 +114,8 @@ def _document_operation(route: str, operation: dict[str, Any]) -> None:
         operation["security"] = [{BEARER_SCHEME: []}]
     parameters = operation.get("parameters", [])
     for parameter in parameters:
-        if parameter["name"] in PARAMETER_EXAMPLES:
+        # A repeatable query parameter (the range routes' `cuIndex`) takes no single example.
+        if parameter["name"] in PARAMETER_EXAMPLES and not _repeatable(parameter["schema"]):
             parameter["example"] = PARAMETER_EXAMPLES[parameter["name"]]
     replayable = any(p["name"] == "Idempotency-Key" for p in parameters)
     # Any request can meet a rate limit (its application's, or its client address's).

@@ -562,6 +562,35 @@ class VacanciesOut(ApiModel):
     slots: list[int] = Field(description="Vacant start minutes, ascending.", examples=[[480, 490]])
 
 
+class RangeVacancyOut(ApiModel):
+    """The vacant starts of one calendar unit on one date of a range."""
+
+    date: str = Field(
+        json_schema_extra={"format": "date"},
+        examples=["2026-12-01"],
+        description="The calendar's local date, as the calendar paths take it (YYYY-MM-DD).",
+    )
+    cu_index: int
+    duration: int = Field(description="The service type's duration in minutes.")
+    slots: list[int] = Field(
+        description="Vacant start minutes, ascending; empty when every start is taken or past.",
+        examples=[[480, 490]],
+    )
+
+
+class FirstVacancyOut(ApiModel):
+    """The earliest vacant start of one calendar unit on one date."""
+
+    date: str = Field(
+        json_schema_extra={"format": "date"},
+        examples=["2026-12-01"],
+        description="The calendar's local date, as the calendar paths take it (YYYY-MM-DD).",
+    )
+    cu_index: int
+    duration: int = Field(description="The service type's duration in minutes.")
+    start: int = Field(description="The earliest vacant start, minutes after local midnight.")
+
+
 class MinuteInterval(ApiModel):
     start: int
     end: int

@@ -126,26 +126,47 @@ def grid_starts(day: WorkingDay, duration: int) -> list[int]:
 
 def vacant_starts(day: WorkingDay, booked: Iterable[Interval], duration: int) -> list[int]:
     """All vacant starts for `duration`, ascending."""
+    booked = list(booked)
+    return vacant_starts_of(day, [b.start for b in booked], [b.end for b in booked], duration)
+
+
+def vacant_starts_of(
+    day: WorkingDay, booked_starts: Sequence[int], booked_ends: Sequence[int], duration: int
+) -> list[int]:
+    """`vacant_starts` of the booked intervals `[booked_starts[i], booked_ends[i])`: the form
+    the range read hands over (hundreds of calendar-days per request, no `Interval` each)."""
     starts = grid_starts(day, duration)
     capacity = day.capacity
-    booked = list(booked)
-    if not starts or not booked:
-        return starts if capacity > 0 else []
-    # How many booked intervals cover each minute (a difference array, one pass), over the
-    # minutes the starts can cover only: a day's hours span a third of its 1440 minutes, and
-    # this runs on every vacancies request.
-    low, high = starts[0], starts[-1] + duration
-    counts = [0] * (high - low + 1)
-    for interval in booked:
-        start, end = max(interval.start, low), min(interval.end, high)
-        if start < end:
-            counts[start - low] += 1
-            counts[end - low] -= 1
-    running = 0
-    for minute in range(high - low):
-        running += counts[minute]
-        counts[minute] = running
-    return [s for s in starts if max(counts[s - low : s - low + duration]) < capacity]
+    if not starts or capacity < 1:
+        return starts if capacity >= 1 else []
+    # One sweep over the ends and starts (an end sorts before a start at the same minute: the
+    # interval ending there no longer overlaps) gives the spans where `capacity` intervals
+    # overlap; a start is vacant when its interval meets none of them. This runs on every
+    # vacancies request for each calendar-day: its cost follows the bookings, not the minutes.
+    events = [start * 2 + 1 for start in booked_starts]
+    events += [end * 2 for end in booked_ends]
+    events.sort()
+    full: list[int] = []  # [from, to, from, to, ...], ascending and disjoint
+    running = opened = 0
+    for event in events:
+        if event & 1:
+            running += 1
+            if running == capacity:
+                opened = event >> 1
+        else:
+            if running == capacity:
+                full += (opened, event >> 1)
+            running -= 1
+    if not full:
+        return starts
+    vacant = []
+    i, count = 0, len(full)
+    for start in starts:
+        while i < count and full[i + 1] <= start:
+            i += 2
+        if i == count or full[i] >= start + duration:
+            vacant.append(start)
+    return vacant
 
 
 def nearest(vacant: Sequence[int], start: int, limit: int = 3) -> list[int]:

@@ -6,9 +6,9 @@ import math
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from booking.domain import CalendarDay, CalendarIssueCode, CustomerFieldKind
+from booking.domain import CalendarDay, CalendarIssueCode, Channel, CustomerFieldKind
 from booking.service import availability, rules
 from booking.service.availability import Interval
 from booking.service.catalog import (
@@ -17,7 +17,8 @@ from booking.service.catalog import (
     ServiceConfig,
     ServiceTypeConfig,
 )
-from booking.service.wallclock import instant_of, local_today
+from booking.service.commands import ListFirstVacancies, ListRangeVacancies
+from booking.service.wallclock import LATEST_DATE, instant_of, local_today
 from booking.store import appointments as store
 from booking.store.db import Database
 
@@ -57,6 +58,178 @@ async def vacancies(
         window.minimum_notice_minutes,
     )
     return Vacancies(service_type, slots)
+
+
+# The range vacancies answer at most this many dates; the first vacancies look this far ahead.
+MAX_RANGE_DAYS = 31
+FIRST_VACANCIES_HORIZON_DAYS = 90
+# The first vacancies read the horizon in chunks, the first this many dates long and each next
+# one twice as long: 7 + 14 + 28 + 41 dates, at most four statements for 90 days.
+FIRST_CHUNK_DAYS = 7
+
+
+@dataclass(frozen=True, slots=True)
+class UnitVacancies:
+    """The vacant starts of one calendar unit on one date."""
+
+    on_date: date
+    cu_index: int
+    slots: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class VacanciesOfDays:
+    service_type: ServiceTypeConfig
+    days: list[UnitVacancies]  # by date, then cuIndex
+
+
+@dataclass(frozen=True, slots=True)
+class _Searched:
+    """What a search over dates and units looks at: the open calendar-days in the agents'
+    window, by date then cuIndex."""
+
+    service: ServiceConfig
+    service_type: ServiceTypeConfig
+    cu_indexes: list[int]
+    open_days: list[tuple[date, CalendarUnitConfig]]
+
+
+def _searched(
+    catalog: Catalog,
+    service_id: uuid.UUID,
+    service_type_id: uuid.UUID,
+    cu_indexes: tuple[int, ...],
+    channel: Channel | None,
+    first_date: date,
+    last_date: date,
+    now: datetime,
+) -> _Searched:
+    """The calendar-days from `first_date` to `last_date` a booking made now could take a place
+    in: the unit open that date, the date in the agents' window (past dates, dates before the
+    minimum notice reaches and dates beyond the window are not). None at all when the agents'
+    booking is off or the service type does not offer `channel`: a booking would be refused."""
+    service = rules.find_service(catalog, service_id)
+    service_type = rules.find_service_type(service, service_type_id)
+    units = [
+        rules.find_calendar_unit(service, cu_index)
+        for cu_index in sorted(set(cu_indexes) or service.units)
+    ]
+    window = service.agents_window
+    searched = _Searched(service, service_type, [u.cu_index for u in units], [])
+    if not window.active or (channel is not None and channel not in service_type.channels):
+        return searched
+    on_date = first_date
+    while on_date <= last_date:
+        for unit in units:
+            if unit.day(on_date).working and rules.in_window(window, on_date, now, unit.zone):
+                searched.open_days.append((on_date, unit))
+        on_date += timedelta(days=1)
+    return searched
+
+
+def _vacant_now(
+    searched: _Searched,
+    on_date: date,
+    unit: CalendarUnitConfig,
+    booked: tuple[list[int], list[int]] | None,
+    now: datetime,
+) -> list[int]:
+    starts, ends = booked or ([], [])
+    vacant = availability.vacant_starts_of(
+        unit.day(on_date), starts, ends, searched.service_type.duration_minutes
+    )
+    notice = searched.service.agents_window.minimum_notice_minutes
+    return rules.bookable_now(unit, on_date, vacant, now, notice)
+
+
+def _days_after(on_date: date, days: int) -> date:
+    """`days` after `on_date`, or the last date a request can name if that is earlier."""
+    latest = LATEST_DATE - timedelta(days=days)
+    return on_date + timedelta(days=days) if on_date <= latest else LATEST_DATE
+
+
+async def range_vacancies(
+    db: Database, catalog: Catalog, query: ListRangeVacancies, now: datetime
+) -> VacanciesOfDays:
+    """The vacant starts of every open calendar-day of the range in the agents' window, each
+    exactly what `vacancies` answers for it: one statement reads every interval of the range
+    (appointments and live holds), none when no date of it is open."""
+    rules.check_date_range(query.first_date, query.last_date, MAX_RANGE_DAYS)
+    searched = _searched(
+        catalog,
+        query.service_id,
+        query.service_type_id,
+        query.cu_indexes,
+        query.channel,
+        query.first_date,
+        query.last_date,
+        now,
+    )
+    if not searched.open_days:
+        return VacanciesOfDays(searched.service_type, [])
+    async with db.read() as conn:
+        booked = await store.booked_of_range(
+            conn,
+            searched.service.id,
+            searched.open_days[0][0],
+            searched.open_days[-1][0],
+            searched.cu_indexes,
+            now,
+        )
+    days = [
+        UnitVacancies(
+            on_date,
+            unit.cu_index,
+            _vacant_now(searched, on_date, unit, booked.get((on_date, unit.cu_index)), now),
+        )
+        for on_date, unit in searched.open_days
+    ]
+    return VacanciesOfDays(searched.service_type, days)
+
+
+async def first_vacancies(
+    db: Database, catalog: Catalog, query: ListFirstVacancies, now: datetime
+) -> VacanciesOfDays:
+    """The first `query.days` dates from `query.from_date` on (at most
+    FIRST_VACANCIES_HORIZON_DAYS ahead) on which some unit has a vacant start, each unit's
+    earliest one (its `slots` hold that one start; a unit with none that date is left out).
+    The horizon is read in growing chunks until enough dates are found: at most four
+    statements, on one connection."""
+    last_date = _days_after(query.from_date, FIRST_VACANCIES_HORIZON_DAYS - 1)
+    searched = _searched(
+        catalog,
+        query.service_id,
+        query.service_type_id,
+        query.cu_indexes,
+        query.channel,
+        query.from_date,
+        last_date,
+        now,
+    )
+    found: list[UnitVacancies] = []
+    dates_found = 0
+    open_days = searched.open_days
+    chunk_days = FIRST_CHUNK_DAYS
+    async with db.read() as conn:
+        while open_days and dates_found < query.days:
+            chunk_end = _days_after(open_days[0][0], chunk_days - 1)
+            chunk = [(d, unit) for d, unit in open_days if d <= chunk_end]
+            open_days = open_days[len(chunk) :]
+            chunk_days *= 2
+            booked = await store.booked_of_range(
+                conn, searched.service.id, chunk[0][0], chunk[-1][0], searched.cu_indexes, now
+            )
+            for on_date, unit in chunk:
+                if dates_found == query.days and found[-1].on_date != on_date:
+                    break
+                vacant = _vacant_now(
+                    searched, on_date, unit, booked.get((on_date, unit.cu_index)), now
+                )
+                if vacant:
+                    if not found or found[-1].on_date != on_date:
+                        dates_found += 1
+                    found.append(UnitVacancies(on_date, unit.cu_index, vacant[:1]))
+    return VacanciesOfDays(searched.service_type, found)
 
 
 @dataclass(frozen=True, slots=True)

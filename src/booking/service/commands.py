@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from booking.domain import CalendarDay, Channel, CheckInMode
@@ -24,6 +25,33 @@ class BookAppointment:
     fields: dict[uuid.UUID, Any] = field(default_factory=dict)
     tag_ids: list[uuid.UUID] = field(default_factory=list)
     reservation_token: str | None = None  # the hold whose place the booking takes
+
+
+@dataclass(frozen=True, slots=True)
+class ListRangeVacancies:
+    """The vacant starts of a service type on every date from `first_date` to `last_date`
+    (inclusive) in the calendar units `cu_indexes` (none: every unit), for `channel` (None:
+    any channel the service type offers)."""
+
+    service_id: uuid.UUID
+    service_type_id: uuid.UUID
+    first_date: date
+    last_date: date
+    cu_indexes: tuple[int, ...] = ()
+    channel: Channel | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListFirstVacancies:
+    """The first `days` dates from `from_date` on that have a vacant start, with the earliest
+    start of each calendar unit on them."""
+
+    service_id: uuid.UUID
+    service_type_id: uuid.UUID
+    from_date: date
+    days: int
+    cu_indexes: tuple[int, ...] = ()
+    channel: Channel | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from booking.domain import CustomerFieldKind
+from booking.service import rules
 from booking.service.calendar_day import OnceOnly
 from booking.service.catalog import Catalog, CustomerFieldTypeConfig, CustomersTable
 from booking.service.commands import CreateCustomer, FindByKeyField, FindByRecordId, UpdateCustomer
@@ -275,16 +276,7 @@ async def customer_appointments(
     db: Database, catalog: Catalog, record_id: uuid.UUID, first_date: date, last_date: date
 ) -> list[AppointmentRecord]:
     """The record's appointments in every calendar between the dates (inclusive), by start."""
-    if last_date < first_date:
-        raise RuleViolation(
-            "'to' must not be before 'from'.", code="invalid_date_range", field="to"
-        )
-    if (last_date - first_date).days >= MAX_APPOINTMENT_RANGE_DAYS:
-        raise RuleViolation(
-            f"The range may span at most {MAX_APPOINTMENT_RANGE_DAYS} days.",
-            code="date_range_too_long",
-            field="to",
-        )
+    rules.check_date_range(first_date, last_date, MAX_APPOINTMENT_RANGE_DAYS)
     async with db.read() as conn:
         if not await store.record_exists(conn, catalog.organization_id, record_id):
             raise _record_not_found()

@@ -335,15 +335,37 @@ def future_vacant_starts(
 ) -> list[int]:
     """Vacant starts that are also bookable now: existing wall times, not yet passed, at least
     `notice_minutes` ahead."""
-    day = unit.day(on_date)
+    vacant = availability.vacant_starts(unit.day(on_date), booked, duration)
+    return bookable_now(unit, on_date, vacant, now, notice_minutes)
+
+
+def bookable_now(
+    unit: CalendarUnitConfig, on_date: date, vacant: list[int], now: datetime, notice_minutes: int
+) -> list[int]:
+    """The `vacant` starts that exist as wall times, have not passed and are at least
+    `notice_minutes` ahead."""
     earliest = now + timedelta(minutes=notice_minutes)
     return [
         start
-        for start in availability.vacant_starts(day, booked, duration)
+        for start in vacant
         if (instant := instant_of(on_date, start, unit.zone)) is not None
         and instant > now
         and instant >= earliest
     ]
+
+
+def check_date_range(first_date: date, last_date: date, max_days: int) -> None:
+    """`from` to `to` (both included) names at most `max_days` dates, in order."""
+    if last_date < first_date:
+        raise RuleViolation(
+            "'to' must not be before 'from'.", code="invalid_date_range", field="to"
+        )
+    if (last_date - first_date).days >= max_days:
+        raise RuleViolation(
+            f"The range may span at most {max_days} days.",
+            code="date_range_too_long",
+            field="to",
+        )
 
 
 @dataclass(frozen=True, slots=True)

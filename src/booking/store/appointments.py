@@ -17,9 +17,13 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
+    Integer,
+    any_,
     bindparam,
     false,
+    func,
     insert,
     literal_column,
     select,
@@ -177,6 +181,50 @@ _BOOKED_OF_SERVICE = compiled(
     ),
     "service_id",
     "on_date",
+    "now",
+)
+
+# What occupies a service's calendar-days over a range of dates, for the range vacancies: per
+# calendar-day of the units `cu_indexes`, the starts and ends of its appointments and of its holds
+# live at `now`, aggregated into two arrays. One statement (one round trip, one snapshot) for a
+# whole month of a service, and one row per calendar-day: decoding thousands of rows costs more
+# than the arrays do.
+_cu_index_in = any_(bindparam("cu_indexes", type_=ARRAY(Integer)))
+_occupying = union_all(
+    select(
+        Appointment.on_date,
+        Appointment.cu_index,
+        Appointment.start_minute,
+        (Appointment.start_minute + Appointment.duration_minutes).label("end_minute"),
+    ).where(
+        Appointment.service_id == bindparam("service_id"),
+        Appointment.on_date.between(bindparam("first_date"), bindparam("last_date")),
+        Appointment.cu_index == _cu_index_in,
+        _not_cancelled,
+    ),
+    select(
+        SlotHold.on_date,
+        SlotHold.cu_index,
+        SlotHold.start_minute,
+        SlotHold.start_minute + SlotHold.duration_minutes,
+    ).where(
+        SlotHold.service_id == bindparam("service_id"),
+        SlotHold.on_date.between(bindparam("first_date"), bindparam("last_date")),
+        SlotHold.cu_index == _cu_index_in,
+        *LIVE,
+    ),
+).subquery("occupying")
+_BOOKED_OF_RANGE = compiled(
+    select(
+        _occupying.c.on_date,
+        _occupying.c.cu_index,
+        func.array_agg(_occupying.c.start_minute),
+        func.array_agg(_occupying.c.end_minute),
+    ).group_by(_occupying.c.on_date, _occupying.c.cu_index),
+    "service_id",
+    "first_date",
+    "last_date",
+    "cu_indexes",
     "now",
 )
 
@@ -342,6 +390,23 @@ async def booked_of_service(
     the service on that date."""
     rows: list[asyncpg.Record] = await conn.fetch(_BOOKED_OF_SERVICE.sql, service_id, on_date, now)
     return rows
+
+
+async def booked_of_range(
+    conn: asyncpg.Connection,
+    service_id: uuid.UUID,
+    first_date: date,
+    last_date: date,
+    cu_indexes: list[int],
+    now: datetime,
+) -> dict[tuple[date, int], tuple[list[int], list[int]]]:
+    """By (date, cuIndex), the start and end minutes of every occupying appointment and every
+    hold live at `now` of the service's units `cu_indexes` from `first_date` to `last_date`
+    (inclusive), in one statement; a calendar-day with none is absent."""
+    rows = await conn.fetch(
+        _BOOKED_OF_RANGE.sql, service_id, first_date, last_date, cu_indexes, now
+    )
+    return {(on_date, cu_index): (starts, ends) for on_date, cu_index, starts, ends in rows}
 
 
 async def stamps_of_service(

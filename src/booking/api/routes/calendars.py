@@ -6,16 +6,124 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import Field
 
 from booking.api.conditional import CONDITIONAL_READ, NOT_MODIFIED, conditional_json
 from booking.api.deps import Manager, Services
 from booking.api.problems import responses as problems
-from booking.api.routes.paths import CALENDAR, CALENDAR_UNIT, CuIndex, OnDate, ServiceId
-from booking.api.schemas import CalendarOut, VacanciesOut
-from booking.domain import CalendarDay
+from booking.api.routes.paths import (
+    CALENDAR,
+    CALENDAR_UNIT,
+    SERVICE_CALENDARS,
+    CuIndex,
+    OnDate,
+    ServiceId,
+)
+from booking.api.schemas import (
+    CalendarOut,
+    FirstVacancyOut,
+    PathDate,
+    RangeVacancyOut,
+    VacanciesOut,
+)
+from booking.domain import CalendarDay, Channel
 from booking.service import calendars
+from booking.service.commands import ListFirstVacancies, ListRangeVacancies
 
 router = APIRouter(tags=["calendars"])
+
+ServiceTypeId = Annotated[uuid.UUID, Query(alias="serviceTypeId")]
+# Repeat it for several units (`cuIndex=0&cuIndex=2`); absent: every unit of the service.
+CuIndexes = Annotated[
+    list[Annotated[int, Field(ge=0, le=1_000_000)]] | None,
+    Query(alias="cuIndex", max_length=1000, description="Only these calendar units (repeat it)."),
+]
+ChannelFilter = Annotated[
+    Channel | None,
+    Query(description="Only where a booking with this channel would be accepted."),
+]
+
+# The range routes come before the calendars of a date, whose `{date}` would take "vacancies".
+
+
+@router.get(
+    SERVICE_CALENDARS + "/vacancies",
+    response_model=list[RangeVacancyOut],
+    responses=NOT_MODIFIED | problems(401, 403, 404, 422, 503),
+    summary="Vacant start times of every calendar unit on every date of a range",
+    description=f"`from` and `to` are inclusive local dates, at most "
+    f"{calendars.MAX_RANGE_DAYS} days. One item per calendar unit and date, by date then "
+    "`cuIndex`, each with exactly the starts List Vacancies gives for it; closed dates, past "
+    "dates and dates outside the agents' booking window (or before its minimum notice) give "
+    "no item, an open date whose starts are all taken or past an item with no slots. Holds "
+    "occupy their place. With `channel`, nothing when the service type does not offer it. "
+    "Answers with a strong `ETag`; `If-None-Match` with it answers 304 while the answer is "
+    "unchanged.",
+    openapi_extra=CONDITIONAL_READ,
+)
+async def list_range_vacancies(
+    caller: Manager,
+    services: Services,
+    service_id: ServiceId,
+    service_type_id: ServiceTypeId,
+    first_date: Annotated[PathDate, Query(alias="from")],
+    last_date: Annotated[PathDate, Query(alias="to")],
+    request: Request,
+    cu_indexes: CuIndexes = None,
+    channel: ChannelFilter = None,
+) -> Response:
+    query = ListRangeVacancies(
+        service_id, service_type_id, first_date, last_date, tuple(cu_indexes or ()), channel
+    )
+    result = await calendars.range_vacancies(services.db, caller.catalog, query, services.clock())
+    duration = result.service_type.duration_minutes
+    items = [
+        RangeVacancyOut(
+            date=day.on_date.isoformat(), cu_index=day.cu_index, duration=duration, slots=day.slots
+        )
+        for day in result.days
+    ]
+    return conditional_json(request, items)
+
+
+@router.get(
+    SERVICE_CALENDARS + "/first-vacancies",
+    response_model=list[FirstVacancyOut],
+    responses=NOT_MODIFIED | problems(401, 403, 404, 422, 503),
+    summary="The first dates with vacant time, and each unit's earliest start on them",
+    description=f"The first `days` dates from `from` on (looking at most "
+    f"{calendars.FIRST_VACANCIES_HORIZON_DAYS} days ahead) on which some calendar unit has a "
+    "vacant start, with one item per unit that has one on that date: its earliest start, by "
+    "date then `cuIndex`. The same vacancies as List Vacancies. Answers with a strong `ETag`; "
+    "`If-None-Match` with it answers 304 while the answer is unchanged.",
+    openapi_extra=CONDITIONAL_READ,
+)
+async def list_first_vacancies(
+    caller: Manager,
+    services: Services,
+    service_id: ServiceId,
+    service_type_id: ServiceTypeId,
+    from_date: Annotated[PathDate, Query(alias="from")],
+    request: Request,
+    days: Annotated[int, Query(ge=1, le=calendars.MAX_RANGE_DAYS)] = 5,
+    cu_indexes: CuIndexes = None,
+    channel: ChannelFilter = None,
+) -> Response:
+    query = ListFirstVacancies(
+        service_id, service_type_id, from_date, days, tuple(cu_indexes or ()), channel
+    )
+    result = await calendars.first_vacancies(services.db, caller.catalog, query, services.clock())
+    duration = result.service_type.duration_minutes
+    items = [
+        FirstVacancyOut(
+            date=day.on_date.isoformat(),
+            cu_index=day.cu_index,
+            duration=duration,
+            start=day.slots[0],
+        )
+        for day in result.days
+    ]
+    return conditional_json(request, items)
 
 
 @router.get(

@@ -15,5 +15,6 @@ OnDate = Annotated[PathDate, Path(alias="date")]
 CuIndex = Annotated[int, Path(alias="cuIndex", ge=0, le=1_000_000)]
 CaseId = Annotated[uuid.UUID, Path(alias="caseId")]
 
-CALENDAR = "/{applicationId}/calendars/{serviceId}/{date}"
+SERVICE_CALENDARS = "/{applicationId}/calendars/{serviceId}"
+CALENDAR = SERVICE_CALENDARS + "/{date}"
 CALENDAR_UNIT = CALENDAR + "/{cuIndex}"
