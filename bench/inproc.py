@@ -7,6 +7,7 @@ with `--profile`, the cProfile functions that cost the most.
     .venv/bin/python bench/inproc.py --route vacancies --profile
     .venv/bin/python bench/inproc.py --route bare
     .venv/bin/python bench/inproc.py --without-metrics   # what the metrics middleware costs
+    .venv/bin/python bench/inproc.py --without-rate-limits   # what checking the limits costs
 
 Uses the embedded PostgreSQL (database `booking_inproc`, recreated) or BENCH_DATABASE_URL. A
 development tool for finding where the time goes; `make bench` is the measurement.
@@ -43,6 +44,11 @@ def parse_args() -> argparse.Namespace:
         "--without-metrics",
         action="store_true",
         help="leave out the request-metrics middleware (to measure what it costs)",
+    )
+    parser.add_argument(
+        "--without-rate-limits",
+        action="store_true",
+        help="no rate limits at all (to measure what checking them costs)",
     )
     parser.add_argument("--top", type=int, default=45, help="functions shown by --profile")
     return parser.parse_args()
@@ -153,8 +159,8 @@ async def main() -> int:
             enable_bench_routes=True,
             log_level="WARNING",
             # Checked on every request, never refusing: as in `make bench` (benchkit.start_api).
-            rate_limit_application="1000000000/second",
-            rate_limit_client_address="1000000000/second",
+            rate_limit_application="" if args.without_rate_limits else "1000000000/second",
+            rate_limit_client_address="" if args.without_rate_limits else "1000000000/second",
         )
         app = create_app(settings, db.url, access_log=False)
         if args.without_metrics:
