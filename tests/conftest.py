@@ -212,6 +212,9 @@ def settings(tmp_path: Path) -> Settings:
         # Generous rate limits: only tests/test_rate_limits.py is about them.
         rate_limit_application="100000/second",
         rate_limit_client_address="100000/second",
+        # No deliverer in the app's lifespan (its polls would take pool places the tests
+        # count): tests/test_webhooks.py runs its own.
+        webhook_delivery=False,
     )
 
 

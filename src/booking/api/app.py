@@ -28,6 +28,7 @@ from booking.api.routes import appointments, calendars, discovery
 from booking.api.schemas import BookAppointmentRequest
 from booking.service.catalog import ConfigCache
 from booking.service.wallclock import Clock, system_clock
+from booking.service.webhooks.delivery import Deliverer
 from booking.settings import Settings
 from booking.store import idempotency
 from booking.store.db import Database, DatabaseUnavailable
@@ -120,6 +121,11 @@ def create_app(
         )
         app.state.readiness = Readiness(db)
         purger = asyncio.create_task(_purge_expired_idempotency_keys(db, clock))
+        deliverer = (
+            asyncio.create_task(Deliverer(db, settings, database_url).run())
+            if settings.webhook_delivery
+            else None
+        )
         # The modules, routes and models loaded so far live as long as the process: keep them
         # out of the garbage collector's full passes, which otherwise rescan them all.
         gc.collect()
@@ -127,9 +133,11 @@ def create_app(
         try:
             yield
         finally:
-            purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purger
+            for task in (purger, deliverer):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await app.state.runtime.cache.close()
             await rate_limits.close()
             await db.close()

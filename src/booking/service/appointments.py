@@ -4,6 +4,7 @@ these per request; each opens its own unit of work (`calendar_day.write` for the
 Round trips of a booking (configuration comes from the per-process cache; every rule that needs
 no database is checked before a connection is taken): BEGIN with the lock and the move of the
 calendar-day's stamp, read the occupied intervals, insert-with-ticket (one statement), COMMIT;
+one more, the event's INSERT, when the service's afterBookAppointment hook is on;
 plus one read of the customer record when the request names one. With an Idempotency-Key, the
 claim's INSERT comes after the BEGIN and the answer's UPDATE before the COMMIT.
 """
@@ -21,6 +22,7 @@ from booking.service.calendar_day import OnceOnly
 from booking.service.catalog import Catalog
 from booking.service.commands import BookAppointment, CancelAppointment
 from booking.service.errors import NotFound
+from booking.service.webhooks import events
 from booking.store import appointments as store
 from booking.store.appointments import AppointmentRecord
 from booking.store.db import Database, LockedCalendarDay
@@ -70,7 +72,9 @@ async def _insert(
         checked, rules.intervals_of(await store.booked_intervals(tx.conn, tx.day)), now
     )
     row = rules.new_appointment(checked, catalog.organization_id, application_id, uuid.uuid4(), now)
-    return await store.insert_with_next_ticket(tx, row, checked.service_type.name, customer_name)
+    record = await store.insert_with_next_ticket(tx, row, checked.service_type.name, customer_name)
+    await events.announce(tx, catalog, events.AFTER_BOOK, record)
+    return record
 
 
 async def cancel(
@@ -101,7 +105,9 @@ async def _cancel(
     if not rules.needs_cancelling(record, now):
         return record
     await store.mark_cancelled(tx, case_id, now)
-    return store.cancelled(record, now)
+    cancelled = store.cancelled(record, now)
+    await events.announce(tx, catalog, events.AFTER_CANCEL, cancelled)
+    return cancelled
 
 
 async def of_calendar_day(

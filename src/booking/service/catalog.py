@@ -98,6 +98,9 @@ class ServiceConfig:
     category: Named | None = None
     inbox: Named | None = None
     allow_anonymous_agent_booking: bool = False
+    # The service hooks that are called: switched on for the service, the organization's
+    # webhooks enabled.
+    webhooks: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +214,7 @@ async def load_catalog(conn: asyncpg.Connection, organization_id: uuid.UUID) -> 
             category=categories.get(s["service_category_id"]),
             inbox=Named(s["inbox_id"], s["inbox_name"]) if s["inbox_id"] is not None else None,
             allow_anonymous_agent_booking=s["allow_anonymous_agent_booking"],
+            webhooks=frozenset(s["webhooks"]) if rows.webhooks_enabled else frozenset(),
         )
         for s in rows.services
     }

@@ -21,6 +21,7 @@ from booking.store.models import (
     ServiceCategory,
     ServiceType,
     Tag,
+    WebhookEndpoint,
     WorkingHours,
 )
 from booking.store.sql import compiled
@@ -85,6 +86,12 @@ _TAGS = compiled(
     select(Tag.id, Tag.name).where(Tag.organization_id == _organization_id), "organization_id"
 )
 
+# Whether the organization's webhooks are on (its secrets are read by the delivery only).
+_WEBHOOKS_ENABLED = compiled(
+    select(WebhookEndpoint.enabled).where(WebhookEndpoint.organization_id == _organization_id),
+    "organization_id",
+)
+
 
 async def application(conn: asyncpg.Connection, application_id: uuid.UUID) -> asyncpg.Record | None:
     """(id, organization_id, client_id, name, enabled, roles), or None."""
@@ -107,6 +114,7 @@ class OrganizationRows:
     exceptions: list[asyncpg.Record]
     field_types: list[asyncpg.Record]
     tags: list[asyncpg.Record]
+    webhooks_enabled: bool
 
 
 async def organization_rows(
@@ -125,4 +133,5 @@ async def organization_rows(
         exceptions=await conn.fetch(_EXCEPTIONS.sql, organization_id),
         field_types=await conn.fetch(_FIELD_TYPES.sql, organization_id),
         tags=await conn.fetch(_TAGS.sql, organization_id),
+        webhooks_enabled=bool(await conn.fetchval(_WEBHOOKS_ENABLED.sql, organization_id)),
     )

@@ -43,6 +43,7 @@ from booking.store.models import (
     ServiceCategory,
     ServiceType,
     Tag,
+    WebhookEndpoint,
     WorkingHours,
 )
 
@@ -223,6 +224,7 @@ async def _apply_service(
             "allow_anonymous_agent_booking": service.allow_anonymous_agent_booking,
             "inbox_id": service.inbox.id if service.inbox is not None else None,
             "inbox_name": service.inbox.name if service.inbox is not None else None,
+            "webhooks": list(service.webhooks),
         },
         path,
         owner="organization_id",
@@ -331,6 +333,19 @@ async def _apply_organization(conn: AsyncConnection, org: OrganizationSpec, path
             {"id": tag.id, "organization_id": org.id, "name": tag.name},
             f"{path}.tags[{g}]",
             owner="organization_id",
+        )
+    if org.webhooks is not None:  # absent: left as it is, like every entity not mentioned
+        await _upsert(
+            conn,
+            WebhookEndpoint,
+            {
+                "organization_id": org.id,
+                "enabled": org.webhooks.enabled,
+                "base_url": org.webhooks.base_url,
+                "authorization_scheme": org.webhooks.authorization,
+                "secrets": list(org.webhooks.secrets),
+            },
+            f"{path}.webhooks",
         )
     await _mark_configured(conn, org)
 
