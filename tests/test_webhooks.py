@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -290,3 +292,39 @@ async def test_retry_after_of_a_429_delays_the_next_attempt(
         assert len(receiver.calls) == 1  # the schedule says 0.2 s, the receiver said 2 s
         calls = await in_thread(receiver.wait_for, 1)
     assert len(calls) == 1
+
+
+async def test_the_cli_lists_undelivered_events_and_redelivers_them(
+    db: Database, fast: Settings, database_url: str, hooked: builders.World, receiver: Receiver
+) -> None:
+    from booking.cli import _webhooks
+
+    receiver.answer = lambda call: (500, {})
+    short = fast.model_copy(update={"webhook_retry_delays_s": [0.1]})
+    async with delivering(short, database_url):
+        await book_many(db, hooked, 1)
+        await asyncio.sleep(1.5)
+    (line,) = await _webhooks(database_url, fast, [])
+    assert " failed afterBookAppointment " in line
+    assert "error=HTTP 500" in line
+    event_id = uuid.UUID(line.split()[0])
+    receiver.answer = lambda call: (204, {})
+    assert await _webhooks(database_url, fast, [event_id]) == [f"queued again: {event_id}"]
+    async with delivering(short, database_url):
+        await in_thread(receiver.wait_for, 1)
+    assert await _webhooks(database_url, fast, []) == []
+
+
+def test_a_webhook_secret_is_never_repeated_in_a_configuration_error() -> None:
+    from booking.store.loader import ConfigFileError, parse_config
+
+    weak = "whsec_" + base64.b64encode(b"short").decode()
+    for secrets in ([weak], [SECRET, SECRET], ["not-prefixed-secret-value"]):
+        config = builders.organization_config() | {
+            "webhooks": {"baseUrl": "https://hooks.example.com", "secrets": secrets}
+        }
+        with pytest.raises(ConfigFileError) as refused:
+            parse_config(json.dumps({"organizations": [config]}))
+        message = str(refused.value)
+        assert "webhooks.secrets" in message
+        assert all(secret not in message for secret in secrets)
