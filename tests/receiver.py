@@ -39,6 +39,7 @@ class Receiver:
     calls: list[Call] = field(default_factory=list)
     in_flight: dict[str, int] = field(default_factory=dict)
     overlapping: list[str] = field(default_factory=list)  # webhook-ids received twice at once
+    arrivals: list[str] = field(default_factory=list)  # webhook-ids as calls came in
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -74,6 +75,28 @@ class Receiver:
                 raise AssertionError(f"{len(self.calls)} of {count} calls arrived")
             time.sleep(0.02)
 
+    def wait_for_arrivals(self, count: int, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.arrivals_count() < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.arrivals_count()} of {count} calls arrived")
+            time.sleep(0.02)
+
+    def arrivals_count(self) -> int:
+        with self.lock:
+            return len(self.arrivals)
+
+    def wait_for_cases(self, count: int, timeout_s: float = 60) -> list[Call]:
+        """Until `count` different cases have one delivery at least."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self.lock:
+                delivered = self.delivered()
+            if len({c.body["caseId"] for c in delivered}) >= count:
+                return delivered
+            time.sleep(0.05)
+        raise AssertionError(f"fewer than {count} cases delivered")
+
     def delivered(self) -> list[Call]:
         return [c for c in self.calls if 200 <= self.answer_of(c) < 300]
 
@@ -97,6 +120,7 @@ def running(receiver: Receiver) -> Iterator[Receiver]:
             call.path = self.path
             webhook_id = headers.get("webhook-id", "")
             with receiver.lock:
+                receiver.arrivals.append(webhook_id)
                 if receiver.in_flight.get(webhook_id):
                     receiver.overlapping.append(webhook_id)
                 receiver.in_flight[webhook_id] = receiver.in_flight.get(webhook_id, 0) + 1

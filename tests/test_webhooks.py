@@ -1,7 +1,8 @@
 """Outbound webhooks, end to end on a real receiver: the events come from the outbox written
 in the booking's own transaction, every delivery is signed (checked by the receiver with the
 `standardwebhooks` library and with the original's HMAC written from its documentation),
-retried until it arrives, in order per case, never sent twice at once by two deliverers."""
+retried until it arrives, in order per case, never sent twice at once by two deliverers; and
+with real server processes, one killed by SIGKILL mid-delivery and two sharing the work."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ import asyncio
 import base64
 import json
 import os
+import signal
 import uuid
+from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -31,6 +36,7 @@ from booking.store import outbox
 from booking.store.db import Database
 from tests import builders
 from tests.receiver import Receiver, free_port, running
+from tests.serving import serve
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
 # Bookable days: 16 non-overlapping half hours a day (08-12, 13-17).
@@ -328,3 +334,65 @@ def test_a_webhook_secret_is_never_repeated_in_a_configuration_error() -> None:
         message = str(refused.value)
         assert "webhooks.secrets" in message
         assert all(secret not in message for secret in secrets)
+
+
+# --- real server processes (`booking-api serve`) ---------------------------------------------
+
+TOKEN = "metrics-token-for-the-webhook-tests"
+
+
+def delivered(url: str) -> float:
+    """What the server process at `url` delivered, from its /metrics."""
+    page = httpx.get(url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
+    wanted = 'booking_webhook_attempts_total{hook="afterBookAppointment",outcome="delivered"}'
+    return sum(float(line.split()[-1]) for line in page.splitlines() if line.startswith(wanted))
+
+
+FAST = {
+    "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
+    "WEBHOOK_RETRY_DELAYS_S": "0.2,0.2,0.2,0.2,0.2,0.2,0.2,0.2,0.2",
+    "WEBHOOK_POLL_INTERVAL_S": "0.5",
+    "WEBHOOK_TIMEOUT_S": "5",
+    "WEBHOOK_LEASE_S": "6",
+}
+
+
+async def test_a_server_killed_mid_delivery_loses_nothing_and_resends_with_the_same_id(
+    db: Database, database_url: str, hooked: builders.World, receiver: Receiver, tmp_path: Path
+) -> None:
+    receiver.delay_s = 1.0  # the server is killed while calls wait for their answers
+    records = await book_many(db, hooked, 30)
+    with serve(database_url, tmp_path / "first", **FAST) as first:
+        await in_thread(receiver.wait_for_arrivals, 1)
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=10)
+    cut_off = receiver.arrivals_count()
+    with serve(database_url, tmp_path / "second", **FAST):
+        calls = await in_thread(receiver.wait_for_cases, len(records), 60)
+    ids_of_case: dict[str, set[str]] = defaultdict(set)
+    for call in receiver.calls:
+        ids_of_case[call.body["caseId"]].add(call.headers["webhook-id"])
+    assert set(ids_of_case) == {str(r.case_id) for r in records}
+    assert all(len(ids) == 1 for ids in ids_of_case.values())  # a resend has the same id
+    assert cut_off >= 1
+    assert len(receiver.calls) > len(records)  # what was in flight when killed came again
+    assert all(c.standard_signature_valid for c in calls)
+
+
+async def test_two_server_processes_never_send_one_event_twice_at_once(
+    db: Database, database_url: str, hooked: builders.World, receiver: Receiver, tmp_path: Path
+) -> None:
+    receiver.delay_s = 0.05
+    with (
+        serve(database_url, tmp_path / "a", METRICS_TOKEN=TOKEN, **FAST) as a,
+        serve(database_url, tmp_path / "b", METRICS_TOKEN=TOKEN, **FAST) as b,
+    ):
+        records = await book_many(db, hooked, 300)
+        calls = await in_thread(receiver.wait_for, len(records))
+        await asyncio.sleep(1)
+        delivered_by = [delivered(server.url) for server in (a, b)]
+    assert receiver.overlapping == []
+    assert len(receiver.calls) == len(records)
+    assert {c.body["caseId"] for c in calls} == {str(r.case_id) for r in records}
+    assert sum(delivered_by) == len(records)
+    assert min(delivered_by) > 0  # both processes took part
