@@ -37,6 +37,7 @@ from booking.store.db import Database
 from tests import builders
 from tests.receiver import Receiver, free_port, running
 from tests.serving import serve
+from tests.test_calendar_timestamp import _CountingDatabase as CountingDatabase
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
 # Bookable days: 16 non-overlapping half hours a day (08-12, 13-17).
@@ -140,7 +141,9 @@ async def test_a_thousand_bookings_give_a_thousand_signed_deliveries_in_order_pe
     assert len(calls) == 1100
     assert all(c.standard_signature_valid and c.original_hmac_valid for c in calls)
     booked = [c for c in calls if c.path == "/service/actions/afterBookAppointment"]
-    assert {c.body["caseId"] for c in booked} == {str(r.case_id) for r in records}
+    assert {(c.body["caseId"], c.body["ticket"]["number"]) for c in booked} == {
+        (str(r.case_id), r.ticket_number) for r in records
+    }
     assert len({c.headers["webhook-id"] for c in calls}) == 1100
     for record in cancelled:
         of_case = [c.body for c in calls if c.body["caseId"] == str(record.case_id)]
@@ -396,3 +399,19 @@ async def test_two_server_processes_never_send_one_event_twice_at_once(
     assert {c.body["caseId"] for c in calls} == {str(r.case_id) for r in records}
     assert sum(delivered_by) == len(records)
     assert min(delivered_by) > 0  # both processes took part
+
+
+async def test_a_booking_with_the_hook_on_writes_its_event_in_its_insert_four_round_trips(
+    db: Database, hooked: builders.World
+) -> None:
+    catalog = await catalog_of(db, hooked)
+    counting = CountingDatabase(db)
+    await appointments.book(
+        counting, catalog, hooked.application_id, booking(hooked, 0), datetime.now(UTC)
+    )
+    begin, intervals, insert, commit = counting.sent
+    assert "pg_advisory_xact_lock" in begin
+    assert "FROM appointment" in intervals
+    assert "INSERT INTO appointment" in insert
+    assert "INSERT INTO webhook_event" in insert
+    assert commit == "COMMIT"

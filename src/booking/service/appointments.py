@@ -3,10 +3,10 @@ these per request; each opens its own unit of work (`calendar_day.write` for the
 
 Round trips of a booking (configuration comes from the per-process cache; every rule that needs
 no database is checked before a connection is taken): BEGIN with the lock and the move of the
-calendar-day's stamp, read the occupied intervals, insert-with-ticket (one statement), COMMIT;
-one more, the event's INSERT, when the service's afterBookAppointment hook is on;
-plus one read of the customer record when the request names one. With an Idempotency-Key, the
-claim's INSERT comes after the BEGIN and the answer's UPDATE before the COMMIT.
+calendar-day's stamp, read the occupied intervals, insert-with-ticket (one statement, which
+also writes the afterBookAppointment event when that hook is on), COMMIT; plus one read of
+the customer record when the request names one. With an Idempotency-Key, the claim's INSERT
+comes after the BEGIN and the answer's UPDATE before the COMMIT.
 """
 
 from __future__ import annotations
@@ -72,9 +72,9 @@ async def _insert(
         checked, rules.intervals_of(await store.booked_intervals(tx.conn, tx.day)), now
     )
     row = rules.new_appointment(checked, catalog.organization_id, application_id, uuid.uuid4(), now)
-    record = await store.insert_with_next_ticket(tx, row, checked.service_type.name, customer_name)
-    await events.announce(tx, catalog, events.AFTER_BOOK, record)
-    return record
+    name = checked.service_type.name
+    announcing = events.of_booking(catalog, row, name, customer_name)
+    return await store.insert_with_next_ticket(tx, row, name, customer_name, announcing)
 
 
 async def cancel(

@@ -44,6 +44,7 @@ WITH event AS (
 SELECT sequence, pg_notify('booking_webhook_event', '') FROM event
 """
 
+
 _CLAIM = """
 WITH due AS (
     SELECT e.id

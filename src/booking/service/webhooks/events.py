@@ -1,7 +1,8 @@
 """The events a change announces, and the one call a use case's in-lock step makes for each:
-`await announce(tx, catalog, "afterBookAppointment", record)`. The event is written only when
-the organization's webhooks are enabled and the hook is switched on for the service (then one
-round trip, in the change's transaction); otherwise nothing at all is done.
+`await announce(tx, catalog, AFTER_CANCEL, record)`. The event is written only when the
+organization's webhooks are enabled and the hook is switched on for the service (then one
+round trip, in the change's transaction); otherwise nothing at all is done. A booking's event
+costs no round trip: `of_booking` hands it to the appointment's INSERT, which writes both.
 
 The body is the original's After Book Appointment body (see the contract, "Webhooks") with
 `eventSequence`, the event's number among its case's events (1, 2, ...): a receiver that sees
@@ -16,7 +17,7 @@ from typing import Any
 from booking.service.catalog import Catalog
 from booking.service.wallclock import windows_time_zone
 from booking.store import outbox
-from booking.store.appointments import AppointmentRecord
+from booking.store.appointments import AppointmentRecord, inserted
 from booking.store.db import LockedCalendarDay
 
 AFTER_BOOK = "afterBookAppointment"
@@ -71,18 +72,37 @@ def body(catalog: Catalog, record: AppointmentRecord) -> dict[str, Any]:
     }
 
 
-async def announce(
-    tx: LockedCalendarDay, catalog: Catalog, hook: str, record: AppointmentRecord
-) -> None:
-    """Write `hook`'s event of `record` in the calendar-day's transaction, if it is on."""
+def event_of(catalog: Catalog, hook: str, record: AppointmentRecord) -> outbox.Event | None:
+    """`hook`'s event of `record`, or None when the hook is off for its service."""
     service = catalog.services.get(record.service_id)
     if service is None or hook not in service.webhooks:
-        return
-    event = outbox.Event(
+        return None
+    return outbox.Event(
         id=uuid.uuid4(),
         organization_id=catalog.organization_id,
         case_id=record.case_id,
         hook=hook,
         payload=body(catalog, record),
     )
-    await outbox.enqueue(tx, event)
+
+
+async def announce(
+    tx: LockedCalendarDay, catalog: Catalog, hook: str, record: AppointmentRecord
+) -> None:
+    """Write `hook`'s event of `record` in the calendar-day's transaction, if it is on (one
+    round trip then; none otherwise)."""
+    event = event_of(catalog, hook, record)
+    if event is not None:
+        await outbox.enqueue(tx, event)
+
+
+def of_booking(
+    catalog: Catalog,
+    row: dict[str, Any],
+    service_type_name: str,
+    customer_display_name: str | None,
+) -> outbox.Event | None:
+    """The afterBookAppointment event of a new appointment `row`, written by its INSERT (no
+    round trip of its own): the statement sets the ticket number it draws into the body."""
+    record = inserted(row, 0, service_type_name, customer_display_name)
+    return event_of(catalog, AFTER_BOOK, record)
