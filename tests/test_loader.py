@@ -165,7 +165,7 @@ async def test_demo_file_loads_every_entity(engine: AsyncEngine) -> None:
         "tags": 2,
     }
     assert summary.applications == [
-        (PARTNER, "demo-partner", "Demo partner", ("Appointments Manager",)),
+        (PARTNER, "demo-partner", "Demo partner", ("Appointments Manager", "Webhooks Operator")),
         (READONLY, "demo-readonly", "Demo read-only partner", ()),
     ]
     assert summary.services == [(PASSPORT, "Passport renewal"), (PERMIT, "Residence permit")]

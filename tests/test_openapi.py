@@ -17,6 +17,7 @@ from booking.api.app import create_app
 from booking.settings import Settings
 from booking.store.loader import load_file
 from booking.store.models import CHANNELS, STATUSES
+from tests.builders import MANAGER
 from tests.conftest import ROOT, TEST_SECRET, bearer
 
 DEMO = ROOT / "examples" / "demo.yaml"
@@ -54,6 +55,11 @@ def test_operation_ids_are_the_names_a_generated_client_should_use(
         ("get", "/{applicationId}/field-types"): "listFieldTypes",
         ("get", "/{applicationId}/tags"): "listTags",
         ("get", "/{applicationId}/languages"): "listLanguages",
+        ("get", "/{applicationId}/webhooks/undelivered"): "listUndeliveredWebhookEvents",
+        (
+            "post",
+            "/{applicationId}/webhooks/events/{eventId}/redeliver",
+        ): "redeliverWebhookEvent",
     }
 
 
@@ -187,7 +193,7 @@ async def test_every_example_request_succeeds_against_the_demo_data(
     demo_app: FastAPI, client: httpx.AsyncClient, settings: Settings
 ) -> None:
     document = demo_app.openapi()
-    auth = bearer(settings, "demo-partner")
+    auth = bearer(settings, "demo-partner", [MANAGER, "Webhooks Operator"])
     tried = set()
     for method, path, operation in operations(document):
         request = example_request(operation, path)
@@ -211,6 +217,7 @@ async def test_every_example_request_succeeds_against_the_demo_data(
         "listFieldTypes",
         "listTags",
         "listLanguages",
+        "listUndeliveredWebhookEvents",
     }
 
 

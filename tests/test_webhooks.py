@@ -35,6 +35,7 @@ from booking.settings import Settings
 from booking.store import outbox
 from booking.store.db import Database
 from tests import builders
+from tests.conftest import bearer
 from tests.receiver import Receiver, free_port, running
 from tests.serving import serve
 from tests.test_calendar_timestamp import _CountingDatabase as CountingDatabase
@@ -415,3 +416,55 @@ async def test_a_booking_with_the_hook_on_writes_its_event_in_its_insert_four_ro
     assert "INSERT INTO appointment" in insert
     assert "INSERT INTO webhook_event" in insert
     assert commit == "COMMIT"
+
+
+OPERATOR = "Webhooks Operator"
+
+
+@pytest.fixture
+async def operated(engine: AsyncEngine, receiver: Receiver) -> builders.World:
+    """As `hooked`, its application also a Webhooks Operator."""
+    config = builders.organization_config(service={"webhooks": ["afterBookAppointment"]}) | {
+        "webhooks": {"baseUrl": receiver.url, "secrets": [SECRET]}
+    }
+    config["applications"][0]["roles"] = [builders.MANAGER, OPERATOR]
+    async with engine.begin() as conn:
+        await builders.load(conn, config)
+    return builders.world_of(config)
+
+
+async def test_an_operator_lists_failed_events_and_redelivers_them_over_the_api(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    db: Database,
+    operated: builders.World,
+    engine: AsyncEngine,
+) -> None:
+    (record,) = await book_many(db, operated, 1)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE webhook_event SET state = 'failed', attempts = 10, last_error = 'HTTP 500'"
+            )
+        )
+    operator = bearer(settings, operated.client_id, [OPERATOR])
+    path = f"/{operated.application_id}/webhooks"
+
+    listed = await client.get(path + "/undelivered", headers=operator)
+    assert listed.status_code == 200, listed.text
+    (event,) = listed.json()
+    assert event["caseId"] == str(record.case_id)
+    assert (event["state"], event["attempts"], event["lastError"]) == ("failed", 10, "HTTP 500")
+    assert event["eventSequence"] == 1
+
+    manager = bearer(settings, operated.client_id, [builders.MANAGER])
+    assert (await client.get(path + "/undelivered", headers=manager)).status_code == 403
+
+    again = await client.post(f"{path}/events/{event['eventId']}/redeliver", headers=operator)
+    assert again.status_code == 202
+    async with engine.connect() as conn:
+        state = (await conn.execute(text("SELECT state, attempts FROM webhook_event"))).one()
+    assert tuple(state) == ("pending", 0)
+    unknown = await client.post(f"{path}/events/{uuid.uuid4()}/redeliver", headers=operator)
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == "webhook_event_not_found"

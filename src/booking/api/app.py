@@ -24,7 +24,7 @@ from booking.api.metrics import MetricsMiddleware
 from booking.api.middleware import RequestContextMiddleware, configure_logging
 from booking.api.problems import Unavailable
 from booking.api.ratelimit import RateLimits
-from booking.api.routes import appointments, calendars, discovery
+from booking.api.routes import appointments, calendars, discovery, webhooks
 from booking.api.schemas import BookAppointmentRequest
 from booking.service.catalog import ConfigCache
 from booking.service.wallclock import Clock, system_clock
@@ -196,6 +196,7 @@ def create_app(
     app.include_router(appointments.router)
     app.include_router(calendars.router)
     app.include_router(discovery.router)
+    app.include_router(webhooks.router)
     app.openapi = lambda: openapi.openapi_schema(app)  # type: ignore[method-assign]
     return app
 

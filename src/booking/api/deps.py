@@ -62,6 +62,17 @@ async def caller(
     request: Request, application_id: Annotated[uuid.UUID, Path(alias="applicationId")]
 ) -> Caller:
     """401 bad token; 404 unknown application or not the token's; 403 disabled or no role."""
+    return await _authorized(request, application_id, Role.APPOINTMENTS_MANAGER)
+
+
+async def webhooks_operator(
+    request: Request, application_id: Annotated[uuid.UUID, Path(alias="applicationId")]
+) -> Caller:
+    """As `caller`, for the Webhooks Operator role."""
+    return await _authorized(request, application_id, Role.WEBHOOKS_OPERATOR)
+
+
+async def _authorized(request: Request, application_id: uuid.UUID, role: Role) -> Caller:
     runtime = runtime_of(request)
     authorization = request.headers.get("authorization")
     try:
@@ -70,7 +81,7 @@ async def caller(
             runtime.cache,
             authorization,
             application_id,
-            Role.APPOINTMENTS_MANAGER,
+            role,
         )
     except DomainError:  # a failed authentication is charged to the client's address (429)
         await runtime.rate_limits.charge_client_address(request.scope)
@@ -96,6 +107,7 @@ async def caller_sending_json(
 
 
 Manager = Annotated[Caller, Depends(caller)]
+WebhooksOperator = Annotated[Caller, Depends(webhooks_operator)]
 ManagerSendingJson = Annotated[Caller, Depends(caller_sending_json)]
 
 

@@ -29,6 +29,10 @@ TAGS: list[dict[str, str]] = [
         "description": "What a booking can name: services, field types, tags and languages.",
     },
     {"name": "ops", "description": "Liveness and readiness probes for the deployment."},
+    {
+        "name": "webhooks",
+        "description": "The organization's webhook events not delivered, and their redelivery.",
+    },
 ]
 
 # Relative: the server that serves this document, wherever it is deployed.

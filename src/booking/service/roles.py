@@ -10,3 +10,5 @@ from enum import StrEnum
 
 class Role(StrEnum):
     APPOINTMENTS_MANAGER = "Appointments Manager"  # books, reads and cancels appointments
+    # lists its organization's webhook events not delivered, and redelivers them
+    WEBHOOKS_OPERATOR = "Webhooks Operator"
