@@ -36,6 +36,8 @@ class Receiver:
     # The status to answer (and extra headers) for each call; default 204.
     answer: Callable[[Call], tuple[int, dict[str, str]]] = lambda call: (204, {})
     delay_s: float = 0.0
+    # The answer's body (JSON) for each call; default none.
+    body_for: Callable[[Call], bytes] = lambda call: b""
     calls: list[Call] = field(default_factory=list)
     in_flight: dict[str, int] = field(default_factory=dict)
     overlapping: list[str] = field(default_factory=list)  # webhook-ids received twice at once
@@ -127,6 +129,7 @@ def running(receiver: Receiver) -> Iterator[Receiver]:
             try:
                 time.sleep(receiver.delay_s)
                 status, extra = receiver.answer(call)
+                content = receiver.body_for(call)
                 call.headers["x-test-answered"] = str(status)
                 with receiver.lock:
                     receiver.calls.append(call)
@@ -136,8 +139,9 @@ def running(receiver: Receiver) -> Iterator[Receiver]:
             self.send_response(status)
             for name, value in extra.items():
                 self.send_header(name, value)
-            self.send_header("Content-Length", "0")
+            self.send_header("Content-Length", str(len(content)))
             self.end_headers()
+            self.wfile.write(content)
 
         def log_message(self, format: str, *args: Any) -> None:
             return None

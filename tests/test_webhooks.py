@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import signal
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -36,6 +38,7 @@ from booking.store import outbox
 from booking.store.db import Database
 from tests import builders
 from tests.conftest import bearer
+from tests.kit import book
 from tests.receiver import Receiver, free_port, running
 from tests.serving import serve
 from tests.test_calendar_timestamp import _CountingDatabase as CountingDatabase
@@ -468,3 +471,86 @@ async def test_an_operator_lists_failed_events_and_redelivers_them_over_the_api(
     unknown = await client.post(f"{path}/events/{uuid.uuid4()}/redeliver", headers=operator)
     assert unknown.status_code == 404
     assert unknown.json()["code"] == "webhook_event_not_found"
+
+
+# --- beforeBookAppointment -------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The app of these tests calls receivers on 127.0.0.1."""
+    return settings.model_copy(update={"webhook_allowed_networks": ["127.0.0.1/32"]})
+
+
+async def before_hooked(
+    engine: AsyncEngine, receiver: Receiver, **webhooks: object
+) -> tuple[builders.World, dict[str, Any]]:
+    config = builders.organization_config(
+        service={"webhooks": ["beforeBookAppointment", "afterBookAppointment"]}
+    ) | {"webhooks": {"baseUrl": receiver.url, "secrets": [SECRET], **webhooks}}
+    config["tags"] = [{"id": str(uuid.uuid4()), "name": "VIP"}]
+    config["fieldTypes"] = [{"id": str(uuid.uuid4()), "name": "Note", "kind": "text"}]
+    async with engine.begin() as conn:
+        await builders.load(conn, config)
+    return builders.world_of(config), config
+
+
+async def test_a_before_hook_that_cancels_answers_422_with_its_message(
+    client: httpx.AsyncClient, settings: Settings, engine: AsyncEngine, receiver: Receiver
+) -> None:
+    world, _ = await before_hooked(engine, receiver)
+    receiver.answer = lambda call: (200, {"Content-Type": "application/json"})
+    receiver.body_for = lambda call: b'{"cancel": true, "message": "No bookings on strike days."}'
+    refused = await book(client, world, bearer(settings, world.client_id))
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "cancelled_by_webhook"
+    assert refused.json()["detail"] == "No bookings on strike days."
+    (call,) = receiver.calls
+    assert call.path == "/service/actions/beforeBookAppointment"
+    assert call.standard_signature_valid
+    assert call.body["ticket"]["number"] is None
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM appointment"))).scalar_one() == 0
+
+
+async def test_a_before_hook_changes_fields_and_tags_and_every_rule_checks_them_again(
+    client: httpx.AsyncClient, settings: Settings, engine: AsyncEngine, receiver: Receiver
+) -> None:
+    world, config = await before_hooked(engine, receiver)
+    field_id, tag_id = config["fieldTypes"][0]["id"], config["tags"][0]["id"]
+    answer = {"fields": {field_id: "met at the door"}, "tagIds": [tag_id]}
+    receiver.answer = lambda call: (200, {"Content-Type": "application/json"})
+    receiver.body_for = lambda call: orjson.dumps(answer)
+    auth = bearer(settings, world.client_id)
+    booked = await book(client, world, auth)
+    assert booked.status_code == 201, booked.text
+    assert booked.json()["fields"] == {field_id: "met at the door"}
+    assert booked.json()["tagIds"] == [tag_id]
+
+    answer = {"tagIds": [str(uuid.uuid4())]}  # a tag that does not exist
+    refused = await book(client, world, auth, 600)
+    assert refused.status_code == 404
+    assert refused.json()["code"] == "tag_not_found"
+
+
+@pytest.mark.parametrize(
+    ("on_failure", "status"), [("refuse", 503), ("book", 201)], ids=["refuse", "book"]
+)
+async def test_a_before_hook_that_times_out_refuses_or_books_as_the_organization_says(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    engine: AsyncEngine,
+    receiver: Receiver,
+    on_failure: str,
+    status: int,
+) -> None:
+    world, _ = await before_hooked(
+        engine, receiver, beforeHookTimeoutMs=200, onBeforeHookFailure=on_failure
+    )
+    receiver.delay_s = 1.0
+    started = time.monotonic()
+    answered = await book(client, world, bearer(settings, world.client_id))
+    assert time.monotonic() - started < 0.9  # the timeout, not the receiver, decides
+    assert answered.status_code == status, answered.text
+    if status == 503:
+        assert answered.json()["code"] == "webhook_unavailable"

@@ -32,6 +32,18 @@ def upgrade() -> None:
         sa.Column("base_url", sa.Text(), nullable=False),
         sa.Column("authorization_scheme", sa.Text(), nullable=False),
         sa.Column("secrets", postgresql.ARRAY(sa.Text()), nullable=False),
+        sa.Column(
+            "before_hook_timeout_ms",
+            sa.Integer(),
+            server_default=sa.text("2000"),
+            nullable=False,
+        ),
+        sa.Column(
+            "on_before_hook_failure",
+            sa.Text(),
+            server_default=sa.text("'refuse'"),
+            nullable=False,
+        ),
         sa.Column("gone_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "authorization_scheme IN ('None', 'HMAC')",
@@ -39,6 +51,14 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint(
             "cardinality(secrets) >= 1", name=op.f("ck_webhook_endpoint_has_secret")
+        ),
+        sa.CheckConstraint(
+            "on_before_hook_failure IN ('refuse', 'book')",
+            name=op.f("ck_webhook_endpoint_on_before_hook_failure_known"),
+        ),
+        sa.CheckConstraint(
+            "before_hook_timeout_ms > 0",
+            name=op.f("ck_webhook_endpoint_before_hook_timeout_positive"),
         ),
         sa.ForeignKeyConstraint(
             ["organization_id"],

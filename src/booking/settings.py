@@ -249,7 +249,8 @@ class Settings(BaseSettings):
         ],
         min_length=1,
     )
-    webhook_max_response_bytes: int = Field(default=4096, ge=0)
+    # A receiver's answer is read up to this much (a before-hook's longer answer is an error).
+    webhook_max_response_bytes: int = Field(default=16 * 1024, ge=0)
     # Networks that receivers may be in although they are loopback, private, link-local or
     # reserved (refused by default), e.g. `127.0.0.1/32` for local development.
     webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)

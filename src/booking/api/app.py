@@ -28,6 +28,7 @@ from booking.api.routes import appointments, calendars, discovery, webhooks
 from booking.api.schemas import BookAppointmentRequest
 from booking.service.catalog import ConfigCache
 from booking.service.wallclock import Clock, system_clock
+from booking.service.webhooks.before import BeforeHooks
 from booking.service.webhooks.delivery import Deliverer
 from booking.settings import Settings
 from booking.store import idempotency
@@ -118,6 +119,7 @@ def create_app(
             verifier=TokenVerifier(settings),
             clock=clock,
             rate_limits=rate_limits,
+            before_hooks=BeforeHooks(settings),
         )
         app.state.readiness = Readiness(db)
         purger = asyncio.create_task(_purge_expired_idempotency_keys(db, clock))
@@ -139,6 +141,8 @@ def create_app(
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
             await app.state.runtime.cache.close()
+            if app.state.runtime.before_hooks is not None:
+                await app.state.runtime.before_hooks.close()
             await rate_limits.close()
             await db.close()
             metrics.process_stopping()

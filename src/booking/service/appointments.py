@@ -23,6 +23,7 @@ from booking.service.catalog import Catalog
 from booking.service.commands import BookAppointment, CancelAppointment
 from booking.service.errors import NotFound
 from booking.service.webhooks import events
+from booking.service.webhooks.before import BeforeHooks
 from booking.store import appointments as store
 from booking.store.appointments import AppointmentRecord
 from booking.store.db import Database, LockedCalendarDay
@@ -37,14 +38,20 @@ async def book(
     command: BookAppointment,
     now: datetime,
     once: OnceOnly[AppointmentRecord, Replayed] | None = None,
+    hooks: BeforeHooks | None = None,
 ) -> AppointmentRecord | Replayed:
-    """Book, or raise the rule it breaks (`NotFound`, `RuleViolation`, `Conflict`)."""
+    """Book, or raise the rule it breaks (`NotFound`, `RuleViolation`, `Conflict`). With
+    `hooks`, the organization's beforeBookAppointment sees (and may change or cancel) the
+    booking first, before any lock is taken."""
     rules.find_calendar(catalog, command.day)  # the caller's, before any lock
+    case_id = uuid.uuid4()
+    if hooks is not None:
+        command = await hooks.before_book(catalog, application_id, command, case_id, now)
     return await calendar_day.write(
         db,
         command.day,
         partial(rules.check_booking, catalog, command, now),
-        partial(_insert, catalog, application_id, now),
+        partial(_insert, catalog, application_id, case_id, now),
         once,
     )
 
@@ -52,6 +59,7 @@ async def book(
 async def _insert(
     catalog: Catalog,
     application_id: uuid.UUID,
+    case_id: uuid.UUID,
     now: datetime,
     tx: LockedCalendarDay,
     checked: rules.CheckedBooking,
@@ -71,7 +79,7 @@ async def _insert(
     rules.check_vacant(
         checked, rules.intervals_of(await store.booked_intervals(tx.conn, tx.day)), now
     )
-    row = rules.new_appointment(checked, catalog.organization_id, application_id, uuid.uuid4(), now)
+    row = rules.new_appointment(checked, catalog.organization_id, application_id, case_id, now)
     name = checked.service_type.name
     announcing = events.of_booking(catalog, row, name, customer_name)
     return await store.insert_with_next_ticket(tx, row, name, customer_name, announcing)

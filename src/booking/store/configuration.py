@@ -86,9 +86,9 @@ _TAGS = compiled(
     select(Tag.id, Tag.name).where(Tag.organization_id == _organization_id), "organization_id"
 )
 
-# Whether the organization's webhooks are on (its secrets are read by the delivery only).
-_WEBHOOKS_ENABLED = compiled(
-    select(WebhookEndpoint.enabled).where(WebhookEndpoint.organization_id == _organization_id),
+# The organization's webhook receiver: its secrets sign the before-hooks' calls.
+_WEBHOOK_ENDPOINT = compiled(
+    select(WebhookEndpoint.__table__).where(WebhookEndpoint.organization_id == _organization_id),
     "organization_id",
 )
 
@@ -114,7 +114,7 @@ class OrganizationRows:
     exceptions: list[asyncpg.Record]
     field_types: list[asyncpg.Record]
     tags: list[asyncpg.Record]
-    webhooks_enabled: bool
+    webhook_endpoint: asyncpg.Record | None
 
 
 async def organization_rows(
@@ -133,5 +133,5 @@ async def organization_rows(
         exceptions=await conn.fetch(_EXCEPTIONS.sql, organization_id),
         field_types=await conn.fetch(_FIELD_TYPES.sql, organization_id),
         tags=await conn.fetch(_TAGS.sql, organization_id),
-        webhooks_enabled=bool(await conn.fetchval(_WEBHOOKS_ENABLED.sql, organization_id)),
+        webhook_endpoint=await conn.fetchrow(_WEBHOOK_ENDPOINT.sql, organization_id),
     )

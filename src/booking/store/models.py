@@ -402,6 +402,8 @@ class WebhookEndpoint(Base):
     base_url: Mapped[str] = mapped_column(Text)
     authorization_scheme: Mapped[str] = mapped_column(Text)  # None | HMAC
     secrets: Mapped[list[str]] = mapped_column(ARRAY(Text))  # newest first
+    before_hook_timeout_ms: Mapped[int] = mapped_column(Integer, server_default=text("2000"))
+    on_before_hook_failure: Mapped[str] = mapped_column(Text, server_default=text("'refuse'"))
     gone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
@@ -409,6 +411,10 @@ class WebhookEndpoint(Base):
             "authorization_scheme IN ('None', 'HMAC')", name="authorization_scheme_known"
         ),
         CheckConstraint("cardinality(secrets) >= 1", name="has_secret"),
+        CheckConstraint(
+            "on_before_hook_failure IN ('refuse', 'book')", name="on_before_hook_failure_known"
+        ),
+        CheckConstraint("before_hook_timeout_ms > 0", name="before_hook_timeout_positive"),
     )
 
 

@@ -344,6 +344,8 @@ async def _apply_organization(conn: AsyncConnection, org: OrganizationSpec, path
                 "base_url": org.webhooks.base_url,
                 "authorization_scheme": org.webhooks.authorization,
                 "secrets": list(org.webhooks.secrets),
+                "before_hook_timeout_ms": org.webhooks.before_hook_timeout_ms,
+                "on_before_hook_failure": org.webhooks.on_before_hook_failure,
             },
             f"{path}.webhooks",
         )

@@ -201,7 +201,7 @@ class InboxSpec(Spec):
 
 
 # The service hooks of the original this server calls (after-hooks, from the outbox).
-HookName = Literal["afterBookAppointment", "afterCancelAppointment"]
+HookName = Literal["beforeBookAppointment", "afterBookAppointment", "afterCancelAppointment"]
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 MIN_WEBHOOK_SECRET_BYTES = 24
 
@@ -247,6 +247,10 @@ class WebhooksSpec(Spec):
     base_url: Annotated[StrictStr, AfterValidator(_http_url)]
     authorization: Literal["None", "HMAC"] = "None"
     secrets: Annotated[list[WebhookSecret], Field(min_length=1), AfterValidator(_unique)]
+    # beforeBookAppointment is called during the booking request: how long it may take, and
+    # what a timeout or an error does (refuse the booking with 503, or book it unchanged).
+    before_hook_timeout_ms: Annotated[StrictInt, Field(ge=100, le=10_000)] = 2000
+    on_before_hook_failure: Literal["refuse", "book"] = "refuse"
 
 
 class ServiceSpec(Spec):
