@@ -36,6 +36,7 @@ from booking.service.webhooks import addresses, events, signing
 from booking.service.webhooks.delivery import USER_AGENT, hook_url
 from booking.settings import Settings
 from booking.store.appointments import inserted
+from booking.store.db import uuid_text
 
 BEFORE_BOOK = "beforeBookAppointment"
 log = logging.getLogger("booking.webhooks")
@@ -89,7 +90,7 @@ class BeforeHooks:
         body = events.body(catalog, inserted(row, 0, checked.service_type.name, None))
         body["ticket"]["number"] = None
         del body["eventSequence"]
-        raw = orjson.dumps(body)
+        raw = orjson.dumps(body, default=uuid_text)
         url = hook_url(endpoint.base_url, BEFORE_BOOK)
         headers = {"Content-Type": "application/json"} | signing.headers(
             str(uuid.uuid4()),

@@ -11,7 +11,7 @@ a lower number than one it already has holds a stale event."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from booking.service.catalog import Catalog
@@ -25,45 +25,43 @@ AFTER_CANCEL = "afterCancelAppointment"
 
 
 def _utc(value: datetime) -> str:
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
-
-
-def _local(record: AppointmentRecord, minute: int) -> str:
-    wall = datetime.combine(record.on_date, time()) + timedelta(minutes=minute)
-    return wall.isoformat(timespec="seconds")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def body(catalog: Catalog, record: AppointmentRecord) -> dict[str, Any]:
     """The original's body of a case's service hook (without `eventSequence`). There are no
     parent cases, organization units or users here: `parentCaseId`, `unitId`,
-    `triggeredByUserId` and `triggeredByUserEmail` are null."""
+    `triggeredByUserId` and `triggeredByUserEmail` are null. Ids stay UUIDs: the outbox's
+    JSON encoder (orjson) writes them as the usual strings, faster than `str` would."""
     service = catalog.services.get(record.service_id)
     category = service.category if service is not None else None
+    day = record.on_date.isoformat()
+    hours, minutes = divmod(record.start_minute, 60)
+    at_utc = _utc(record.starts_at)
     return {
-        "caseId": str(record.case_id),
+        "caseId": record.case_id,
         "parentCaseId": None,
-        "referenceDate": _utc(record.starts_at),
+        "referenceDate": at_utc,
         "unitId": None,
-        "serviceId": str(record.service_id),
-        "serviceCategoryId": str(category.id) if category is not None else None,
-        "serviceTypeId": str(record.service_type_id),
+        "serviceId": record.service_id,
+        "serviceCategoryId": category.id if category is not None else None,
+        "serviceTypeId": record.service_type_id,
         "status": str(record.status),
         "channel": str(record.channel),
         "language": record.language,
         "ticket": {"prefix": record.ticket_prefix, "number": record.ticket_number, "suffix": None},
         "fields": record.fields,
-        "tagIds": [str(tag_id) for tag_id in record.tag_ids],
-        "customerRecordId": (
-            str(record.customer_record_id) if record.customer_record_id is not None else None
-        ),
+        "tagIds": record.tag_ids,
+        "customerRecordId": record.customer_record_id,
         "triggeredByUserId": None,
         "triggeredByUserEmail": None,
         "appointment": {
-            "date": _local(record, 0),
+            "date": f"{day}T00:00:00",
             "cuIndex": record.cu_index,
             "start": record.start_minute,
-            "timeLocal": _local(record, record.start_minute),
-            "timeUtc": _utc(record.starts_at),
+            # start_minute < 1440: the wall time is on the date itself
+            "timeLocal": f"{day}T{hours:02d}:{minutes:02d}:00",
+            "timeUtc": at_utc,
             "timeZoneId": windows_time_zone(record.time_zone),
             "duration": record.duration_minutes,
             "preventSelfCheckIn": record.prevent_self_check_in,
