@@ -55,6 +55,25 @@ RECEIVER = textwrap.dedent(
 )
 
 
+def start_receiver(port: int, arrivals: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", RECEIVER, str(port), str(arrivals)], start_new_session=True
+    )
+
+
+def read_arrivals(arrivals: Path) -> dict[str, float]:
+    """The first arrival time of each webhook-id."""
+    arrived: dict[str, float] = {}
+    for line in arrivals.read_text().splitlines():
+        webhook_id, at = line.split()
+        arrived.setdefault(webhook_id, float(at))
+    return arrived
+
+
+def remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bookings", type=int, default=2000, help="per round of (1)")
@@ -130,10 +149,7 @@ async def main() -> int:
     bench_db = benchkit.Database.start("booking_webhooks", os.environ.get("BENCH_DATABASE_URL"))
     receiver_port = benchkit.free_port()
     arrivals = Path(tempfile.mkstemp(prefix="webhook-arrivals-")[1])
-    receiver = subprocess.Popen(
-        [sys.executable, "-c", RECEIVER, str(receiver_port), str(arrivals)],
-        start_new_session=True,
-    )
+    receiver = start_receiver(receiver_port, arrivals)
     server = None
     try:
         benchkit.migrate(bench_db)
@@ -206,9 +222,7 @@ async def main() -> int:
         deadline = time.monotonic() + 30
         arrived: dict[str, float] = {}
         while time.monotonic() < deadline:
-            for line in arrivals.read_text().splitlines():
-                webhook_id, at = line.split()
-                arrived.setdefault(webhook_id, float(at))
+            arrived = read_arrivals(arrivals)
             if len(set(created) & set(arrived)) >= total:
                 break
             await asyncio.sleep(0.2)
@@ -226,7 +240,7 @@ async def main() -> int:
             server.stop()
         receiver.terminate()
         receiver.wait(timeout=10)
-        arrivals.unlink(missing_ok=True)
+        remove(arrivals)
         bench_db.stop()
     return 0
 

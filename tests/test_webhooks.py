@@ -554,3 +554,23 @@ async def test_a_before_hook_that_times_out_refuses_or_books_as_the_organization
     assert answered.status_code == status, answered.text
     if status == 503:
         assert answered.json()["code"] == "webhook_unavailable"
+
+
+async def test_events_wait_while_the_organizations_webhooks_are_disabled(
+    db: Database,
+    fast: Settings,
+    database_url: str,
+    hooked: builders.World,
+    receiver: Receiver,
+    engine: AsyncEngine,
+) -> None:
+    await book_many(db, hooked, 2)
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE webhook_endpoint SET enabled = false"))
+    async with delivering(fast, database_url):
+        await asyncio.sleep(1.2)
+        assert receiver.calls == []
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE webhook_endpoint SET enabled = true"))
+        calls = await in_thread(receiver.wait_for, 2)
+    assert len(calls) == 2

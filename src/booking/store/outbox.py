@@ -9,7 +9,8 @@ SKIP LOCKED`, so processes claiming at the same time take different rows, and a 
 (`leased_until`), so no HTTP call happens inside a transaction and an event claimed by a
 process that died is claimed again once its lease has passed. An event is claimable only when
 no earlier event of its case is still pending: the events of one case go out one at a time,
-in `sequence` order.
+in `sequence` order; and only while its organization's webhooks are enabled (disabled, they
+wait: the queue's metrics show them).
 
 Why not procrastinate or pgqueuer (see the README, "Webhooks"): procrastinate enqueues through
 its own psycopg connector, so not inside this server's asyncpg transaction; pgqueuer can use an
@@ -53,7 +54,7 @@ WITH due AS (
     WHERE e.state = 'pending'
       AND e.next_attempt_at <= clock_timestamp()
       AND (e.leased_until IS NULL OR e.leased_until < clock_timestamp())
-      AND w.gone_at IS NULL
+      AND w.enabled AND w.gone_at IS NULL
       AND NOT EXISTS (
           SELECT 1 FROM webhook_event earlier
           WHERE earlier.case_id = e.case_id
