@@ -276,6 +276,9 @@ def live_servers(
         # Generous limits: the fuzzer and the concurrency tests are not what is limited here.
         "RATE_LIMIT_APPLICATION": "100000/second",
         "RATE_LIMIT_CLIENT_ADDRESS": "100000/second",
+        # They live the whole session: their deliverers would take tests/test_webhooks.py's
+        # events (and refuse its receiver on 127.0.0.1).
+        "WEBHOOK_DELIVERY": "false",
     }
     ports = [_free_port(), _free_port()]
     processes = [

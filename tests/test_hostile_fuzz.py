@@ -113,6 +113,7 @@ async def hostile_world(engine: AsyncEngine) -> dict[str, str]:
         "date": str(tomorrow),
         "cuIndex": "0",
         "caseId": str(uuid.uuid4()),
+        "eventId": str(uuid.uuid4()),
         "serviceTypeId": str(world.service_type_id),
         "customerRecordId": str(customer),
         # the booking body (10 minutes at 23:50: the latest start, the farthest instant)
