@@ -26,10 +26,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from booking.domain import CalendarDay, Channel
+from booking.domain import AppointmentStatus, CalendarDay, Channel, CheckInMode
 from booking.service import appointments
 from booking.service.catalog import Catalog, load_catalog
-from booking.service.commands import BookAppointment, CancelAppointment
+from booking.service.commands import (
+    BookAppointment,
+    CancelAppointment,
+    CheckIn,
+    RescheduleAppointment,
+)
 from booking.service.errors import Conflict
 from booking.service.webhooks import addresses
 from booking.service.webhooks.delivery import Deliverer, next_delay_s, retry_after_s
@@ -574,3 +579,52 @@ async def test_events_wait_while_the_organizations_webhooks_are_disabled(
             await conn.execute(text("UPDATE webhook_endpoint SET enabled = true"))
         calls = await in_thread(receiver.wait_for, 2)
     assert len(calls) == 2
+
+
+@pytest.fixture
+async def moving(engine: AsyncEngine, receiver: Receiver) -> builders.World:
+    """An organization whose service announces check-ins and reschedules only."""
+    config = builders.organization_config(
+        service={"webhooks": ["afterCheckIn", "afterRescheduleAppointment"]}
+    ) | {"webhooks": {"baseUrl": receiver.url, "secrets": [SECRET]}}
+    async with engine.begin() as conn:
+        await builders.load(conn, config)
+    return builders.world_of(config)
+
+
+async def test_a_check_in_writes_its_event_and_the_receiver_gets_it(
+    db: Database, fast: Settings, database_url: str, moving: builders.World, receiver: Receiver
+) -> None:
+    (record,) = await book_many(db, moving, 1)
+    catalog = await catalog_of(db, moving)
+    command = CheckIn(day=booking(moving, 0).day, case_id=record.case_id, mode=CheckInMode.AGENT)
+    await appointments.check_in(db, catalog, command, record.starts_at - timedelta(minutes=10))
+    async with db.read() as conn:
+        hooks = await conn.fetchval(
+            "SELECT array_agg(hook) FROM webhook_event WHERE case_id = $1", record.case_id
+        )
+    assert hooks == ["afterCheckIn"]  # the booking itself announces nothing here
+    async with delivering(fast, database_url):
+        (call,) = await in_thread(receiver.wait_for, 1)
+    assert call.path == "/service/actions/afterCheckIn"
+    assert call.body["caseId"] == str(record.case_id)
+    assert call.body["status"] == str(AppointmentStatus.WAITING)
+    assert call.body["eventSequence"] == 1
+    assert call.standard_signature_valid
+
+
+async def test_a_reschedule_writes_its_event_and_the_receiver_gets_it(
+    db: Database, fast: Settings, database_url: str, moving: builders.World, receiver: Receiver
+) -> None:
+    (record,) = await book_many(db, moving, 1)
+    catalog = await catalog_of(db, moving)
+    day = booking(moving, 0).day
+    command = RescheduleAppointment(day=day, case_id=record.case_id, to=day, start_minute=STARTS[1])
+    await appointments.reschedule(db, catalog, moving.application_id, command, datetime.now(UTC))
+    async with delivering(fast, database_url):
+        (call,) = await in_thread(receiver.wait_for, 1)
+    assert call.path == "/service/actions/afterRescheduleAppointment"
+    assert call.body["caseId"] == str(record.case_id)
+    assert call.body["appointment"]["start"] == STARTS[1] != record.start_minute
+    assert call.body["eventSequence"] == 1
+    assert call.standard_signature_valid

@@ -192,7 +192,9 @@ async def _check_in(
     status = rules.check_in_status(record, service, command.mode, now)
     if status is None:
         return record
-    return await store.mark_checked_in(tx, record, status, now)
+    checked_in = await store.mark_checked_in(tx, record, status, now)
+    await events.announce(tx, catalog, events.AFTER_CHECK_IN, checked_in)
+    return checked_in
 
 
 async def reschedule(
@@ -265,7 +267,9 @@ async def _move(
         reservation_expires_at=None if hold is None else hold.expires_at,
         bypassed_timeslot_check=command.bypass_timeslot_check,
     )
-    return await store.move(source, target, record, to)
+    moved = await store.move(source, target, record, to)
+    await events.announce(target, catalog, events.AFTER_RESCHEDULE, moved)
+    return moved
 
 
 async def of_calendar_day(

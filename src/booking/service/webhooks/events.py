@@ -22,6 +22,8 @@ from booking.store.db import LockedCalendarDay
 
 AFTER_BOOK = "afterBookAppointment"
 AFTER_CANCEL = "afterCancelAppointment"
+AFTER_CHECK_IN = "afterCheckIn"
+AFTER_RESCHEDULE = "afterRescheduleAppointment"
 
 
 def _utc(value: datetime) -> str:

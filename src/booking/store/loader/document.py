@@ -226,7 +226,13 @@ class InboxSpec(Spec):
 
 
 # The service hooks of the original this server calls (after-hooks, from the outbox).
-HookName = Literal["beforeBookAppointment", "afterBookAppointment", "afterCancelAppointment"]
+HookName = Literal[
+    "beforeBookAppointment",
+    "afterBookAppointment",
+    "afterCancelAppointment",
+    "afterCheckIn",
+    "afterRescheduleAppointment",
+]
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 MIN_WEBHOOK_SECRET_BYTES = 24
 
