@@ -297,6 +297,9 @@ def settings(tmp_path: Path) -> Settings:
         # Generous rate limits: only tests/test_rate_limits.py is about them.
         rate_limit_application="100000/second",
         rate_limit_client_address="100000/second",
+        # No deliverer in the app's lifespan (its polls would take pool places the tests
+        # count): tests/test_webhooks.py runs its own.
+        webhook_delivery=False,
     )
 
 
@@ -361,6 +364,9 @@ def uvicorn_servers(database_url: str, data_dir: Path, **extra: str) -> Iterator
         # Generous limits: the fuzzer and the concurrency tests are not what is limited here.
         "RATE_LIMIT_APPLICATION": "100000/second",
         "RATE_LIMIT_CLIENT_ADDRESS": "100000/second",
+        # They live the whole session: their deliverers would take tests/test_webhooks.py's
+        # events (and refuse its receiver on 127.0.0.1).
+        "WEBHOOK_DELIVERY": "false",
         **extra,
     }
     ports = [_free_port(), _free_port()]

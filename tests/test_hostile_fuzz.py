@@ -125,6 +125,7 @@ async def hostile_world(engine: AsyncEngine) -> dict[str, str]:
         "date": str(tomorrow),
         "cuIndex": "0",
         "caseId": str(uuid.uuid4()),
+        "eventId": str(uuid.uuid4()),
         "serviceTypeId": str(world.service_type_id),
         "customerRecordId": str(customer),
         "from": str(tomorrow),

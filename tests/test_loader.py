@@ -166,7 +166,12 @@ async def test_demo_file_loads_every_entity(engine: AsyncEngine) -> None:
         "tags": 2,
     }
     assert summary.applications == [
-        (PARTNER, "demo-partner", "Demo partner", ("Appointments Manager", "Customers Manager")),
+        (
+            PARTNER,
+            "demo-partner",
+            "Demo partner",
+            ("Appointments Manager", "Customers Manager", "Webhooks Operator"),
+        ),
         (READONLY, "demo-readonly", "Demo read-only partner", ()),
     ]
     assert summary.services == [(PASSPORT, "Passport renewal"), (PERMIT, "Residence permit")]

@@ -320,6 +320,34 @@ def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _webhooks(url: str, settings: Settings, redeliver: list[uuid.UUID]) -> list[str]:
+    """The undelivered events, one line each; or, given ids, queue those again."""
+    from booking.store import outbox
+    from booking.store.db import Database
+
+    db = await Database.open(settings, url)
+    try:
+        async with db.read() as conn:
+            if redeliver:
+                queued = await outbox.redeliver(conn, redeliver, None)
+                return [f"queued again: {event_id}" for event_id in queued]
+            return [
+                f"{e.id} {e.state} {e.hook} case {e.case_id} #{e.sequence} "
+                f"attempts={e.attempts} next={e.next_attempt_at.isoformat()} "
+                f"error={e.last_error}"
+                for e in await outbox.undelivered(conn, None, 1000)
+            ]
+    finally:
+        await db.close()
+
+
+def cmd_webhooks(args: argparse.Namespace, settings: Settings) -> int:
+    with database(settings) as url:
+        for line in asyncio.run(_webhooks(url, settings, args.redeliver or [])):
+            print(line)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="booking-api", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -345,6 +373,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.set_defaults(handler=cmd_token)
+
+    webhooks = sub.add_parser(
+        "webhooks", help="list the webhook events not delivered (failed or retrying)"
+    )
+    webhooks.add_argument(
+        "--redeliver",
+        type=uuid.UUID,
+        nargs="+",
+        metavar="EVENT_ID",
+        help="queue these events again (their schedule starts over; a stopped endpoint resumes)",
+    )
+    webhooks.set_defaults(handler=cmd_webhooks)
 
     health = sub.add_parser("health", help="exit 0 if the local server answers /healthz")
     health.add_argument("--ready", action="store_true", help="probe /readyz instead")

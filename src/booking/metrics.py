@@ -141,3 +141,27 @@ def multiprocess_dir(workers: int) -> Iterator[None]:
     finally:
         del os.environ[MULTIPROC_ENV]
         shutil.rmtree(directory, ignore_errors=True)
+
+
+# Outbound webhooks. The queue's gauges are the same for every process (the outbox is one
+# table): "livemax" shows it once.
+WEBHOOK_ATTEMPTS = Counter(
+    "booking_webhook_attempts",
+    "Webhook delivery attempts, by hook and outcome (delivered, retry, failed, gone).",
+    ["hook", "outcome"],
+)
+WEBHOOK_ATTEMPT_DURATION = Histogram(
+    "booking_webhook_attempt_duration_seconds",
+    "Time from sending a webhook call to its answer (or its error).",
+    buckets=_SECONDS,
+)
+WEBHOOK_QUEUE_DEPTH = Gauge(
+    "booking_webhook_queue_depth",
+    "Webhook events not delivered yet (due or waiting for a retry).",
+    multiprocess_mode="livemax",
+)
+WEBHOOK_QUEUE_OLDEST_AGE = Gauge(
+    "booking_webhook_queue_oldest_age_seconds",
+    "Age of the oldest webhook event not delivered yet (0: none).",
+    multiprocess_mode="livemax",
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from enum import StrEnum
@@ -248,6 +249,37 @@ class Settings(BaseSettings):
     # OpenTelemetry spans of requests and statements (needs the `tracing` extra installed).
     tracing_enabled: bool = False
 
+    # Outbound webhooks (the organizations' service hooks, delivered from the outbox).
+    # Whether this process delivers (every process may: they share the work).
+    webhook_delivery: bool = True
+    webhook_timeout_s: float = Field(default=10.0, gt=0)  # per attempt, connect to last byte
+    webhook_concurrency: int = Field(default=16, ge=1)  # attempts in flight per process
+    # A safety net: NOTIFY wakes the deliverers at once; this catches what a lost one missed.
+    webhook_poll_interval_s: float = Field(default=5.0, gt=0)
+    # A claimed event is another process's again once this has passed (its deliverer died).
+    webhook_lease_s: float = Field(default=60.0, gt=0)
+    # The waits after the 1st, 2nd, ... failed attempt, each with 10 % jitter (Standard
+    # Webhooks' schedule); after the last one fails, the event is failed.
+    webhook_retry_delays_s: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [
+            5.0,
+            300.0,
+            1800.0,
+            7200.0,
+            18000.0,
+            36000.0,
+            50400.0,
+            72000.0,
+            86400.0,
+        ],
+        min_length=1,
+    )
+    # A receiver's answer is read up to this much (a before-hook's longer answer is an error).
+    webhook_max_response_bytes: int = Field(default=16 * 1024, ge=0)
+    # Networks that receivers may be in although they are loopback, private, link-local or
+    # reserved (refused by default), e.g. `127.0.0.1/32` for local development.
+    webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     @field_validator("database_url")
     @classmethod
     def _well_formed_database_url(cls, value: str | None) -> str | None:
@@ -261,11 +293,23 @@ class Settings(BaseSettings):
         "forwarded_allow_ips",
         "allowed_hosts",
         "cors_allowed_origins",
+        "webhook_retry_delays_s",
+        "webhook_allowed_networks",
         mode="before",
     )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network like 127.0.0.1/32") from None
+        return value
 
     @field_validator("rate_limit_application", "rate_limit_client_address")
     @classmethod
@@ -301,6 +345,8 @@ class Settings(BaseSettings):
             raise ValueError("DEMO_PAGE mints tokens for any visitor: dev mode (JWT_MODE=dev) only")
         if self.jwt_mode is JwtMode.DEV and self.jwt_dev_secret:
             _check_dev_secret(self.jwt_dev_secret, "JWT_DEV_SECRET")
+        if self.webhook_lease_s <= self.webhook_timeout_s:
+            raise ValueError("WEBHOOK_LEASE_S must be longer than WEBHOOK_TIMEOUT_S")
         if any(alg.lower() == "none" for alg in self.algorithms):
             raise ValueError("JWT_ALGORITHMS must never include 'none'")
         if self.jwt_mode is JwtMode.PRODUCTION:

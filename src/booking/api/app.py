@@ -25,11 +25,21 @@ from booking.api.metrics import MetricsMiddleware
 from booking.api.middleware import RequestContextMiddleware, configure_logging
 from booking.api.problems import Unavailable
 from booking.api.ratelimit import RateLimits
-from booking.api.routes import appointments, calendars, customers, demo, discovery, reservations
+from booking.api.routes import (
+    appointments,
+    calendars,
+    customers,
+    demo,
+    discovery,
+    reservations,
+    webhooks,
+)
 from booking.api.schemas import BookAppointmentRequest
 from booking.service import holds
 from booking.service.catalog import ConfigCache
 from booking.service.wallclock import Clock, system_clock
+from booking.service.webhooks.before import BeforeHooks
+from booking.service.webhooks.delivery import Deliverer
 from booking.settings import Settings
 from booking.store import holds as store_holds
 from booking.store import idempotency
@@ -149,9 +159,15 @@ def create_app(
             verifier=TokenVerifier(settings),
             clock=clock,
             rate_limits=rate_limits,
+            before_hooks=BeforeHooks(settings),
         )
         app.state.readiness = Readiness(db)
         purger = asyncio.create_task(_purge_expired(db, clock))
+        deliverer = (
+            asyncio.create_task(Deliverer(db, settings, database_url).run())
+            if settings.webhook_delivery
+            else None
+        )
         # The modules, routes and models loaded so far live as long as the process: keep them
         # out of the garbage collector's full passes, which otherwise rescan them all.
         gc.collect()
@@ -159,10 +175,14 @@ def create_app(
         try:
             yield
         finally:
-            purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purger
+            for task in (purger, deliverer):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await app.state.runtime.cache.close()
+            if app.state.runtime.before_hooks is not None:
+                await app.state.runtime.before_hooks.close()
             await rate_limits.close()
             if database is None:
                 await db.close()
@@ -236,6 +256,7 @@ def create_app(
     app.include_router(customers.router)
     app.include_router(reservations.router)
     app.include_router(discovery.router)
+    app.include_router(webhooks.router)
     if settings.demo_page:
         demo.install(app)
     app.openapi = lambda: openapi.openapi_schema(app)  # type: ignore[method-assign]

@@ -23,6 +23,7 @@ from booking.service.catalog import ApplicationConfig, Catalog, ConfigCache
 from booking.service.errors import DomainError
 from booking.service.roles import Role
 from booking.service.wallclock import Clock
+from booking.service.webhooks.before import BeforeHooks
 from booking.settings import Settings
 from booking.store.db import Database
 from booking.store.tenant_share import current_tenant
@@ -41,6 +42,7 @@ class Runtime:
     verifier: TokenVerifier
     clock: Clock
     rate_limits: RateLimits
+    before_hooks: BeforeHooks | None = None  # the organizations' beforeBookAppointment
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -110,6 +112,7 @@ CustomersManager = Annotated[Caller, Depends(caller_with(Role.CUSTOMERS_MANAGER)
 CustomersManagerSendingJson = Annotated[
     Caller, Depends(caller_with(Role.CUSTOMERS_MANAGER, sending_json=True))
 ]
+WebhooksOperator = Annotated[Caller, Depends(caller_with(Role.WEBHOOKS_OPERATOR))]
 
 
 async def services(request: Request) -> Runtime:

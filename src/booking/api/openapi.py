@@ -39,6 +39,10 @@ TAGS: list[dict[str, str]] = [
         "description": "Slot holds: keep a vacant slot for a while, for a booking to take.",
     },
     {"name": "ops", "description": "Liveness and readiness probes for the deployment."},
+    {
+        "name": "webhooks",
+        "description": "The organization's webhook events not delivered, and their redelivery.",
+    },
 ]
 
 # Relative: the server that serves this document, wherever it is deployed.

@@ -20,6 +20,7 @@ from booking.service.errors import (
     DomainError,
     Forbidden,
     NotFound,
+    ReceiverUnavailable,
     RuleViolation,
     Unauthenticated,
 )
@@ -54,6 +55,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     UnsupportedMediaType: 415,
     RuleViolation: 422,
     Unavailable: 503,
+    ReceiverUnavailable: 503,
 }
 
 

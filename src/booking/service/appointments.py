@@ -5,10 +5,10 @@ calendar-day. The API calls one of these per request; each opens its own unit of
 Round trips of a booking (configuration comes from the per-process cache; every rule that needs
 no database is checked before a connection is taken): BEGIN with the lock and the move of the
 calendar-day's stamp, read the occupied intervals (appointments and live holds, one statement),
-insert-with-ticket (one statement), COMMIT; plus one read of the customer record when the
-request names one, and one UPDATE that consumes the hold when it names a reservation token.
-With an Idempotency-Key, the claim's INSERT comes after the BEGIN and the answer's UPDATE
-before the COMMIT.
+insert-with-ticket (one statement, which also writes the afterBookAppointment event when that
+hook is on), COMMIT; plus one read of the customer record when the request names one, and one
+UPDATE that consumes the hold when it names a reservation token. With an Idempotency-Key, the
+claim's INSERT comes after the BEGIN and the answer's UPDATE before the COMMIT.
 
 A reschedule: BEGIN with both calendar-days' locks and the moves of both stamps, lock the
 appointment, (consume the hold,) read the target's intervals, move (one UPDATE, with the new
@@ -34,6 +34,8 @@ from booking.service.commands import (
     RescheduleAppointment,
 )
 from booking.service.errors import DomainError, NotFound
+from booking.service.webhooks import events
+from booking.service.webhooks.before import BeforeHooks
 from booking.store import appointments as store
 from booking.store import holds
 from booking.store.appointments import AppointmentRecord, Move
@@ -50,14 +52,20 @@ async def book(
     command: BookAppointment,
     now: datetime,
     once: OnceOnly[AppointmentRecord, Replayed] | None = None,
+    hooks: BeforeHooks | None = None,
 ) -> AppointmentRecord | Replayed:
-    """Book, or raise the rule it breaks (`NotFound`, `RuleViolation`, `Conflict`)."""
+    """Book, or raise the rule it breaks (`NotFound`, `RuleViolation`, `Conflict`). With
+    `hooks`, the organization's beforeBookAppointment sees (and may change or cancel) the
+    booking first, before any lock is taken."""
     rules.find_calendar(catalog, command.day)  # the caller's, before any lock
+    case_id = uuid.uuid4()
+    if hooks is not None:
+        command = await hooks.before_book(catalog, application_id, command, case_id, now)
     return await calendar_day.write(
         db,
         command.day,
         partial(rules.check_booking, catalog, command, now),
-        partial(_insert, catalog, application_id, now),
+        partial(_insert, catalog, application_id, case_id, now),
         once,
     )
 
@@ -65,6 +73,7 @@ async def book(
 async def _insert(
     catalog: Catalog,
     application_id: uuid.UUID,
+    case_id: uuid.UUID,
     now: datetime,
     tx: LockedCalendarDay,
     checked: rules.CheckedBooking,
@@ -81,7 +90,6 @@ async def _insert(
                 code="customer_record_not_found",
                 field="customerRecordId",
             )
-    case_id = uuid.uuid4()
     token = checked.command.reservation_token
     hold = None
     if token is not None:
@@ -90,8 +98,9 @@ async def _insert(
     row = rules.new_appointment(
         checked, catalog.organization_id, application_id, case_id, now, hold
     )
-    service_type_name = checked.slot.service_type.name
-    return await store.insert_with_next_ticket(tx, row, service_type_name, customer_name)
+    name = checked.slot.service_type.name
+    announcing = events.of_booking(catalog, row, name, customer_name)
+    return await store.insert_with_next_ticket(tx, row, name, customer_name, announcing)
 
 
 async def _occupied(tx: LockedCalendarDay, now: datetime) -> list[Interval]:
@@ -146,7 +155,9 @@ async def _cancel(
     if not rules.needs_cancelling(record, now):
         return record
     await store.mark_cancelled(tx, case_id, now)
-    return store.cancelled(record, now)
+    cancelled = store.cancelled(record, now)
+    await events.announce(tx, catalog, events.AFTER_CANCEL, cancelled)
+    return cancelled
 
 
 async def _locked_appointment(
@@ -181,7 +192,9 @@ async def _check_in(
     status = rules.check_in_status(record, service, command.mode, now)
     if status is None:
         return record
-    return await store.mark_checked_in(tx, record, status, now)
+    checked_in = await store.mark_checked_in(tx, record, status, now)
+    await events.announce(tx, catalog, events.AFTER_CHECK_IN, checked_in)
+    return checked_in
 
 
 async def reschedule(
@@ -254,7 +267,9 @@ async def _move(
         reservation_expires_at=None if hold is None else hold.expires_at,
         bypassed_timeslot_check=command.bypass_timeslot_check,
     )
-    return await store.move(source, target, record, to)
+    moved = await store.move(source, target, record, to)
+    await events.announce(target, catalog, events.AFTER_RESCHEDULE, moved)
+    return moved
 
 
 async def of_calendar_day(

@@ -103,6 +103,9 @@ class ServiceConfig:
     category: Named | None = None
     inbox: Named | None = None
     allow_anonymous_agent_booking: bool = False
+    # The service hooks that are called: switched on for the service, the organization's
+    # webhooks enabled.
+    webhooks: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +149,18 @@ class CustomersTable:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookEndpointConfig:
+    """The organization's webhook receiver, as the before-hooks call it (the after-hooks'
+    deliverer reads it from the database). The secrets never appear in a repr."""
+
+    base_url: str
+    authorization_scheme: str
+    secrets: tuple[str, ...] = field(repr=False)
+    before_hook_timeout_s: float
+    refuse_on_before_hook_failure: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Catalog:
     organization_id: uuid.UUID
     zone: ZoneInfo
@@ -159,6 +174,8 @@ class Catalog:
     # never older than the configuration it was answered with.
     configured_at: datetime
     customers: CustomersTable
+    # None: no webhooks, or disabled.
+    webhook_endpoint: WebhookEndpointConfig | None = None
 
 
 def _application_config(row: Record) -> ApplicationConfig:
@@ -226,6 +243,7 @@ async def load_catalog(conn: asyncpg.Connection, organization_id: uuid.UUID) -> 
             exceptions={d: merge_intervals(iv) for d, iv in exceptions[key].items()},
         )
 
+    endpoint = _webhook_endpoint(rows.webhook_endpoint)
     categories = {c["id"]: Named(c["id"], c["name"]) for c in rows.service_categories}
     services = {
         s["id"]: ServiceConfig(
@@ -253,6 +271,7 @@ async def load_catalog(conn: asyncpg.Connection, organization_id: uuid.UUID) -> 
             category=categories.get(s["service_category_id"]),
             inbox=Named(s["inbox_id"], s["inbox_name"]) if s["inbox_id"] is not None else None,
             allow_anonymous_agent_booking=s["allow_anonymous_agent_booking"],
+            webhooks=frozenset(s["webhooks"]) if endpoint is not None else frozenset(),
         )
         for s in rows.services
     }
@@ -291,6 +310,19 @@ async def load_catalog(conn: asyncpg.Connection, organization_id: uuid.UUID) -> 
         tags={t["id"]: t["name"] for t in rows.tags},
         configured_at=org["configured_at"],
         customers=customers,
+        webhook_endpoint=endpoint,
+    )
+
+
+def _webhook_endpoint(row: Record | None) -> WebhookEndpointConfig | None:
+    if row is None or not row["enabled"]:
+        return None
+    return WebhookEndpointConfig(
+        base_url=row["base_url"],
+        authorization_scheme=row["authorization_scheme"],
+        secrets=tuple(row["secrets"]),
+        before_hook_timeout_s=row["before_hook_timeout_ms"] / 1000,
+        refuse_on_before_hook_failure=row["on_before_hook_failure"] == "refuse",
     )
 
 

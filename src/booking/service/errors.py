@@ -65,6 +65,14 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+class ReceiverUnavailable(DomainError):
+    """The organization's webhook receiver did not answer a before-hook in time, or failed,
+    and its organization refuses bookings then (503)."""
+
+    code = "webhook_unavailable"
+    title = "Webhook receiver unavailable"
+
+
 def several(broken: Sequence[DomainError]) -> DomainError:
     """The one error that answers the rules `broken` (at least one), in the order they were
     checked. A rule broken alone is answered as itself, so it keeps its own class and status

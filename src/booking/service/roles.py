@@ -11,3 +11,5 @@ from enum import StrEnum
 class Role(StrEnum):
     APPOINTMENTS_MANAGER = "Appointments Manager"  # books, reads and cancels appointments
     CUSTOMERS_MANAGER = "Customers Manager"  # creates, reads, updates and erases customer records
+    # lists its organization's webhook events not delivered, and redelivers them
+    WEBHOOKS_OPERATOR = "Webhooks Operator"

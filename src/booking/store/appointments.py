@@ -20,6 +20,7 @@ from sqlalchemy import (
     ARRAY,
     ColumnElement,
     Integer,
+    Text,
     any_,
     bindparam,
     false,
@@ -31,9 +32,11 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from booking.domain import AppointmentStatus, CalendarDay, Channel
+from booking.store import outbox
 from booking.store.db import LockedCalendarDay
 from booking.store.holds import LIVE
 from booking.store.models import (
@@ -43,6 +46,7 @@ from booking.store.models import (
     ServiceType,
     SlotHold,
     TicketCounter,
+    WebhookEvent,
 )
 from booking.store.sql import compiled, constant
 
@@ -268,13 +272,49 @@ _next_ticket = (
     .returning(TicketCounter.last_number)
     .cte("ticket")
 )
-_INSERT_WITH_NEXT_TICKET = compiled(
+_insert_appointment = (
     insert(Appointment)
     .values(
         {c: bindparam(c) for c in INSERTED_COLUMNS}
         | {"ticket_number": select(_next_ticket.c.last_number).scalar_subquery()}
     )
     .returning(Appointment.ticket_number)
+)
+_INSERT_WITH_NEXT_TICKET = compiled(_insert_appointment)
+
+# The same, writing the new case's first outbound event too: its sequence is 1 and its body
+# gets the ticket number the insert drew. The event's NOTIFY goes out at COMMIT.
+_booked = _insert_appointment.cte("booked")
+_first_event = (
+    insert(WebhookEvent)
+    .from_select(
+        ["id", "organization_id", "case_id", "sequence", "hook", "payload"],
+        select(
+            bindparam("event_id", type_=UUID),
+            bindparam("event_organization_id", type_=UUID),
+            bindparam("event_case_id", type_=UUID),
+            literal_column("1"),
+            bindparam("event_hook", type_=Text),
+            func.jsonb_set(
+                func.jsonb_set(
+                    bindparam("event_payload", type_=JSONB),
+                    literal_column("'{ticket,number}'"),
+                    func.to_jsonb(_booked.c.ticket_number),
+                ),
+                literal_column("'{eventSequence}'"),
+                literal_column("'1'::jsonb"),
+            ),
+        ).select_from(_booked),
+    )
+    .cte("first_event")
+)
+_INSERT_WITH_NEXT_TICKET_AND_EVENT = compiled(
+    select(
+        _booked.c.ticket_number,
+        func.pg_notify(literal_column(f"'{outbox.NOTIFY_CHANNEL}'"), literal_column("''")),
+    )
+    .select_from(_booked)
+    .add_cte(_first_event)
 )
 
 _LOCK_IN_CALENDAR_DAY = compiled(
@@ -457,12 +497,41 @@ async def insert_with_next_ticket(
     row: Mapping[str, Any],
     service_type_name: str,
     customer_display_name: str | None,
+    announcing: outbox.Event | None = None,
 ) -> AppointmentRecord:
     """Take the next ticket number of (service, date) and insert the appointment `row` (a value
-    for each of `INSERTED_COLUMNS`): one statement. Answers the appointment as read."""
-    ticket_number: int = await tx.conn.fetchval(
-        _INSERT_WITH_NEXT_TICKET.sql, *(row[name] for name in _INSERT_WITH_NEXT_TICKET.params)
-    )
+    for each of `INSERTED_COLUMNS`), and its first outbound event when `announcing` one (its
+    body's ticket number is the one drawn): one statement. Answers the appointment as read."""
+    if announcing is None:
+        ticket_number: int = await tx.conn.fetchval(
+            _INSERT_WITH_NEXT_TICKET.sql, *(row[name] for name in _INSERT_WITH_NEXT_TICKET.params)
+        )
+    else:
+        values = {**row, **_event_values(announcing)}
+        statement = _INSERT_WITH_NEXT_TICKET_AND_EVENT
+        ticket_number = await tx.conn.fetchval(
+            statement.sql, *(values[name] for name in statement.params)
+        )
+    return inserted(row, ticket_number, service_type_name, customer_display_name)
+
+
+def _event_values(event: outbox.Event) -> dict[str, Any]:
+    return {
+        "event_id": event.id,
+        "event_organization_id": event.organization_id,
+        "event_case_id": event.case_id,
+        "event_hook": event.hook,
+        "event_payload": event.payload,
+    }
+
+
+def inserted(
+    row: Mapping[str, Any],
+    ticket_number: int,
+    service_type_name: str,
+    customer_display_name: str | None,
+) -> AppointmentRecord:
+    """The appointment `row` as `insert_with_next_ticket` leaves it, with `ticket_number`."""
     return AppointmentRecord(
         **{name: row[name] for name in _RECORD_FIELDS_INSERTED},
         case_id=row["id"],

@@ -22,6 +22,7 @@ from booking.store.models import (
     ServiceCategory,
     ServiceType,
     Tag,
+    WebhookEndpoint,
     WorkingHours,
 )
 from booking.store.sql import compiled
@@ -94,6 +95,12 @@ _TAGS = compiled(
     select(Tag.id, Tag.name).where(Tag.organization_id == _organization_id), "organization_id"
 )
 
+# The organization's webhook receiver: its secrets sign the before-hooks' calls.
+_WEBHOOK_ENDPOINT = compiled(
+    select(WebhookEndpoint.__table__).where(WebhookEndpoint.organization_id == _organization_id),
+    "organization_id",
+)
+
 
 async def application(conn: asyncpg.Connection, application_id: uuid.UUID) -> asyncpg.Record | None:
     """(id, organization_id, client_id, name, enabled, roles, hold_default_seconds,
@@ -118,6 +125,7 @@ class OrganizationRows:
     field_types: list[asyncpg.Record]
     tags: list[asyncpg.Record]
     customer_field_types: list[asyncpg.Record]  # in position order
+    webhook_endpoint: asyncpg.Record | None
 
 
 async def organization_rows(
@@ -137,4 +145,5 @@ async def organization_rows(
         field_types=await conn.fetch(_FIELD_TYPES.sql, organization_id),
         tags=await conn.fetch(_TAGS.sql, organization_id),
         customer_field_types=await conn.fetch(_CUSTOMER_FIELD_TYPES.sql, organization_id),
+        webhook_endpoint=await conn.fetchrow(_WEBHOOK_ENDPOINT.sql, organization_id),
     )

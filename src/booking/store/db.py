@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -147,7 +148,14 @@ def _replace_if_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
 
 
 def _json_text(value: object) -> str:
-    return orjson.dumps(value).decode()
+    return orjson.dumps(value, default=uuid_text).decode()
+
+
+def uuid_text(value: object) -> str:
+    """asyncpg's own UUID type (ids read from the database) is not orjson's uuid.UUID."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 async def _set_codecs(conn: asyncpg.Connection) -> None:

@@ -136,6 +136,8 @@ class Service(Base):
     allow_anonymous_agent_booking: Mapped[bool] = mapped_column(
         Boolean, server_default=text("false")
     )
+    # The service hooks switched on (afterBookAppointment, ...): see WebhookEndpoint.
+    webhooks: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
     # The queue the service's cases go to (the original's inbox), both or neither.
     inbox_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
     inbox_name: Mapped[str | None] = mapped_column(Text)
@@ -524,3 +526,92 @@ class IdempotencyRecord(Base):
     response_headers: Mapped[dict[str, str] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+WEBHOOK_STATES = ("pending", "delivered", "failed")
+
+
+class WebhookEndpoint(Base):
+    """An organization's server that service hooks call (the original's webhook settings).
+    The secrets sign every call and are never answered or logged; `gone_at`: the receiver
+    answered 410 Gone, and nothing is sent to it until an operator redelivers."""
+
+    __tablename__ = "webhook_endpoint"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organization.id"), primary_key=True
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    base_url: Mapped[str] = mapped_column(Text)
+    authorization_scheme: Mapped[str] = mapped_column(Text)  # None | HMAC
+    secrets: Mapped[list[str]] = mapped_column(ARRAY(Text))  # newest first
+    before_hook_timeout_ms: Mapped[int] = mapped_column(Integer, server_default=text("2000"))
+    on_before_hook_failure: Mapped[str] = mapped_column(Text, server_default=text("'refuse'"))
+    gone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(
+            "authorization_scheme IN ('None', 'HMAC')", name="authorization_scheme_known"
+        ),
+        CheckConstraint("cardinality(secrets) >= 1", name="has_secret"),
+        CheckConstraint(
+            "on_before_hook_failure IN ('refuse', 'book')", name="on_before_hook_failure_known"
+        ),
+        CheckConstraint("before_hook_timeout_ms > 0", name="before_hook_timeout_positive"),
+    )
+
+
+class WebhookEvent(Base):
+    """The outbox: one row per event to announce, written in the transaction of the change it
+    announces (so it exists if and only if the change committed), delivered at least once by
+    `booking.service.webhooks.delivery`. `sequence` counts the events of one case (its
+    `eventSequence`); `leased_until`: a process is delivering it until then."""
+
+    __tablename__ = "webhook_event"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)  # webhook-id
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
+    case_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    sequence: Mapped[int] = mapped_column(Integer)
+    hook: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("clock_timestamp()")
+    )
+    state: Mapped[str] = mapped_column(Text, server_default=text("'pending'"))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("clock_timestamp()")
+    )
+    leased_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint(_in("state", WEBHOOK_STATES), name="state_known"),
+        CheckConstraint("sequence >= 1", name="sequence_positive"),
+        UniqueConstraint("case_id", "sequence"),
+        # The delivery's claim: pending events, oldest due first.
+        Index(
+            "ix_webhook_event_pending",
+            "next_attempt_at",
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
+
+
+class WebhookAttempt(Base):
+    """One delivery attempt of an event: what the receiver answered, how long it took, what
+    went wrong, when the next try is due (NULL: none)."""
+
+    __tablename__ = "webhook_attempt"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_event.id", ondelete="CASCADE"), index=True
+    )
+    attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Double)
+    error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -89,7 +89,7 @@ async def book_appointment(
         request, application_id, services.settings.idempotency_ttl_s, now, body, render
     )
     outcome = await appointments.book(
-        services.db, caller.catalog, application_id, command, now, key
+        services.db, caller.catalog, application_id, command, now, key, services.before_hooks
     )
     return respond(outcome, key, render)
 

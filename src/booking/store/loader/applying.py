@@ -48,6 +48,7 @@ from booking.store.models import (
     ServiceCategory,
     ServiceType,
     Tag,
+    WebhookEndpoint,
     WorkingHours,
 )
 
@@ -233,6 +234,7 @@ async def _apply_service(
             "initial_case_status": service.initial_case_status,
             "check_in_minutes_before": service.check_in_minutes_before,
             "check_in_minutes_after": service.check_in_minutes_after,
+            "webhooks": list(service.webhooks),
         },
         path,
         owner="organization_id",
@@ -392,6 +394,21 @@ async def _apply_organization(conn: AsyncConnection, org: OrganizationSpec, path
             {"id": tag.id, "organization_id": org.id, "name": tag.name},
             f"{path}.tags[{g}]",
             owner="organization_id",
+        )
+    if org.webhooks is not None:  # absent: left as it is, like every entity not mentioned
+        await _upsert(
+            conn,
+            WebhookEndpoint,
+            {
+                "organization_id": org.id,
+                "enabled": org.webhooks.enabled,
+                "base_url": org.webhooks.base_url,
+                "authorization_scheme": org.webhooks.authorization,
+                "secrets": list(org.webhooks.secrets),
+                "before_hook_timeout_ms": org.webhooks.before_hook_timeout_ms,
+                "on_before_hook_failure": org.webhooks.on_before_hook_failure,
+            },
+            f"{path}.webhooks",
         )
     await _mark_configured(conn, org)
 

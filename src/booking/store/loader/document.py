@@ -8,12 +8,15 @@ The models know nothing of YAML or of the database: `reading` turns text into a
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import itertools
 import re
 import uuid
 from collections.abc import Hashable
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -222,6 +225,65 @@ class InboxSpec(Spec):
     name: Name
 
 
+# The service hooks of the original this server calls (after-hooks, from the outbox).
+HookName = Literal[
+    "beforeBookAppointment",
+    "afterBookAppointment",
+    "afterCancelAppointment",
+    "afterCheckIn",
+    "afterRescheduleAppointment",
+]
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
+MIN_WEBHOOK_SECRET_BYTES = 24
+
+
+def _webhook_secret(secret: str) -> str:
+    """`whsec_` and the base64 of at least 24 random bytes (Standard Webhooks' format). The
+    message never repeats the value."""
+    body = secret.removeprefix(WEBHOOK_SECRET_PREFIX)
+    if body == secret:
+        raise ValueError(f"a webhook secret starts with {WEBHOOK_SECRET_PREFIX!r}")
+    try:
+        key = base64.b64decode(body, validate=True)
+    except binascii.Error:
+        raise ValueError("a webhook secret is 'whsec_' and base64 (A-Z a-z 0-9 + /)") from None
+    if len(key) < MIN_WEBHOOK_SECRET_BYTES:
+        raise ValueError(
+            f"a webhook secret holds at least {MIN_WEBHOOK_SECRET_BYTES} random bytes; make one "
+            'with `python -c \'import base64,os; print("whsec_" + '
+            "base64.b64encode(os.urandom(32)).decode())'`"
+        )
+    return secret
+
+
+WebhookSecret = Annotated[StrictStr, AfterValidator(_webhook_secret)]
+
+
+def _http_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("baseUrl is an http:// or https:// URL with a host")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError("baseUrl has no query, fragment or credentials")
+    return url.rstrip("/")
+
+
+class WebhooksSpec(Spec):
+    """The organization's server that service hooks call: `{baseUrl}/service/actions/{hook}`.
+    `secrets` sign every call (Standard Webhooks' headers, one signature per secret, so a
+    secret can rotate: add the new one first, drop the old one once receivers have it); with
+    `authorization: HMAC` the first one also signs the original's `Authorization` header."""
+
+    enabled: StrictBool = True
+    base_url: Annotated[StrictStr, AfterValidator(_http_url)]
+    authorization: Literal["None", "HMAC"] = "None"
+    secrets: Annotated[list[WebhookSecret], Field(min_length=1), AfterValidator(_unique)]
+    # beforeBookAppointment is called during the booking request: how long it may take, and
+    # what a timeout or an error does (refuse the booking with 503, or book it unchanged).
+    before_hook_timeout_ms: Annotated[StrictInt, Field(ge=100, le=10_000)] = 2000
+    on_before_hook_failure: Literal["refuse", "book"] = "refuse"
+
+
 class ServiceSpec(Spec):
     id: uuid.UUID
     name: Name
@@ -245,6 +307,8 @@ class ServiceSpec(Spec):
     requires_email: StrictBool = False
     service_types: list[ServiceTypeSpec] = Field(default_factory=list)
     calendar_units: list[CalendarUnitSpec] = Field(default_factory=list)
+    # The hooks switched on for this service (the organization's `webhooks` must be enabled).
+    webhooks: Annotated[list[HookName], AfterValidator(_unique)] = Field(default_factory=list)
 
 
 class CustomerFieldTypeSpec(Spec):
@@ -356,6 +420,7 @@ class OrganizationSpec(Spec):
     customer_records: list[CustomerRecordSpec] = Field(default_factory=list)
     field_types: list[FieldTypeSpec] = Field(default_factory=list)
     tags: list[TagSpec] = Field(default_factory=list)
+    webhooks: WebhooksSpec | None = None
 
     @field_validator("default_language")
     @classmethod

@@ -88,6 +88,8 @@ def _key_path(loc: Sequence[int | str]) -> str:
 
 def _describe(error: ErrorDetails) -> str:
     kind = error["type"]
+    if "secrets" in error["loc"]:  # a webhook secret is never repeated in a message
+        return "listed twice" if "listed twice" in error["msg"] else _without_input(error)
     if kind == "extra_forbidden":
         key = error["loc"][-1] if error["loc"] else ""
         hint = f"; did you mean {to_camel(key)!r}?" if isinstance(key, str) and "_" in key else ""
@@ -99,6 +101,12 @@ def _describe(error: ErrorDetails) -> str:
     got = error.get("input")
     if isinstance(got, str | int | float | bool | dt.date) or got is None:
         return f"{error['msg']} (got {got!r})"
+    return str(error["msg"])
+
+
+def _without_input(error: ErrorDetails) -> str:
+    if error["type"] == "value_error":
+        return str(error.get("ctx", {}).get("error", error["msg"]))
     return str(error["msg"])
 
 

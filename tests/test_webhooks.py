@@ -1,0 +1,630 @@
+"""Outbound webhooks, end to end on a real receiver: the events come from the outbox written
+in the booking's own transaction, every delivery is signed (checked by the receiver with the
+`standardwebhooks` library and with the original's HMAC written from its documentation),
+retried until it arrives, in order per case, never sent twice at once by two deliverers; and
+with real server processes, one killed by SIGKILL mid-delivery and two sharing the work."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import signal
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from booking.domain import AppointmentStatus, CalendarDay, Channel, CheckInMode
+from booking.service import appointments
+from booking.service.catalog import Catalog, load_catalog
+from booking.service.commands import (
+    BookAppointment,
+    CancelAppointment,
+    CheckIn,
+    RescheduleAppointment,
+)
+from booking.service.errors import Conflict
+from booking.service.webhooks import addresses
+from booking.service.webhooks.delivery import Deliverer, next_delay_s, retry_after_s
+from booking.settings import Settings
+from booking.store import outbox
+from booking.store.db import Database
+from tests import builders
+from tests.conftest import bearer
+from tests.kit import CountingDatabase, book
+from tests.receiver import Receiver, free_port, running
+from tests.serving import serve
+
+SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+# Bookable days: 16 non-overlapping half hours a day (08-12, 13-17).
+STARTS = [*range(480, 720, 30), *range(780, 1020, 30)]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with running(Receiver(SECRET, free_port())) as started:
+        yield started
+
+
+@pytest.fixture
+def fast(settings: Settings) -> Settings:
+    """Deliveries to 127.0.0.1 allowed, retries within a second, a short lease."""
+    return settings.model_copy(
+        update={
+            "webhook_allowed_networks": ["127.0.0.1/32"],
+            "webhook_retry_delays_s": [0.2] * 9,
+            "webhook_poll_interval_s": 0.5,
+            "webhook_timeout_s": 2.0,
+            "webhook_lease_s": 3.0,
+        }
+    )
+
+
+@pytest.fixture
+async def hooked(engine: AsyncEngine, receiver: Receiver) -> builders.World:
+    """An organization whose webhooks go to the receiver, both hooks on, HMAC as well."""
+    config = builders.organization_config(
+        service={"webhooks": ["afterBookAppointment", "afterCancelAppointment"]}
+    ) | {"webhooks": {"baseUrl": receiver.url, "authorization": "HMAC", "secrets": [SECRET]}}
+    async with engine.begin() as conn:
+        await builders.load(conn, config)
+    return builders.world_of(config)
+
+
+async def catalog_of(db: Database, world: builders.World) -> Catalog:
+    async with db.read() as conn:
+        catalog = await load_catalog(conn, world.organization_id)
+    assert catalog is not None
+    return catalog
+
+
+@asynccontextmanager
+async def delivering(
+    settings: Settings, database_url: str, count: int = 1
+) -> AsyncIterator[list[Deliverer]]:
+    """`count` deliverers, each with its own pool: as many server processes would have."""
+    databases = [await Database.open(settings, database_url) for _ in range(count)]
+    deliverers = [Deliverer(db, settings, database_url) for db in databases]
+    tasks = [asyncio.create_task(d.run()) for d in deliverers]
+    try:
+        yield deliverers
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for db in databases:
+            await db.close()
+
+
+def booking(world: builders.World, n: int) -> BookAppointment:
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    day = CalendarDay(world.service_id, 0, tomorrow + timedelta(days=n // len(STARTS)))
+    return BookAppointment(
+        day=day,
+        service_type_id=world.service_type_id,
+        start_minute=STARTS[n % len(STARTS)],
+        channel=Channel.FACE_TO_FACE,
+    )
+
+
+async def book_many(db: Database, world: builders.World, count: int) -> list[Any]:
+    catalog = await catalog_of(db, world)
+    now = datetime.now(UTC)
+    return [
+        await appointments.book(db, catalog, world.application_id, booking(world, n), now)
+        for n in range(count)
+    ]
+
+
+async def in_thread(function: Any, *args: Any) -> Any:
+    return await asyncio.to_thread(function, *args)
+
+
+async def test_a_thousand_bookings_give_a_thousand_signed_deliveries_in_order_per_case(
+    db: Database, fast: Settings, database_url: str, hooked: builders.World, receiver: Receiver
+) -> None:
+    async with delivering(fast, database_url):
+        records = await book_many(db, hooked, 1000)
+        catalog = await catalog_of(db, hooked)
+        cancelled = records[:100]
+        for record in cancelled:
+            command = CancelAppointment(
+                CalendarDay(record.service_id, record.cu_index, record.on_date), record.case_id
+            )
+            await appointments.cancel(db, catalog, command, datetime.now(UTC))
+        calls = await in_thread(receiver.wait_for, 1100)
+
+    assert len(calls) == 1100
+    assert all(c.standard_signature_valid and c.original_hmac_valid for c in calls)
+    booked = [c for c in calls if c.path == "/service/actions/afterBookAppointment"]
+    assert {(c.body["caseId"], c.body["ticket"]["number"]) for c in booked} == {
+        (str(r.case_id), r.ticket_number) for r in records
+    }
+    assert len({c.headers["webhook-id"] for c in calls}) == 1100
+    for record in cancelled:
+        of_case = [c.body for c in calls if c.body["caseId"] == str(record.case_id)]
+        assert [(b["status"], b["eventSequence"]) for b in of_case] == [
+            ("Planned", 1),
+            ("Cancelled", 2),
+        ]
+    first = booked[0].body
+    assert first["appointment"]["timeZoneId"] == "GMT Standard Time"
+    assert first["ticket"]["prefix"] == "A"
+    assert first["triggeredByUserId"] is None
+
+
+async def test_the_receiver_down_for_a_while_then_up_gets_everything(
+    db: Database, fast: Settings, database_url: str, engine: AsyncEngine
+) -> None:
+    port = free_port()
+    config = builders.organization_config(service={"webhooks": ["afterBookAppointment"]}) | {
+        "webhooks": {"baseUrl": f"http://127.0.0.1:{port}", "secrets": [SECRET]}
+    }
+    async with engine.begin() as conn:
+        await builders.load(conn, config)
+    world = builders.world_of(config)
+    async with delivering(fast, database_url):
+        records = await book_many(db, world, 20)
+        await asyncio.sleep(1.5)  # nothing listens on the port: every attempt fails
+        async with db.read() as conn:
+            failing = await outbox.undelivered(conn, world.organization_id, 100)
+        assert len(failing) == 20
+        with running(Receiver(SECRET, port)) as receiver:
+            calls = await in_thread(receiver.wait_for, 20)
+    assert {c.body["caseId"] for c in calls} == {str(r.case_id) for r in records}
+    assert all(c.standard_signature_valid and c.original_hmac_valid is None for c in calls)
+
+
+async def test_two_deliverers_never_send_one_event_twice_at_once(
+    db: Database, fast: Settings, database_url: str, hooked: builders.World, receiver: Receiver
+) -> None:
+    receiver.delay_s = 0.05  # long enough for a second deliverer to try the same event
+    async with delivering(fast, database_url, count=2):
+        await book_many(db, hooked, 200)
+        calls = await in_thread(receiver.wait_for, 200)
+        await asyncio.sleep(0.5)
+    assert receiver.overlapping == []
+    assert len(calls) == 200 == len({c.headers["webhook-id"] for c in calls})
+
+
+async def test_an_event_exists_only_if_its_booking_committed(
+    db: Database, fast: Settings, hooked: builders.World, engine: AsyncEngine
+) -> None:
+    catalog = await catalog_of(db, hooked)
+    now = datetime.now(UTC)
+    await appointments.book(db, catalog, hooked.application_id, booking(hooked, 0), now)
+    with pytest.raises(Conflict):
+        await appointments.book(db, catalog, hooked.application_id, booking(hooked, 0), now)
+    async with engine.connect() as conn:
+        events = (await conn.execute(text("SELECT count(*) FROM webhook_event"))).scalar_one()
+    assert events == 1
+
+
+async def test_a_service_without_the_hook_writes_no_event(
+    db: Database, world: builders.World, engine: AsyncEngine
+) -> None:
+    await book_many(db, world, 3)
+    async with engine.connect() as conn:
+        events = (await conn.execute(text("SELECT count(*) FROM webhook_event"))).scalar_one()
+    assert events == 0
+
+
+async def test_410_stops_the_endpoint_until_an_operator_redelivers(
+    db: Database, fast: Settings, database_url: str, hooked: builders.World, receiver: Receiver
+) -> None:
+    answers = iter([410])
+    receiver.answer = lambda call: (next(answers, 204), {})
+    async with delivering(fast, database_url):
+        await book_many(db, hooked, 1)
+        await in_thread(receiver.wait_for_calls, 1)
+        await asyncio.sleep(0.3)
+        catalog = await catalog_of(db, hooked)
+        for n in (1, 2):
+            await appointments.book(
+                db, catalog, hooked.application_id, booking(hooked, n), datetime.now(UTC)
+            )
+        await asyncio.sleep(1.5)
+        assert len(receiver.calls) == 1  # it answered 410: nothing more was sent
+        async with db.read() as conn:
+            stopped = await outbox.undelivered(conn, hooked.organization_id, 10)
+            assert [e.attempts for e in stopped] == [1]
+            await outbox.redeliver(conn, [stopped[0].id], hooked.organization_id)
+        calls = await in_thread(receiver.wait_for, 3)
+    assert len(calls) == 3
+
+
+async def test_an_event_that_fails_every_retry_is_failed_and_listed(
+    db: Database, fast: Settings, database_url: str, hooked: builders.World, receiver: Receiver
+) -> None:
+    receiver.answer = lambda call: (500, {})
+    short = fast.model_copy(update={"webhook_retry_delays_s": [0.1, 0.1]})
+    async with delivering(short, database_url):
+        await book_many(db, hooked, 1)
+        await asyncio.sleep(2)
+    async with db.read() as conn:
+        (failed,) = await outbox.undelivered(conn, hooked.organization_id, 10)
+        tries = await outbox.attempts(conn, failed.id)
+    assert failed.state == "failed"
+    assert failed.attempts == 3
+    assert [t["status_code"] for t in tries] == [500, 500, 500]
+    assert tries[-1]["next_attempt_at"] is None
+    assert tries[0]["next_attempt_at"] is not None
+    assert len(receiver.calls) == 3
+    assert len({c.headers["webhook-id"] for c in receiver.calls}) == 1  # stable across retries
+
+
+async def test_a_redirect_is_not_followed(
+    db: Database, fast: Settings, database_url: str, hooked: builders.World, receiver: Receiver
+) -> None:
+    receiver.answer = lambda call: (307, {"Location": "http://169.254.169.254/"})
+    short = fast.model_copy(update={"webhook_retry_delays_s": [0.1]})
+    async with delivering(short, database_url):
+        await book_many(db, hooked, 1)
+        await asyncio.sleep(1.5)
+    async with db.read() as conn:
+        (failed,) = await outbox.undelivered(conn, hooked.organization_id, 10)
+    assert failed.state == "failed"
+    assert failed.last_error == "HTTP 307"
+
+
+async def test_internal_addresses_are_refused_unless_allowed() -> None:
+    for url in ("http://127.0.0.1:9/", "http://169.254.169.254/", "http://10.1.2.3/"):
+        with pytest.raises(addresses.AddressRefused):
+            await addresses.check(url, [])
+    await addresses.check("http://127.0.0.1:9/", addresses.networks(["127.0.0.1/32"]))
+
+
+def test_the_schedule_has_jitter_and_honours_a_longer_retry_after() -> None:
+    delays = [5.0, 300.0]
+    assert next_delay_s(delays, 1, None, jitter=lambda: 1.1) == pytest.approx(5.5)
+    assert next_delay_s(delays, 2, None, jitter=lambda: 0.9) == pytest.approx(270)
+    assert next_delay_s(delays, 1, 120.0, jitter=lambda: 1.0) == 120.0
+    assert next_delay_s(delays, 3, None) is None
+    now = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
+    assert retry_after_s("30", now) == 30
+    assert retry_after_s("Tue, 01 Dec 2026 07:01:00 GMT", now) == 60
+    assert retry_after_s("soon", now) is None
+
+
+async def test_retry_after_of_a_429_delays_the_next_attempt(
+    db: Database, fast: Settings, database_url: str, hooked: builders.World, receiver: Receiver
+) -> None:
+    answers = iter([(429, {"Retry-After": "2"})])
+    receiver.answer = lambda call: next(answers, (204, {}))
+    async with delivering(fast, database_url):
+        await book_many(db, hooked, 1)
+        await asyncio.sleep(1.2)
+        assert len(receiver.calls) == 1  # the schedule says 0.2 s, the receiver said 2 s
+        calls = await in_thread(receiver.wait_for, 1)
+    assert len(calls) == 1
+
+
+async def test_the_cli_lists_undelivered_events_and_redelivers_them(
+    db: Database, fast: Settings, database_url: str, hooked: builders.World, receiver: Receiver
+) -> None:
+    from booking.cli import _webhooks
+
+    receiver.answer = lambda call: (500, {})
+    short = fast.model_copy(update={"webhook_retry_delays_s": [0.1]})
+    async with delivering(short, database_url):
+        await book_many(db, hooked, 1)
+        await asyncio.sleep(1.5)
+    (line,) = await _webhooks(database_url, fast, [])
+    assert " failed afterBookAppointment " in line
+    assert "error=HTTP 500" in line
+    event_id = uuid.UUID(line.split()[0])
+    receiver.answer = lambda call: (204, {})
+    assert await _webhooks(database_url, fast, [event_id]) == [f"queued again: {event_id}"]
+    async with delivering(short, database_url):
+        await in_thread(receiver.wait_for, 1)
+    assert await _webhooks(database_url, fast, []) == []
+
+
+def test_a_webhook_secret_is_never_repeated_in_a_configuration_error() -> None:
+    from booking.store.loader import ConfigFileError, parse_config
+
+    weak = "whsec_" + base64.b64encode(b"short").decode()
+    for secrets in ([weak], [SECRET, SECRET], ["not-prefixed-secret-value"]):
+        config = builders.organization_config() | {
+            "webhooks": {"baseUrl": "https://hooks.example.com", "secrets": secrets}
+        }
+        with pytest.raises(ConfigFileError) as refused:
+            parse_config(json.dumps({"organizations": [config]}))
+        message = str(refused.value)
+        assert "webhooks.secrets" in message
+        assert all(secret not in message for secret in secrets)
+
+
+# --- real server processes (`booking-api serve`) ---------------------------------------------
+
+TOKEN = "metrics-token-for-the-webhook-tests"
+
+
+def delivered(url: str) -> float:
+    """What the server process at `url` delivered, from its /metrics."""
+    page = httpx.get(url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
+    wanted = 'booking_webhook_attempts_total{hook="afterBookAppointment",outcome="delivered"}'
+    return sum(float(line.split()[-1]) for line in page.splitlines() if line.startswith(wanted))
+
+
+FAST = {
+    "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
+    "WEBHOOK_RETRY_DELAYS_S": "0.2,0.2,0.2,0.2,0.2,0.2,0.2,0.2,0.2",
+    "WEBHOOK_POLL_INTERVAL_S": "0.5",
+    "WEBHOOK_TIMEOUT_S": "5",
+    "WEBHOOK_LEASE_S": "6",
+}
+
+
+async def test_a_server_killed_mid_delivery_loses_nothing_and_resends_with_the_same_id(
+    db: Database, database_url: str, hooked: builders.World, receiver: Receiver, tmp_path: Path
+) -> None:
+    receiver.delay_s = 1.0  # the server is killed while calls wait for their answers
+    records = await book_many(db, hooked, 30)
+    with serve(database_url, tmp_path / "first", **FAST) as first:
+        await in_thread(receiver.wait_for_arrivals, 1)
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=10)
+    cut_off = receiver.arrivals_count()
+    with serve(database_url, tmp_path / "second", **FAST):
+        calls = await in_thread(receiver.wait_for_cases, len(records), 60)
+    ids_of_case: dict[str, set[str]] = defaultdict(set)
+    for call in receiver.calls:
+        ids_of_case[call.body["caseId"]].add(call.headers["webhook-id"])
+    assert set(ids_of_case) == {str(r.case_id) for r in records}
+    assert all(len(ids) == 1 for ids in ids_of_case.values())  # a resend has the same id
+    assert cut_off >= 1
+    assert len(receiver.calls) > len(records)  # what was in flight when killed came again
+    assert all(c.standard_signature_valid for c in calls)
+
+
+async def test_two_server_processes_never_send_one_event_twice_at_once(
+    db: Database, database_url: str, hooked: builders.World, receiver: Receiver, tmp_path: Path
+) -> None:
+    receiver.delay_s = 0.05
+    with (
+        serve(database_url, tmp_path / "a", METRICS_TOKEN=TOKEN, **FAST) as a,
+        serve(database_url, tmp_path / "b", METRICS_TOKEN=TOKEN, **FAST) as b,
+    ):
+        records = await book_many(db, hooked, 300)
+        calls = await in_thread(receiver.wait_for, len(records))
+        await asyncio.sleep(1)
+        delivered_by = [delivered(server.url) for server in (a, b)]
+    assert receiver.overlapping == []
+    assert len(receiver.calls) == len(records)
+    assert {c.body["caseId"] for c in calls} == {str(r.case_id) for r in records}
+    assert sum(delivered_by) == len(records)
+    assert min(delivered_by) > 0  # both processes took part
+
+
+@pytest.mark.committed  # counts the round trips of the real store's connections
+async def test_a_booking_with_the_hook_on_writes_its_event_in_its_insert_four_round_trips(
+    db: Database, hooked: builders.World
+) -> None:
+    catalog = await catalog_of(db, hooked)
+    counting = CountingDatabase(db)
+    await appointments.book(
+        counting, catalog, hooked.application_id, booking(hooked, 0), datetime.now(UTC)
+    )
+    begin, intervals, insert, commit = counting.sent
+    assert "pg_advisory_xact_lock" in begin
+    assert "FROM appointment" in intervals
+    assert "INSERT INTO appointment" in insert
+    assert "INSERT INTO webhook_event" in insert
+    assert commit == "COMMIT"
+
+
+OPERATOR = "Webhooks Operator"
+
+
+@pytest.fixture
+async def operated(engine: AsyncEngine, receiver: Receiver) -> builders.World:
+    """As `hooked`, its application also a Webhooks Operator."""
+    config = builders.organization_config(service={"webhooks": ["afterBookAppointment"]}) | {
+        "webhooks": {"baseUrl": receiver.url, "secrets": [SECRET]}
+    }
+    config["applications"][0]["roles"] = [builders.MANAGER, OPERATOR]
+    async with engine.begin() as conn:
+        await builders.load(conn, config)
+    return builders.world_of(config)
+
+
+async def test_an_operator_lists_failed_events_and_redelivers_them_over_the_api(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    db: Database,
+    operated: builders.World,
+    engine: AsyncEngine,
+) -> None:
+    (record,) = await book_many(db, operated, 1)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE webhook_event SET state = 'failed', attempts = 10, last_error = 'HTTP 500'"
+            )
+        )
+    operator = bearer(settings, operated.client_id, [OPERATOR])
+    path = f"/{operated.application_id}/webhooks"
+
+    listed = await client.get(path + "/undelivered", headers=operator)
+    assert listed.status_code == 200, listed.text
+    (event,) = listed.json()
+    assert event["caseId"] == str(record.case_id)
+    assert (event["state"], event["attempts"], event["lastError"]) == ("failed", 10, "HTTP 500")
+    assert event["eventSequence"] == 1
+
+    manager = bearer(settings, operated.client_id, [builders.MANAGER])
+    assert (await client.get(path + "/undelivered", headers=manager)).status_code == 403
+
+    again = await client.post(f"{path}/events/{event['eventId']}/redeliver", headers=operator)
+    assert again.status_code == 202
+    async with engine.connect() as conn:
+        state = (await conn.execute(text("SELECT state, attempts FROM webhook_event"))).one()
+    assert tuple(state) == ("pending", 0)
+    unknown = await client.post(f"{path}/events/{uuid.uuid4()}/redeliver", headers=operator)
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == "webhook_event_not_found"
+
+
+# --- beforeBookAppointment -------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The app of these tests calls receivers on 127.0.0.1."""
+    return settings.model_copy(update={"webhook_allowed_networks": ["127.0.0.1/32"]})
+
+
+async def before_hooked(
+    engine: AsyncEngine, receiver: Receiver, **webhooks: object
+) -> tuple[builders.World, dict[str, Any]]:
+    config = builders.organization_config(
+        service={"webhooks": ["beforeBookAppointment", "afterBookAppointment"]}
+    ) | {"webhooks": {"baseUrl": receiver.url, "secrets": [SECRET], **webhooks}}
+    config["tags"] = [{"id": str(uuid.uuid4()), "name": "VIP"}]
+    config["fieldTypes"] = [{"id": str(uuid.uuid4()), "name": "Note", "kind": "text"}]
+    async with engine.begin() as conn:
+        await builders.load(conn, config)
+    return builders.world_of(config), config
+
+
+async def test_a_before_hook_that_cancels_answers_422_with_its_message(
+    client: httpx.AsyncClient, settings: Settings, engine: AsyncEngine, receiver: Receiver
+) -> None:
+    world, _ = await before_hooked(engine, receiver)
+    receiver.answer = lambda call: (200, {"Content-Type": "application/json"})
+    receiver.body_for = lambda call: b'{"cancel": true, "message": "No bookings on strike days."}'
+    refused = await book(client, world, bearer(settings, world.client_id))
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "cancelled_by_webhook"
+    assert refused.json()["detail"] == "No bookings on strike days."
+    (call,) = receiver.calls
+    assert call.path == "/service/actions/beforeBookAppointment"
+    assert call.standard_signature_valid
+    assert call.body["ticket"]["number"] is None
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM appointment"))).scalar_one() == 0
+
+
+async def test_a_before_hook_changes_fields_and_tags_and_every_rule_checks_them_again(
+    client: httpx.AsyncClient, settings: Settings, engine: AsyncEngine, receiver: Receiver
+) -> None:
+    world, config = await before_hooked(engine, receiver)
+    field_id, tag_id = config["fieldTypes"][0]["id"], config["tags"][0]["id"]
+    answer = {"fields": {field_id: "met at the door"}, "tagIds": [tag_id]}
+    receiver.answer = lambda call: (200, {"Content-Type": "application/json"})
+    receiver.body_for = lambda call: orjson.dumps(answer)
+    auth = bearer(settings, world.client_id)
+    booked = await book(client, world, auth)
+    assert booked.status_code == 201, booked.text
+    assert booked.json()["fields"] == {field_id: "met at the door"}
+    assert booked.json()["tagIds"] == [tag_id]
+
+    answer = {"tagIds": [str(uuid.uuid4())]}  # a tag that does not exist
+    refused = await book(client, world, auth, 600)
+    assert refused.status_code == 404
+    assert refused.json()["code"] == "tag_not_found"
+
+
+@pytest.mark.parametrize(
+    ("on_failure", "status"), [("refuse", 503), ("book", 201)], ids=["refuse", "book"]
+)
+async def test_a_before_hook_that_times_out_refuses_or_books_as_the_organization_says(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    engine: AsyncEngine,
+    receiver: Receiver,
+    on_failure: str,
+    status: int,
+) -> None:
+    world, _ = await before_hooked(
+        engine, receiver, beforeHookTimeoutMs=200, onBeforeHookFailure=on_failure
+    )
+    receiver.delay_s = 1.0
+    started = time.monotonic()
+    answered = await book(client, world, bearer(settings, world.client_id))
+    assert time.monotonic() - started < 0.9  # the timeout, not the receiver, decides
+    assert answered.status_code == status, answered.text
+    if status == 503:
+        assert answered.json()["code"] == "webhook_unavailable"
+
+
+async def test_events_wait_while_the_organizations_webhooks_are_disabled(
+    db: Database,
+    fast: Settings,
+    database_url: str,
+    hooked: builders.World,
+    receiver: Receiver,
+    engine: AsyncEngine,
+) -> None:
+    await book_many(db, hooked, 2)
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE webhook_endpoint SET enabled = false"))
+    async with delivering(fast, database_url):
+        await asyncio.sleep(1.2)
+        assert receiver.calls == []
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE webhook_endpoint SET enabled = true"))
+        calls = await in_thread(receiver.wait_for, 2)
+    assert len(calls) == 2
+
+
+@pytest.fixture
+async def moving(engine: AsyncEngine, receiver: Receiver) -> builders.World:
+    """An organization whose service announces check-ins and reschedules only."""
+    config = builders.organization_config(
+        service={"webhooks": ["afterCheckIn", "afterRescheduleAppointment"]}
+    ) | {"webhooks": {"baseUrl": receiver.url, "secrets": [SECRET]}}
+    async with engine.begin() as conn:
+        await builders.load(conn, config)
+    return builders.world_of(config)
+
+
+async def test_a_check_in_writes_its_event_and_the_receiver_gets_it(
+    db: Database, fast: Settings, database_url: str, moving: builders.World, receiver: Receiver
+) -> None:
+    (record,) = await book_many(db, moving, 1)
+    catalog = await catalog_of(db, moving)
+    command = CheckIn(day=booking(moving, 0).day, case_id=record.case_id, mode=CheckInMode.AGENT)
+    await appointments.check_in(db, catalog, command, record.starts_at - timedelta(minutes=10))
+    async with db.read() as conn:
+        hooks = await conn.fetchval(
+            "SELECT array_agg(hook) FROM webhook_event WHERE case_id = $1", record.case_id
+        )
+    assert hooks == ["afterCheckIn"]  # the booking itself announces nothing here
+    async with delivering(fast, database_url):
+        (call,) = await in_thread(receiver.wait_for, 1)
+    assert call.path == "/service/actions/afterCheckIn"
+    assert call.body["caseId"] == str(record.case_id)
+    assert call.body["status"] == str(AppointmentStatus.WAITING)
+    assert call.body["eventSequence"] == 1
+    assert call.standard_signature_valid
+
+
+async def test_a_reschedule_writes_its_event_and_the_receiver_gets_it(
+    db: Database, fast: Settings, database_url: str, moving: builders.World, receiver: Receiver
+) -> None:
+    (record,) = await book_many(db, moving, 1)
+    catalog = await catalog_of(db, moving)
+    day = booking(moving, 0).day
+    command = RescheduleAppointment(day=day, case_id=record.case_id, to=day, start_minute=STARTS[1])
+    await appointments.reschedule(db, catalog, moving.application_id, command, datetime.now(UTC))
+    async with delivering(fast, database_url):
+        (call,) = await in_thread(receiver.wait_for, 1)
+    assert call.path == "/service/actions/afterRescheduleAppointment"
+    assert call.body["caseId"] == str(record.case_id)
+    assert call.body["appointment"]["start"] == STARTS[1] != record.start_minute
+    assert call.body["eventSequence"] == 1
+    assert call.standard_signature_valid
