@@ -390,6 +390,31 @@ async def test_a_server_killed_mid_delivery_loses_nothing_and_resends_with_the_s
     assert all(c.standard_signature_valid for c in calls)
 
 
+async def test_a_stopping_server_gives_back_the_events_it_was_sending(
+    db: Database, database_url: str, hooked: builders.World, receiver: Receiver, tmp_path: Path
+) -> None:
+    """SIGTERM mid-delivery: the process exits 0 and the events it had claimed are claimable
+    again at once, not only when their lease runs out."""
+    receiver.delay_s = 20.0  # the calls still wait for their answers when the stop comes
+    await book_many(db, hooked, 3)
+    lease = {**FAST, "WEBHOOK_LEASE_S": "60", "WEBHOOK_TIMEOUT_S": "30"}
+    with serve(database_url, tmp_path / "stopping", **lease) as server:
+        await in_thread(receiver.wait_for_arrivals, 1)
+        async with db.read() as conn:
+            leased = await conn.fetchval(
+                "SELECT count(*) FROM webhook_event WHERE leased_until > clock_timestamp()"
+            )
+        assert leased >= 1
+        server.process.send_signal(signal.SIGTERM)
+        exit_code = await asyncio.to_thread(server.process.wait, 15)
+    assert exit_code == 0
+    async with db.read() as conn:
+        still_leased = await conn.fetchval(
+            "SELECT count(*) FROM webhook_event WHERE leased_until > clock_timestamp()"
+        )
+    assert still_leased == 0
+
+
 async def test_two_server_processes_never_send_one_event_twice_at_once(
     db: Database, database_url: str, hooked: builders.World, receiver: Receiver, tmp_path: Path
 ) -> None:

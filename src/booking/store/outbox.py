@@ -91,6 +91,12 @@ SET state = $7,
 WHERE id = $1
 """
 
+# A process stopping gives back the events it claimed and did not finish: another (or its own
+# successor) sends them at once instead of after the lease.
+_RELEASE = """
+UPDATE webhook_event SET leased_until = NULL WHERE id = ANY($1::uuid[]) AND state = 'pending'
+"""
+
 _MARK_GONE = """
 UPDATE webhook_endpoint SET gone_at = $2 WHERE organization_id = $1 AND gone_at IS NULL
 """
@@ -225,6 +231,10 @@ async def undelivered(
     organization, or of all)."""
     rows = await conn.fetch(_UNDELIVERED, organization_id, limit)
     return [Undelivered(**dict(row.items())) for row in rows]
+
+
+async def release(conn: asyncpg.Connection, event_ids: list[uuid.UUID]) -> None:
+    await conn.execute(_RELEASE, event_ids)
 
 
 async def redeliver(

@@ -26,6 +26,7 @@ import email.utils
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -88,7 +89,7 @@ class Deliverer:
         self.dsn = to_driver_dsn(database_url)
         self.allowed = addresses.networks(settings.webhook_allowed_networks)
         self._wake = asyncio.Event()
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[asyncio.Task[None], uuid.UUID] = {}  # the event each one sends
         self._client = httpx.AsyncClient(
             follow_redirects=False,
             timeout=settings.webhook_timeout_s,
@@ -107,10 +108,23 @@ class Deliverer:
                 await self._round()
         finally:
             listener.cancel()
+            unfinished = list(self._in_flight.values())
             for task in list(self._in_flight):
                 task.cancel()
             await asyncio.gather(listener, *self._in_flight, return_exceptions=True)
             await self._client.aclose()
+            await self._release(unfinished)
+
+    async def _release(self, event_ids: list[uuid.UUID]) -> None:
+        """Give back the leases of the events cut off by the stop (graceful shutdown)."""
+        if not event_ids:
+            return
+        try:
+            async with asyncio.timeout(self.settings.webhook_timeout_s):
+                async with self.db.read() as conn:
+                    await outbox.release(conn, event_ids)
+        except (TimeoutError, DatabaseUnavailable, asyncpg.PostgresError) as error:
+            log.warning("webhook leases not released at stop: %s", type(error).__name__)
 
     def wake(self) -> None:
         self._wake.set()
@@ -152,13 +166,13 @@ class Deliverer:
         metrics.WEBHOOK_QUEUE_OLDEST_AGE.set(age)
         for event in claimed:
             task = asyncio.create_task(self._deliver(event))
-            self._in_flight.add(task)
+            self._in_flight[task] = event.id
             task.add_done_callback(self._done)
         if len(claimed) == free:  # there may be more
             self.wake()
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+        self._in_flight.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("webhook delivery crashed", exc_info=task.exception())
         self.wake()  # a place is free, and the case's next event may be due
