@@ -478,6 +478,13 @@ class CheckedBooking:
     tag_ids: list[uuid.UUID]
 
 
+_REQUIRED_FIELD = {
+    "customer": "customerRecordId",
+    "phone": "contactPhoneNumber",
+    "email": "contactEmail",
+}
+
+
 def check_booking(catalog: Catalog, command: BookAppointment, now: datetime) -> CheckedBooking:
     """Every rule that needs no database: run before a connection is taken, so that the
     transaction (and the calendar's lock) lasts only as long as the database work.
@@ -491,32 +498,22 @@ def check_booking(catalog: Catalog, command: BookAppointment, now: datetime) -> 
     )
     language = check_language(catalog, command.language, broken)
 
-    if service.requires_customer and command.customer_record_id is None:
-        broken.append(
-            RuleViolation(
-                "This service requires a customer record.",
-                code="customer_required",
-                field="customerRecordId",
-            )
-        )
     phone = command.contact_phone or None
-    if phone is None and service.requires_phone:
-        broken.append(
-            RuleViolation(
-                "This service requires a phone number.",
-                code="phone_required",
-                field="contactPhoneNumber",
-            )
-        )
     email = command.contact_email or None
-    if email is None and service.requires_email:
-        broken.append(
-            RuleViolation(
-                "This service requires an email address.",
-                code="email_required",
-                field="contactEmail",
+    required = (
+        (service.requires_customer, command.customer_record_id, "a customer record", "customer"),
+        (service.requires_phone, phone, "a phone number", "phone"),
+        (service.requires_email, email, "an email address", "email"),
+    )
+    for needed, given, what, code in required:
+        if needed and given is None:
+            broken.append(
+                RuleViolation(
+                    f"This service requires {what}.",
+                    code=f"{code}_required",
+                    field=_REQUIRED_FIELD[code],
+                )
             )
-        )
     phone = normalize_phone(phone, catalog.default_phone_region, broken) if phone else None
     email = normalize_email(email, broken) if email else None
     fields = check_fields(catalog, command.fields, broken)
