@@ -198,6 +198,10 @@ def create_app(
         # Starlette's trailing-slash redirect builds its Location from the Host header (an open
         # redirect): such paths answer 404 like any other unknown path.
         redirect_slashes=False,
+        # FastAPI's own OpenTelemetry is off: it would check three providers on every request
+        # and, with TRACING_ENABLED, trace each request a second time (`tracing.instrument`
+        # does it, with the exclusions and the asyncpg spans).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     problems.install(app)
     ratelimit.install(app)

@@ -306,17 +306,12 @@ class Database:
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection in autocommit; an outage raised in the block becomes
         `DatabaseUnavailable`. The calling application's share is taken first."""
-        async with contextlib.AsyncExitStack() as held:
-            try:
-                await held.enter_async_context(self.tenant_share.hold(self.wait_s))
-                with (
-                    metrics.DB_CONNECTIONS_WAITING.track_inprogress(),
-                    metrics.DB_CONNECTION_WAIT.time(),
-                ):
-                    async with asyncio.timeout(self.wait_s):
-                        await self._places.acquire()
-            except TimeoutError as error:
-                raise DatabaseUnavailable("no database connection free in time") from error
+        try:
+            share = await self.tenant_share.take(self.wait_s)
+        except TimeoutError as error:
+            raise DatabaseUnavailable("no database connection free in time") from error
+        try:
+            await self._take_place()
             try:
                 with metrics.DB_CONNECTIONS_IN_USE.track_inprogress():
                     async with self.pool.acquire() as conn:
@@ -329,6 +324,26 @@ class Database:
                 raise
             finally:
                 self._places.release()
+        finally:
+            self.tenant_share.give_back(share)
+
+    async def _take_place(self) -> None:
+        """One of the process's places, first come first served, waited for at most `wait_s`.
+        A free place is taken without a timer or the waiting gauge: on the path of every
+        request, and nothing to wait for."""
+        if not self._places.locked():
+            await self._places.acquire()
+            metrics.DB_CONNECTION_WAIT.observe(0.0)
+            return
+        try:
+            with (
+                metrics.DB_CONNECTIONS_WAITING.track_inprogress(),
+                metrics.DB_CONNECTION_WAIT.time(),
+            ):
+                async with asyncio.timeout(self.wait_s):
+                    await self._places.acquire()
+        except TimeoutError as error:
+            raise DatabaseUnavailable("no database connection free in time") from error
 
     async def ping(self) -> None:
         """One round trip: the database answers (or `DatabaseUnavailable`)."""

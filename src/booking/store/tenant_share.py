@@ -22,6 +22,7 @@ current_tenant: ContextVar[uuid.UUID | None] = ContextVar("current_tenant", defa
 
 @dataclass(slots=True)
 class _TenantGate:
+    tenant: uuid.UUID
     places: asyncio.Semaphore
     users: int = field(default=0)  # holding a place or waiting for one
 
@@ -32,16 +33,17 @@ class TenantShare:
         self.places_per_tenant = max(1, math.floor(places * share))
         self._gates: dict[uuid.UUID, _TenantGate] = {}
 
-    @asynccontextmanager
-    async def hold(self, wait_s: float) -> AsyncIterator[None]:
-        """One of the current tenant's places, waited for at most `wait_s` (TimeoutError)."""
+    async def take(self, wait_s: float) -> _TenantGate | None:
+        """One of the current tenant's places, waited for at most `wait_s` (TimeoutError);
+        hand what it answers to `give_back`. None: work without a tenant, not limited."""
         tenant = current_tenant.get()
         if tenant is None:
-            yield
-            return
+            return None
         gate = self._gates.get(tenant)
         if gate is None:
-            gate = self._gates[tenant] = _TenantGate(asyncio.Semaphore(self.places_per_tenant))
+            gate = self._gates[tenant] = _TenantGate(
+                tenant, asyncio.Semaphore(self.places_per_tenant)
+            )
         gate.users += 1
         try:
             if gate.places.locked():
@@ -49,14 +51,29 @@ class TenantShare:
                     await gate.places.acquire()
             else:
                 await gate.places.acquire()  # a free place: no wait, so no timer to set
-            try:
-                yield
-            finally:
-                gate.places.release()
+        except BaseException:
+            self._leave(gate)
+            raise
+        return gate
+
+    def give_back(self, gate: _TenantGate | None) -> None:
+        if gate is not None:
+            gate.places.release()
+            self._leave(gate)
+
+    def _leave(self, gate: _TenantGate) -> None:
+        gate.users -= 1
+        if gate.users == 0:
+            del self._gates[gate.tenant]
+
+    @asynccontextmanager
+    async def hold(self, wait_s: float) -> AsyncIterator[None]:
+        """`take` and `give_back` around a block."""
+        gate = await self.take(wait_s)
+        try:
+            yield
         finally:
-            gate.users -= 1
-            if gate.users == 0:
-                del self._gates[tenant]
+            self.give_back(gate)
 
     def tenants_in_flight(self) -> int:
         return len(self._gates)
