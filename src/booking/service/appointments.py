@@ -4,7 +4,7 @@ calendar-day. The API calls one of these per request; each opens its own unit of
 
 Round trips of a booking (configuration comes from the per-process cache; every rule that needs
 no database is checked before a connection is taken): BEGIN with the lock and the move of the
-calendar-day's stamp, read the occupied intervals (appointments and live holds, one statement),
+calendar-day's stamp, read what overlaps the slot (appointments and live holds, one statement),
 insert-with-ticket (one statement, which also writes the afterBookAppointment event when that
 hook is on), COMMIT; plus one read of the customer record when the request names one, and one
 UPDATE that consumes the hold when it names a reservation token. With an Idempotency-Key, the
@@ -23,7 +23,7 @@ from functools import partial
 from typing import TypeVar
 
 from booking.domain import CalendarDay
-from booking.service import calendar_day, rules
+from booking.service import calendar_day, occupancy, rules
 from booking.service.availability import Interval
 from booking.service.calendar_day import OnceOnly
 from booking.service.catalog import Catalog
@@ -94,18 +94,13 @@ async def _insert(
     hold = None
     if token is not None:
         hold = await _take_hold(tx, token, application_id, case_id, checked.slot, now)
-    rules.check_vacant(checked.slot, await _occupied(tx, now), now)
+    await occupancy.check_vacant(tx, checked.slot, now)
     row = rules.new_appointment(
         checked, catalog.organization_id, application_id, case_id, now, hold
     )
     name = checked.slot.service_type.name
     announcing = events.of_booking(catalog, row, name, customer_name)
     return await store.insert_with_next_ticket(tx, row, name, customer_name, announcing)
-
-
-async def _occupied(tx: LockedCalendarDay, now: datetime) -> list[Interval]:
-    """What occupies the locked calendar-day at `now`: appointments and live holds."""
-    return rules.intervals_of(await store.booked_intervals(tx.conn, tx.day, now))
 
 
 async def _take_hold(
@@ -124,7 +119,7 @@ async def _take_hold(
     if hold is None:
         if await holds.lock(tx.conn, token, application_id) is None:
             raise rules.unknown_hold()
-        raise rules.hold_gone(slot, await _occupied(tx, now), now)
+        raise rules.hold_gone(slot, await occupancy.occupied(tx, now), now)
     rules.check_hold_matches(hold, slot)
     return hold
 
@@ -251,7 +246,7 @@ async def _move(
         hold = await _take_hold(
             target, command.reservation_token, application_id, record.case_id, slot, now
         )
-    occupied = await _occupied(target, now)
+    occupied = await occupancy.occupied(target, now)
     if command.to == command.day:  # the appointment's own place is no obstacle to its move
         occupied.remove(
             Interval(record.start_minute, record.start_minute + record.duration_minutes)

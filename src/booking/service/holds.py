@@ -1,7 +1,7 @@
 """The slot-hold use cases: hold a slot, release a hold, extend it once. Each is a write of the
 hold's calendar-day (a hold occupies capacity) run by `calendar_day.write`.
 
-Round trips of a hold: BEGIN with the lock, read the occupied intervals (appointments and live
+Round trips of a hold: BEGIN with the lock, read what overlaps the slot (appointments and live
 holds, one statement), insert the hold, COMMIT. A booking consumes a hold inside its own
 transaction (`booking.service.appointments`)."""
 
@@ -14,12 +14,11 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TypeVar
 
-from booking.service import calendar_day, rules
+from booking.service import calendar_day, occupancy, rules
 from booking.service.calendar_day import OnceOnly
 from booking.service.catalog import ApplicationConfig, Catalog
 from booking.service.commands import ExtendHold, HoldSlot, ReleaseHold
 from booking.service.errors import Conflict
-from booking.store import appointments
 from booking.store import holds as store
 from booking.store.db import Database, LockedCalendarDay
 from booking.store.holds import HoldRecord
@@ -61,8 +60,7 @@ async def _insert_hold(
     checked: tuple[rules.CheckedSlot, timedelta],
 ) -> HoldRecord:
     slot, length = checked
-    booked = rules.intervals_of(await appointments.booked_intervals(tx.conn, tx.day, now))
-    rules.check_vacant(slot, booked, now)
+    await occupancy.check_vacant(tx, slot, now)
     record = HoldRecord(
         token=secrets.token_urlsafe(TOKEN_BYTES),
         application_id=application_id,

@@ -561,6 +561,13 @@ def check_vacant(slot: CheckedSlot, booked: list[Interval], now: datetime) -> No
     """The rule that depends on other bookings (and live holds), judged on the intervals read
     holding the calendar-day's lock: 409 with the nearest vacant starts when the slot is
     taken."""
+    if not is_vacant(slot, booked):
+        raise slot_taken(slot, booked, now)
+
+
+def is_vacant(slot: CheckedSlot, booked: list[Interval]) -> bool:
+    """Whether the slot is vacant among `booked`: the calendar-day's intervals, or only those
+    overlapping the slot (the others cannot make it full)."""
     verdict = availability.check_start(
         slot.working_day,
         booked,
@@ -568,13 +575,18 @@ def check_vacant(slot: CheckedSlot, booked: list[Interval], now: datetime) -> No
         slot.service_type.duration_minutes,
         bypass_timeslot_check=slot.bypass_timeslot_check,
     )
-    if verdict is Verdict.FULL:
-        raise Conflict(
-            "The slot is not vacant.",
-            code="slot_not_vacant",
-            field="startTime",
-            extra={"nearestVacancies": nearest_vacancies(slot, booked, now)},
-        )
+    return verdict is not Verdict.FULL
+
+
+def slot_taken(slot: CheckedSlot, booked: list[Interval], now: datetime) -> Conflict:
+    """The refusal of a slot that is not vacant, with the nearest vacant starts among `booked`
+    (the calendar-day's intervals, all of them)."""
+    return Conflict(
+        "The slot is not vacant.",
+        code="slot_not_vacant",
+        field="startTime",
+        extra={"nearestVacancies": nearest_vacancies(slot, booked, now)},
+    )
 
 
 def new_appointment(

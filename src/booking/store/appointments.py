@@ -153,6 +153,31 @@ _BOOKED_INTERVALS = compiled(
     "now",
 )
 
+# What occupies a calendar-day during [start_minute, end_minute): the only intervals whether
+# one start is vacant depends on (one row or none, mostly, instead of the whole day's).
+_OVERLAPPING_INTERVALS = compiled(
+    union_all(
+        select(Appointment.start_minute, Appointment.duration_minutes).where(
+            *_of_calendar_day,
+            _not_cancelled,
+            Appointment.start_minute < bindparam("end_minute"),
+            Appointment.start_minute + Appointment.duration_minutes > bindparam("start_minute"),
+        ),
+        select(SlotHold.start_minute, SlotHold.duration_minutes).where(
+            *_hold_of_calendar_day,
+            *LIVE,
+            SlotHold.start_minute < bindparam("end_minute"),
+            SlotHold.start_minute + SlotHold.duration_minutes > bindparam("start_minute"),
+        ),
+    ),
+    "service_id",
+    "on_date",
+    "cu_index",
+    "end_minute",
+    "start_minute",
+    "now",
+)
+
 # What occupies a service's calendar-days on a date, for the calendars' stats: the appointments
 # and the holds live at `now` (held true), a hold with the no-show rate of the service type the
 # booking it keeps the place for would have.
@@ -418,6 +443,23 @@ async def booked_intervals(
     occupying `day`."""
     rows: list[asyncpg.Record] = await conn.fetch(
         _BOOKED_INTERVALS.sql, day.service_id, day.on_date, day.cu_index, now
+    )
+    return rows
+
+
+async def overlapping_intervals(
+    conn: asyncpg.Connection, day: CalendarDay, start_minute: int, end_minute: int, now: datetime
+) -> list[asyncpg.Record]:
+    """(start_minute, duration_minutes) of every appointment and every hold live at `now`
+    occupying `day` at some minute of [start_minute, end_minute)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        _OVERLAPPING_INTERVALS.sql,
+        day.service_id,
+        day.on_date,
+        day.cu_index,
+        end_minute,
+        start_minute,
+        now,
     )
     return rows
 
