@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from booking.api.conditional import CONDITIONAL_READ, NOT_MODIFIED, conditional_json
 from booking.api.deps import Manager, ManagerSendingJson, Services
 from booking.api.idempotency import WITH_IDEMPOTENCY_KEY, StoredResponse, idempotency_key, respond
+from booking.api.lean_route import LeanRoute
 from booking.api.problems import responses as problems
 from booking.api.routes.paths import CALENDAR_UNIT, CaseId, CuIndex, OnDate, ServiceId
 from booking.api.schemas import (
@@ -32,7 +33,7 @@ from booking.service.commands import (
 )
 from booking.store.appointments import AppointmentRecord
 
-router = APIRouter(tags=["appointments"])
+router = APIRouter(tags=["appointments"], route_class=LeanRoute)
 
 
 def _appointment_json(catalog: Catalog, record: AppointmentRecord) -> bytes:

@@ -19,6 +19,7 @@ from booking.api.customer_schemas import (
 )
 from booking.api.deps import CustomersManager, CustomersManagerSendingJson, Manager, Services
 from booking.api.idempotency import WITH_IDEMPOTENCY_KEY, StoredResponse, idempotency_key, respond
+from booking.api.lean_route import LeanRoute
 from booking.api.problems import responses as problems
 from booking.api.schemas import AppointmentOut, PathDate, json_response
 from booking.service import customers
@@ -30,7 +31,7 @@ from booking.service.commands import (
 )
 from booking.service.customers import CustomerRecordView
 
-router = APIRouter(tags=["customers"])
+router = APIRouter(tags=["customers"], route_class=LeanRoute)
 
 CUSTOMERS = "/{applicationId}/customers"
 # `:uuid`: `/customers/query` is not a record's path, so only POST is allowed there (405's

@@ -6,10 +6,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from booking.api.deps import Manager
+from booking.api.lean_route import LeanRoute
 from booking.api.problems import responses as problems
 from booking.api.schemas import FieldTypeOut, LanguagesOut, ServiceOut, TagOut
 
-router = APIRouter(tags=["discovery"])
+router = APIRouter(tags=["discovery"], route_class=LeanRoute)
 
 
 @router.get(

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Request, Response, status
 
 from booking.api.deps import Manager, ManagerSendingJson, Services
 from booking.api.idempotency import WITH_IDEMPOTENCY_KEY, StoredResponse, idempotency_key, respond
+from booking.api.lean_route import LeanRoute
 from booking.api.problems import responses as problems
 from booking.api.routes.paths import CALENDAR_UNIT, CuIndex, OnDate, ServiceId
 from booking.api.schemas import (
@@ -22,7 +23,7 @@ from booking.service import holds
 from booking.service.commands import ExtendHold, HoldSlot, ReleaseHold
 from booking.store.holds import HoldRecord
 
-router = APIRouter(tags=["reservations"])
+router = APIRouter(tags=["reservations"], route_class=LeanRoute)
 
 Token = Annotated[str, Path(alias="reservationToken", pattern=RESERVATION_TOKEN_PATTERN)]
 

@@ -11,11 +11,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from booking.api.deps import Services, WebhooksOperator
+from booking.api.lean_route import LeanRoute
 from booking.api.problems import responses as problems
 from booking.api.schemas import ApiModel, json_response
 from booking.service.webhooks import operations
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["webhooks"], route_class=LeanRoute)
 
 EventId = Annotated[uuid.UUID, Path(alias="eventId")]
 
