@@ -1,5 +1,5 @@
-"""The test kit: what many test files share to talk to the API (book, hold, cancel, list
-vacancies, read a problem),
+"""The test kit: what many test files share to talk to the API (book, hold, cancel, check in,
+list vacancies, read a problem),
 and the store double through which fault tests break the database on purpose."""
 
 from __future__ import annotations
@@ -64,6 +64,22 @@ async def cancel(
 ) -> httpx.Response:
     return await client.delete(
         f"{world.appointments_path(on_date, cu_index)}/{case_id}", headers=auth
+    )
+
+
+async def check_in(
+    client: httpx.AsyncClient,
+    world: World,
+    auth: dict[str, str],
+    case_id: str,
+    mode: str = "Agent",
+    **headers: str,
+) -> httpx.Response:
+    """POST the check-in of an appointment booked today."""
+    return await client.post(
+        f"{world.appointments_path(TODAY)}/{case_id}/actions/checkIn",
+        json={"mode": mode},
+        headers=auth | headers,
     )
 
 

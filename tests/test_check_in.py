@@ -15,7 +15,7 @@ from booking.settings import Settings
 from tests import builders
 from tests.builders import World
 from tests.conftest import TODAY, FakeClock, bearer
-from tests.kit import assert_problem, book, cancel
+from tests.kit import assert_problem, book, cancel, check_in
 
 # Booked today at 09:00 London (09:00 UTC in December); the default window is 60 minutes before
 # the start until 15 after.
@@ -30,21 +30,6 @@ async def booked(
     assert response.status_code == 201, response.text
     appointment: dict[str, Any] = response.json()
     return appointment
-
-
-async def check_in(
-    client: httpx.AsyncClient,
-    world: World,
-    auth: dict[str, str],
-    case_id: str,
-    mode: str = "Agent",
-    **headers: str,
-) -> httpx.Response:
-    return await client.post(
-        f"{world.appointments_path(TODAY)}/{case_id}/actions/checkIn",
-        json={"mode": mode},
-        headers=auth | headers,
-    )
 
 
 async def test_checking_in_moves_the_case_to_waiting_and_a_repeat_answers_the_same(

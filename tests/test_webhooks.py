@@ -16,6 +16,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,13 +38,14 @@ from booking.service.commands import (
 )
 from booking.service.errors import Conflict
 from booking.service.webhooks import addresses
+from booking.service.webhooks.before import BeforeHooks
 from booking.service.webhooks.delivery import Deliverer, next_delay_s, retry_after_s
 from booking.settings import Settings
 from booking.store import outbox
 from booking.store.db import Database
 from tests import builders
-from tests.conftest import bearer
-from tests.kit import CountingDatabase, book
+from tests.conftest import TODAY, FakeClock, bearer
+from tests.kit import CountingDatabase, assert_problem, book, check_in
 from tests.receiver import Receiver, free_port, running
 from tests.serving import serve
 
@@ -513,11 +515,16 @@ def settings(settings: Settings) -> Settings:
 
 
 async def before_hooked(
-    engine: AsyncEngine, receiver: Receiver, **webhooks: object
+    engine: AsyncEngine,
+    receiver: Receiver,
+    hooks: tuple[str, ...] = ("beforeBookAppointment", "afterBookAppointment"),
+    **webhooks: object,
 ) -> tuple[builders.World, dict[str, Any]]:
-    config = builders.organization_config(
-        service={"webhooks": ["beforeBookAppointment", "afterBookAppointment"]}
-    ) | {"webhooks": {"baseUrl": receiver.url, "secrets": [SECRET], **webhooks}}
+    """An organization whose service calls `hooks` on the receiver, with `webhooks` settings,
+    one tag and one text field type."""
+    config = builders.organization_config(service={"webhooks": list(hooks)}) | {
+        "webhooks": {"baseUrl": receiver.url, "secrets": [SECRET], **webhooks}
+    }
     config["tags"] = [{"id": str(uuid.uuid4()), "name": "VIP"}]
     config["fieldTypes"] = [{"id": str(uuid.uuid4()), "name": "Note", "kind": "text"}]
     async with engine.begin() as conn:
@@ -653,3 +660,220 @@ async def test_a_reschedule_writes_its_event_and_the_receiver_gets_it(
     assert call.body["appointment"]["start"] == STARTS[1] != record.start_minute
     assert call.body["eventSequence"] == 1
     assert call.standard_signature_valid
+
+
+async def test_a_reschedule_announces_the_old_time_and_the_new_one_in_one_shape(
+    db: Database, fast: Settings, database_url: str, moving: builders.World, receiver: Receiver
+) -> None:
+    (record,) = await book_many(db, moving, 1)
+    catalog = await catalog_of(db, moving)
+    to = booking(moving, len(STARTS) + 1)  # the next day, the second start
+    command = RescheduleAppointment(
+        day=booking(moving, 0).day, case_id=record.case_id, to=to.day, start_minute=to.start_minute
+    )
+    await appointments.reschedule(db, catalog, moving.application_id, command, datetime.now(UTC))
+    async with delivering(fast, database_url):
+        (call,) = await in_thread(receiver.wait_for, 1)
+    old, new = record.on_date.isoformat(), to.day.on_date.isoformat()
+    assert call.body["previousAppointment"] == {
+        "date": f"{old}T00:00:00",
+        "cuIndex": 0,
+        "start": 480,
+        "timeLocal": f"{old}T08:00:00",
+        "timeUtc": record.starts_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "timeZoneId": "GMT Standard Time",
+        "duration": 30,
+    }
+    now_at = call.body["appointment"]
+    assert (now_at["date"], now_at["start"], now_at["timeLocal"]) == (
+        f"{new}T00:00:00",
+        510,
+        f"{new}T08:30:00",
+    )
+    assert set(now_at) == {*call.body["previousAppointment"], "preventSelfCheckIn"}
+
+
+# --- beforeCheckIn ---------------------------------------------------------------------------
+
+CHECK_IN_HOOKS = ("beforeCheckIn", "afterCheckIn")
+
+
+@dataclass(frozen=True)
+class Arrival:
+    world: builders.World
+    auth: dict[str, str]
+    case_id: str
+    field_id: str  # the organization's text field "Note", "booked" in the appointment
+    tag_id: str  # the organization's tag, not on the appointment
+
+
+@pytest.fixture
+async def arrival(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    engine: AsyncEngine,
+    receiver: Receiver,
+    clock: FakeClock,
+) -> Arrival:
+    """An appointment booked today at 09:00 London (09:00 UTC in December) of a service that
+    calls beforeCheckIn and announces afterCheckIn; the clock then at 08:30, inside its
+    check-in window."""
+    world, config = await before_hooked(engine, receiver, CHECK_IN_HOOKS)
+    field_id, tag_id = config["fieldTypes"][0]["id"], config["tags"][0]["id"]
+    auth = bearer(settings, world.client_id)
+    booked = await book(client, world, auth, 540, on_date=TODAY, fields={field_id: "booked"})
+    assert booked.status_code == 201, booked.text
+    clock.set(datetime(2026, 12, 1, 8, 30, tzinfo=UTC))
+    return Arrival(world, auth, booked.json()["caseId"], field_id, tag_id)
+
+
+async def checking_in(client: httpx.AsyncClient, arrival: Arrival) -> httpx.Response:
+    return await check_in(client, arrival.world, arrival.auth, arrival.case_id)
+
+
+def answering(receiver: Receiver, answer: dict[str, Any]) -> None:
+    receiver.answer = lambda call: (200, {"Content-Type": "application/json"})
+    receiver.body_for = lambda call: orjson.dumps(answer)
+
+
+async def status_and_events(engine: AsyncEngine, case_id: str) -> tuple[str, list[Any]]:
+    """The appointment's status and the payloads of its afterCheckIn events."""
+    async with engine.connect() as conn:
+        status = (
+            await conn.execute(
+                text("SELECT status FROM appointment WHERE id = :id"), {"id": case_id}
+            )
+        ).scalar_one()
+        payloads = (
+            await conn.execute(
+                text("SELECT payload FROM webhook_event WHERE hook = 'afterCheckIn'")
+            )
+        ).scalars()
+        return status, list(payloads)
+
+
+async def test_a_before_check_in_that_cancels_answers_422_and_checks_nothing_in(
+    client: httpx.AsyncClient, engine: AsyncEngine, receiver: Receiver, arrival: Arrival
+) -> None:
+    answering(receiver, {"cancel": True, "message": "Your documents are not ready yet."})
+    problem = assert_problem(await checking_in(client, arrival), 422, "cancelled_by_webhook")
+    assert problem["detail"] == "Your documents are not ready yet."
+    (call,) = receiver.calls
+    assert call.path == "/service/actions/beforeCheckIn"
+    assert call.standard_signature_valid
+    assert call.body["caseId"] == arrival.case_id
+    assert call.body["status"] == "Waiting"  # as the check-in would leave it
+    assert call.body["fields"] == {arrival.field_id: "booked"}
+    assert "eventSequence" not in call.body
+    assert await status_and_events(engine, arrival.case_id) == ("Planned", [])
+
+
+async def test_a_before_check_in_replaces_fields_and_tags_saved_answered_and_announced(
+    client: httpx.AsyncClient, engine: AsyncEngine, receiver: Receiver, arrival: Arrival
+) -> None:
+    changed = {"fields": {arrival.field_id: "arrived early"}, "tagIds": [arrival.tag_id]}
+    answering(receiver, changed)
+    checked_in = await checking_in(client, arrival)
+    assert checked_in.status_code == 200, checked_in.text
+    assert {k: checked_in.json()[k] for k in changed} == changed
+    path = f"/{arrival.world.application_id}/appointments/{arrival.case_id}"
+    read = (await client.get(path, headers=arrival.auth)).json()
+    assert {k: read[k] for k in changed} == changed
+    status, (announced,) = await status_and_events(engine, arrival.case_id)
+    assert status == "Waiting"
+    assert {k: announced[k] for k in changed} == changed
+
+
+async def test_a_before_check_in_is_not_called_again_for_a_repeated_check_in(
+    client: httpx.AsyncClient, receiver: Receiver, arrival: Arrival
+) -> None:
+    first = await checking_in(client, arrival)
+    assert first.status_code == 200, first.text
+    again = await checking_in(client, arrival)
+    assert again.json() == first.json()
+    assert len(receiver.calls) == 1
+
+
+async def test_a_check_in_the_rules_refuse_calls_no_before_check_in(
+    client: httpx.AsyncClient, receiver: Receiver, arrival: Arrival, clock: FakeClock
+) -> None:
+    clock.set(datetime(2026, 12, 1, 7, 30, tzinfo=UTC))  # the window opens at 08:00
+    assert_problem(await checking_in(client, arrival), 422, "outside_check_in_window")
+    assert receiver.calls == []
+
+
+async def test_fields_and_tags_a_before_check_in_gives_are_checked_by_the_booking_rules(
+    client: httpx.AsyncClient, engine: AsyncEngine, receiver: Receiver, arrival: Arrival
+) -> None:
+    answering(receiver, {"fields": {arrival.field_id: 42}, "tagIds": [str(uuid.uuid4())]})
+    problem = assert_problem(
+        await checking_in(client, arrival), 422, "invalid_field_value", f"fields.{arrival.field_id}"
+    )
+    assert [e["code"] for e in problem["errors"]] == ["invalid_field_value", "tag_not_found"]
+    assert "Field 'Note' must be a string" in problem["detail"]
+    assert await status_and_events(engine, arrival.case_id) == ("Planned", [])
+
+
+@pytest.mark.parametrize(
+    ("on_failure", "status"), [("refuse", 503), ("book", 200)], ids=["refuse", "go-on"]
+)
+async def test_a_before_check_in_that_times_out_refuses_or_checks_in_as_the_organization_says(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    receiver: Receiver,
+    arrival: Arrival,
+    on_failure: str,
+    status: int,
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE webhook_endpoint SET before_hook_timeout_ms = 200, "
+                "on_before_hook_failure = :on_failure"
+            ),
+            {"on_failure": on_failure},
+        )
+    answering(receiver, {"tagIds": [arrival.tag_id]})  # too late to count
+    receiver.delay_s = 1.0
+    started = time.monotonic()
+    answered = await checking_in(client, arrival)
+    assert time.monotonic() - started < 0.9  # the timeout, not the receiver, decides
+    assert answered.status_code == status, answered.text
+    if status == 503:
+        assert answered.json()["code"] == "webhook_unavailable"
+        assert await status_and_events(engine, arrival.case_id) == ("Planned", [])
+    else:
+        assert (answered.json()["status"], answered.json()["tagIds"]) == ("Waiting", [])
+
+
+async def test_a_before_check_in_answer_with_a_key_of_the_booking_hook_is_a_failure(
+    client: httpx.AsyncClient, engine: AsyncEngine, receiver: Receiver, arrival: Arrival
+) -> None:
+    answering(receiver, {"channel": "Phone"})  # beforeBookAppointment's, not beforeCheckIn's
+    assert_problem(await checking_in(client, arrival), 503, "webhook_unavailable")
+    assert await status_and_events(engine, arrival.case_id) == ("Planned", [])
+
+
+async def test_a_before_check_in_is_called_without_the_calendar_days_lock(
+    db: Database, settings: Settings, database_url: str, engine: AsyncEngine, receiver: Receiver
+) -> None:
+    """While the receiver takes its time, another write of the same calendar-day (which takes
+    its lock) goes through: the check-in holds neither the lock nor a connection then."""
+    world, _ = await before_hooked(engine, receiver, CHECK_IN_HOOKS)
+    checking_in, other = await book_many(db, world, 2)
+    catalog = await catalog_of(db, world)
+    day = booking(world, 0).day
+    receiver.delay_s = 1.0
+    hooks = BeforeHooks(settings)
+    try:
+        command = CheckIn(day=day, case_id=checking_in.case_id, mode=CheckInMode.AGENT)
+        at = checking_in.starts_at - timedelta(minutes=10)
+        task = asyncio.create_task(appointments.check_in(db, catalog, command, at, hooks=hooks))
+        await in_thread(receiver.wait_for_arrivals, 1)
+        cancel = CancelAppointment(day, other.case_id)
+        cancelled = await asyncio.wait_for(appointments.cancel(db, catalog, cancel, at), 0.5)
+        assert cancelled.status is AppointmentStatus.CANCELLED
+        assert not task.done()  # the receiver still holds the check-in
+        assert (await task).status is AppointmentStatus.WAITING
+    finally:
+        await hooks.close()

@@ -64,6 +64,20 @@ class CustomerFieldKind(StrEnum):
     EMAIL = "email"
 
 
+class Hook(StrEnum):
+    """The service hooks of the original this server calls, as a service switches them on
+    (`{baseUrl}/service/actions/{hook}`): the before-hooks during the request, the after-hooks
+    from the outbox. The original has no cancel or reschedule hook: those two are named in its
+    style."""
+
+    BEFORE_BOOK = "beforeBookAppointment"
+    BEFORE_CHECK_IN = "beforeCheckIn"
+    AFTER_BOOK = "afterBookAppointment"
+    AFTER_CANCEL = "afterCancelAppointment"
+    AFTER_CHECK_IN = "afterCheckIn"
+    AFTER_RESCHEDULE = "afterRescheduleAppointment"
+
+
 @dataclass(frozen=True, slots=True)
 class CalendarDay:
     """One calendar unit of a service on one local date: what a booking occupies, what a

@@ -42,7 +42,7 @@ class Runtime:
     verifier: TokenVerifier
     clock: Clock
     rate_limits: RateLimits
-    before_hooks: BeforeHooks | None = None  # the organizations' beforeBookAppointment
+    before_hooks: BeforeHooks | None = None  # beforeBookAppointment, beforeCheckIn
 
 
 def runtime_of(request: Request) -> Runtime:

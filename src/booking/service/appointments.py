@@ -10,6 +10,10 @@ hook is on), COMMIT; plus one read of the customer record when the request names
 UPDATE that consumes the hold when it names a reservation token. With an Idempotency-Key, the
 claim's INSERT comes after the BEGIN and the answer's UPDATE before the COMMIT.
 
+A check-in: BEGIN with the lock, lock the appointment, UPDATE (status, fields and tags), (write
+the afterCheckIn event,) COMMIT; with beforeCheckIn on, one read of the appointment before, so
+that the receiver is called without the lock.
+
 A reschedule: BEGIN with both calendar-days' locks and the moves of both stamps, lock the
 appointment, (consume the hold,) read the target's intervals, move (one UPDATE, with the new
 date's ticket), COMMIT.
@@ -22,7 +26,7 @@ from datetime import datetime
 from functools import partial
 from typing import TypeVar
 
-from booking.domain import CalendarDay
+from booking.domain import CalendarDay, Hook
 from booking.service import calendar_day, occupancy, rules
 from booking.service.availability import Interval
 from booking.service.calendar_day import OnceOnly
@@ -34,7 +38,7 @@ from booking.service.commands import (
     RescheduleAppointment,
 )
 from booking.service.errors import DomainError, NotFound
-from booking.service.webhooks import events
+from booking.service.webhooks import before, events
 from booking.service.webhooks.before import BeforeHooks
 from booking.store import appointments as store
 from booking.store import holds
@@ -151,7 +155,7 @@ async def _cancel(
         return record
     await store.mark_cancelled(tx, case_id, now)
     cancelled = store.cancelled(record, now)
-    await events.announce(tx, catalog, events.AFTER_CANCEL, cancelled)
+    await events.announce(tx, catalog, Hook.AFTER_CANCEL, cancelled)
     return cancelled
 
 
@@ -170,25 +174,66 @@ async def check_in(
     command: CheckIn,
     now: datetime,
     once: OnceOnly[AppointmentRecord, Replayed] | None = None,
+    hooks: BeforeHooks | None = None,
 ) -> AppointmentRecord | Replayed:
     """Move a planned appointment to the service's initial case status (Waiting or Pending)
-    inside its check-in window. Checking in again answers the same, never a toggle."""
+    inside its check-in window. Checking in again answers the same, never a toggle. With
+    `hooks`, the organization's beforeCheckIn sees (and may change the fields and tags of, or
+    cancel) the check-in first, before any lock is taken."""
     rules.find_calendar(catalog, command.day)
+    hooked = before.endpoint_of(catalog, command.day.service_id, Hook.BEFORE_CHECK_IN)
+    if hooks is not None and hooked is not None:
+        command = await _before_check_in(db, catalog, command, now, hooks)
     return await calendar_day.write(
-        db, command.day, _nothing_to_check, partial(_check_in, catalog, command, now), once
+        db,
+        command.day,
+        partial(rules.check_check_in, catalog, command),
+        partial(_check_in, catalog, command, now),
+        once,
     )
 
 
+async def _before_check_in(
+    db: Database, catalog: Catalog, command: CheckIn, now: datetime, hooks: BeforeHooks
+) -> CheckIn:
+    """`command` as beforeCheckIn changed it, asked of the appointment as the check-in would
+    leave it (one read, without the lock: the hook is never called holding it). Not asked when
+    the check-in would change nothing or be refused: no such appointment in the calendar-day,
+    one checked in already (a repeat answers the same and calls no receiver), or a rule it
+    breaks; the in-lock step then answers (or replays what an Idempotency-Key's first attempt
+    answered). That step checks every rule again on the row as it is then: a check-in that
+    another one beat to the lock is a repeat, and the receiver's answer to it is dropped."""
+    async with db.read() as conn:
+        record = await store.in_organization(conn, command.case_id, catalog.organization_id)
+    if record is None:
+        return command
+    if CalendarDay(record.service_id, record.cu_index, record.on_date) != command.day:
+        return command
+    service = rules.find_service(catalog, command.day.service_id)
+    try:
+        status = rules.check_in_status(record, service, command.mode, now)
+    except DomainError:
+        return command
+    if status is None:
+        return command
+    return await hooks.before_check_in(catalog, command, store.checked_in(record, status, now))
+
+
 async def _check_in(
-    catalog: Catalog, command: CheckIn, now: datetime, tx: LockedCalendarDay, _: None
+    catalog: Catalog,
+    command: CheckIn,
+    now: datetime,
+    tx: LockedCalendarDay,
+    checked: rules.CheckedCheckIn,
 ) -> AppointmentRecord:
     record = await _locked_appointment(tx, catalog, command.case_id)
     service = rules.find_service(catalog, tx.day.service_id)
     status = rules.check_in_status(record, service, command.mode, now)
     if status is None:
         return record
-    checked_in = await store.mark_checked_in(tx, record, status, now)
-    await events.announce(tx, catalog, events.AFTER_CHECK_IN, checked_in)
+    checked_in = store.checked_in(record, status, now, checked.fields, checked.tag_ids)
+    await store.mark_checked_in(tx, checked_in)
+    await events.announce(tx, catalog, Hook.AFTER_CHECK_IN, checked_in)
     return checked_in
 
 
@@ -263,7 +308,7 @@ async def _move(
         bypassed_timeslot_check=command.bypass_timeslot_check,
     )
     moved = await store.move(source, target, record, to)
-    await events.announce(target, catalog, events.AFTER_RESCHEDULE, moved)
+    await events.announce(target, catalog, Hook.AFTER_RESCHEDULE, moved, previous=record)
     return moved
 
 

@@ -121,3 +121,7 @@ class CheckIn:
     day: CalendarDay
     case_id: uuid.UUID
     mode: CheckInMode
+    # What replaces the appointment's fields and tags as it is checked in: set only by the
+    # organization's beforeCheckIn (the API sends none). None: the appointment's own.
+    fields: dict[uuid.UUID, Any] | None = None
+    tag_ids: list[uuid.UUID] | None = None

@@ -36,7 +36,7 @@ from booking.service.catalog import (
     ServiceConfig,
     ServiceTypeConfig,
 )
-from booking.service.commands import BookAppointment, HoldSlot
+from booking.service.commands import BookAppointment, CheckIn, HoldSlot
 from booking.service.errors import (
     Conflict,
     DomainError,
@@ -790,6 +790,26 @@ def check_in_status(
             code="outside_check_in_window",
         )
     return service.initial_case_status
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedCheckIn:
+    """The fields and tags a check-in replaces the appointment's with (beforeCheckIn's),
+    checked by the rules a booking's are; None: the appointment's own."""
+
+    fields: dict[str, Any] | None
+    tag_ids: list[uuid.UUID] | None
+
+
+def check_check_in(catalog: Catalog, command: CheckIn) -> CheckedCheckIn:
+    """Every rule on what a check-in changes that needs no database (each broken one in the
+    one error raised); the rules on the appointment itself (`check_in_status`) need its row."""
+    broken: list[DomainError] = []
+    fields = None if command.fields is None else check_fields(catalog, command.fields, broken)
+    tag_ids = None if command.tag_ids is None else check_tags(catalog, command.tag_ids, broken)
+    if broken:
+        raise several(broken)
+    return CheckedCheckIn(fields, tag_ids)
 
 
 def check_movable(record: AppointmentRecord, now: datetime) -> None:

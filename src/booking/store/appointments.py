@@ -372,9 +372,16 @@ _MARK_CANCELLED = compiled(
 _MARK_CHECKED_IN = compiled(
     update(Appointment)
     .where(Appointment.id == bindparam("id"))
-    .values(status=bindparam("status"), status_date=bindparam("at")),
+    .values(
+        status=bindparam("status"),
+        status_date=bindparam("status_date"),
+        fields=bindparam("fields"),
+        tag_ids=bindparam("tag_ids"),
+    ),
     "status",
-    "at",
+    "status_date",
+    "fields",
+    "tag_ids",
     "id",
 )
 
@@ -617,12 +624,35 @@ def cancelled(record: AppointmentRecord, at: datetime) -> AppointmentRecord:
     )
 
 
-async def mark_checked_in(
-    tx: LockedCalendarDay, record: AppointmentRecord, status: AppointmentStatus, at: datetime
+def checked_in(
+    record: AppointmentRecord,
+    status: AppointmentStatus,
+    at: datetime,
+    fields: dict[str, Any] | None = None,
+    tag_ids: list[uuid.UUID] | None = None,
 ) -> AppointmentRecord:
-    """Set the status a check-in gives; answers the record as its row is now."""
-    await tx.conn.execute(_MARK_CHECKED_IN.sql, status, at, record.case_id)
-    return dataclasses.replace(record, status=status, status_date=at)
+    """`record` checked in to `status` at `at`, with `fields` and `tag_ids` when given (None:
+    its own): what `mark_checked_in` writes."""
+    return dataclasses.replace(
+        record,
+        status=status,
+        status_date=at,
+        fields=record.fields if fields is None else fields,
+        tag_ids=record.tag_ids if tag_ids is None else tag_ids,
+    )
+
+
+async def mark_checked_in(tx: LockedCalendarDay, checked_in: AppointmentRecord) -> None:
+    """Write what a check-in changes (`checked_in`'s status, its date, fields and tags) in one
+    UPDATE."""
+    await tx.conn.execute(
+        _MARK_CHECKED_IN.sql,
+        checked_in.status,
+        checked_in.status_date,
+        checked_in.fields,
+        checked_in.tag_ids,
+        checked_in.case_id,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,7 +168,9 @@ async def cancel_appointment(
     description="Moves a `Planned` appointment to the service's initial case status "
     "(`Waiting`, or `Pending`), inside the service's check-in window. `Kiosk` mode is refused "
     "(403 `self_check_in_not_allowed`) when the appointment has `preventSelfCheckIn`; `Agent` "
-    "mode is allowed. Checking in again answers 200 with the same body.",
+    "mode is allowed. Checking in again answers 200 with the same body. With the "
+    "organization's `beforeCheckIn` hook on, its receiver may replace `fields` and `tagIds` "
+    "(checked like a booking's) or cancel the check-in (422 `cancelled_by_webhook`).",
     openapi_extra=WITH_IDEMPOTENCY_KEY,
 )
 async def check_in_appointment(
@@ -188,7 +190,9 @@ async def check_in_appointment(
     key = idempotency_key(
         request, application_id, services.settings.idempotency_ttl_s, now, body, render
     )
-    outcome = await appointments.check_in(services.db, caller.catalog, command, now, key)
+    outcome = await appointments.check_in(
+        services.db, caller.catalog, command, now, key, services.before_hooks
+    )
     return respond(outcome, key, render)
 
 

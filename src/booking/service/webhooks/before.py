@@ -1,16 +1,18 @@
-"""beforeBookAppointment: the organization's receiver sees a booking before it is made, and may
-change its `fields`, `tagIds`, customer, service type or channel, or cancel it.
+"""The before-hooks: the organization's receiver sees a booking (`beforeBookAppointment`) or a
+check-in (`beforeCheckIn`) before it is made, and may change it or cancel it.
 
-Called in the booking request, before the calendar-day's lock is taken (never while holding
-it), only for a booking that passed every rule that needs no database; within the
-organization's timeout (`beforeHookTimeoutMs`, connect to last byte). The changed booking is
-then checked by every rule again, like any other. The body is afterBookAppointment's (with
-the `caseId` the case will get, `ticket.number` null, no `eventSequence`), signed the same way.
-The answer: 2xx with no body (book as it is), or a JSON object with any of `fields`,
-`tagIds`, `customerRecordId`, `serviceTypeId`, `channel` (each replaces the booking's), or
-`cancel: true` and a `message` (422 `cancelled_by_webhook` with that message). A timeout, a
-non-2xx answer, an answer too long or not of that shape: 503 `webhook_unavailable`, or, when
-the organization says `onBeforeHookFailure: book`, the booking goes on unchanged.
+Called in the request, before the calendar-day's lock is taken (never while holding it), only
+for a change that passed every rule checked before the lock; within the organization's
+timeout (`beforeHookTimeoutMs`, connect to last byte). The changed booking or check-in is then
+checked by every rule again, like any other. The body is the after-hook's (a booking's with
+the `caseId` the case will get and `ticket.number` null; a check-in's as the appointment will
+be once checked in), without `eventSequence`, signed the same way. The answer: 2xx with no
+body (go on as it is), or a JSON object with any of `fields`, `tagIds` and, for a booking,
+`customerRecordId`, `serviceTypeId`, `channel` (each replaces the booking's or the
+appointment's), or `cancel: true` and a `message` (422 `cancelled_by_webhook` with that
+message). A timeout, a non-2xx answer, an answer too long or not of that shape (another key
+included): 503 `webhook_unavailable`, or, when the organization says `onBeforeHookFailure:
+book`, the booking or check-in goes on unchanged.
 """
 
 from __future__ import annotations
@@ -20,38 +22,55 @@ import dataclasses
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from booking.domain import Channel
+from booking.domain import Channel, Hook
 from booking.service import rules
-from booking.service.catalog import Catalog
-from booking.service.commands import BookAppointment
+from booking.service.catalog import Catalog, WebhookEndpointConfig
+from booking.service.commands import BookAppointment, CheckIn
 from booking.service.errors import ReceiverUnavailable, RuleViolation
 from booking.service.webhooks import addresses, events, signing
 from booking.service.webhooks.delivery import USER_AGENT, hook_url
 from booking.settings import Settings
-from booking.store.appointments import inserted
+from booking.store.appointments import AppointmentRecord, inserted
 from booking.store.db import uuid_text
 
-BEFORE_BOOK = "beforeBookAppointment"
 log = logging.getLogger("booking.webhooks")
 
 
-class BeforeBookAnswer(BaseModel):
+class BeforeAnswer(BaseModel):
+    """What every before-hook may answer (beforeCheckIn's whole answer)."""
+
     model_config = ConfigDict(alias_generator=to_camel, extra="forbid")
 
     fields: dict[uuid.UUID, Any] | None = None
     tag_ids: list[uuid.UUID] | None = None
+    cancel: bool = False
+    message: Annotated[str, Field(max_length=500)] | None = None
+
+
+class BeforeBookAnswer(BeforeAnswer):
     customer_record_id: uuid.UUID | None = None
     service_type_id: uuid.UUID | None = None
     channel: Channel | None = None
-    cancel: bool = False
-    message: Annotated[str, Field(max_length=500)] | None = None
+
+
+def endpoint_of(
+    catalog: Catalog, service_id: uuid.UUID, hook: Hook
+) -> WebhookEndpointConfig | None:
+    """The receiver `hook` calls for the service, or None when the hook is off for it."""
+    service = catalog.services.get(service_id)
+    if service is None or hook not in service.webhooks:
+        return None
+    return catalog.webhook_endpoint
+
+
+Answer = TypeVar("Answer", bound=BeforeAnswer)
 
 
 class _Failed(Exception):
@@ -81,17 +100,47 @@ class BeforeHooks:
     ) -> BookAppointment:
         """`command` as the receiver changed it (unchanged when the hook is off), or raise
         `RuleViolation` (cancelled, or a rule broken) or `ReceiverUnavailable`."""
-        service = catalog.services.get(command.day.service_id)
-        endpoint = catalog.webhook_endpoint
-        if service is None or endpoint is None or BEFORE_BOOK not in service.webhooks:
+        endpoint = endpoint_of(catalog, command.day.service_id, Hook.BEFORE_BOOK)
+        if endpoint is None:
             return command
         checked = rules.check_booking(catalog, command, now)  # the receiver sees valid ones
         row = rules.new_appointment(checked, catalog.organization_id, application_id, case_id, now)
         body = events.body(catalog, inserted(row, 0, checked.slot.service_type.name, None))
         body["ticket"]["number"] = None
+        answer = await self._ask(endpoint, Hook.BEFORE_BOOK, body, BeforeBookAnswer, "booking")
+        return command if answer is None else _changed_booking(command, answer)
+
+    async def before_check_in(
+        self, catalog: Catalog, command: CheckIn, checked_in: AppointmentRecord
+    ) -> CheckIn:
+        """`command` with the `fields` and `tagIds` the receiver gave (unchanged when the hook
+        is off), asked of the appointment `checked_in` as the check-in will leave it; or raise
+        `RuleViolation` (cancelled) or `ReceiverUnavailable`. The rules check the changes
+        after (`rules.check_check_in`)."""
+        endpoint = endpoint_of(catalog, command.day.service_id, Hook.BEFORE_CHECK_IN)
+        if endpoint is None:
+            return command
+        body = events.body(catalog, checked_in)
+        answer = await self._ask(endpoint, Hook.BEFORE_CHECK_IN, body, BeforeAnswer, "check-in")
+        if answer is None:
+            return command
+        return dataclasses.replace(command, **_changed_fields_and_tags(answer))
+
+    async def _ask(
+        self,
+        endpoint: WebhookEndpointConfig,
+        hook: Hook,
+        body: dict[str, Any],
+        answer_type: type[Answer],
+        what: str,
+    ) -> Answer | None:
+        """The receiver's answer to `hook` about a `what`, sent `body` (an after-hook's,
+        whose `eventSequence` it drops): None when the receiver failed and the organization
+        goes on unchanged then; raise `ReceiverUnavailable` when the organization refuses
+        then, and `RuleViolation` when the receiver cancels."""
         del body["eventSequence"]
         raw = orjson.dumps(body, default=uuid_text)
-        url = hook_url(endpoint.base_url, BEFORE_BOOK)
+        url = hook_url(endpoint.base_url, hook)
         headers = {"Content-Type": "application/json"} | signing.headers(
             str(uuid.uuid4()),
             raw,
@@ -102,25 +151,27 @@ class BeforeHooks:
         try:
             async with asyncio.timeout(endpoint.before_hook_timeout_s):
                 await addresses.check(url, self.allowed)
-                answer = await self._call(url, raw, headers)
+                answer = await self._call(url, raw, headers, answer_type)
         except (TimeoutError, httpx.HTTPError, addresses.AddressRefused, _Failed) as error:
             reason = "timed out" if isinstance(error, TimeoutError) else str(error) or "failed"
             if endpoint.refuse_on_before_hook_failure:
-                log.warning("beforeBookAppointment %s: booking refused", reason)
+                log.warning("%s %s: refusing the %s", hook, reason, what)
                 raise ReceiverUnavailable(
                     "The organization's webhook receiver did not answer in time; retry shortly.",
                     code="webhook_unavailable",
                 ) from None
-            log.warning("beforeBookAppointment %s: booked unchanged", reason)
-            return command
+            log.warning("%s %s: the %s goes on unchanged", hook, reason, what)
+            return None
         if answer.cancel:
             raise RuleViolation(
-                answer.message or "The organization's webhook cancelled the booking.",
+                answer.message or f"The organization's webhook cancelled the {what}.",
                 code="cancelled_by_webhook",
             )
-        return _changed(command, answer)
+        return answer
 
-    async def _call(self, url: str, raw: bytes, headers: dict[str, str]) -> BeforeBookAnswer:
+    async def _call(
+        self, url: str, raw: bytes, headers: dict[str, str], answer_type: type[Answer]
+    ) -> Answer:
         async with self._client.stream("POST", url, content=raw, headers=headers) as response:
             if not 200 <= response.status_code < 300:
                 raise _Failed(f"answered HTTP {response.status_code}")
@@ -130,20 +181,26 @@ class BeforeHooks:
                 if len(content) > self.max_answer_bytes:
                     raise _Failed("answered more than WEBHOOK_MAX_RESPONSE_BYTES")
         if not content.strip():
-            return BeforeBookAnswer()
+            return answer_type()
         try:
-            return BeforeBookAnswer.model_validate_json(content)
+            return answer_type.model_validate_json(content)
         except ValidationError:
-            raise _Failed("answered a body that is not a beforeBookAppointment answer") from None
+            raise _Failed("answered a body that is not an answer of its hook") from None
 
 
-def _changed(command: BookAppointment, answer: BeforeBookAnswer) -> BookAppointment:
-    given = answer.model_fields_set
+def _changed_fields_and_tags(answer: BeforeAnswer) -> dict[str, Any]:
+    """The `fields` and `tagIds` an answer replaces (an absent or null one is kept)."""
     changes: dict[str, Any] = {}
-    if "fields" in given and answer.fields is not None:
+    if answer.fields is not None:
         changes["fields"] = answer.fields
-    if "tag_ids" in given and answer.tag_ids is not None:
+    if answer.tag_ids is not None:
         changes["tag_ids"] = answer.tag_ids
+    return changes
+
+
+def _changed_booking(command: BookAppointment, answer: BeforeBookAnswer) -> BookAppointment:
+    given = answer.model_fields_set
+    changes = _changed_fields_and_tags(answer)
     if "customer_record_id" in given:
         changes["customer_record_id"] = answer.customer_record_id
     if "service_type_id" in given and answer.service_type_id is not None:

@@ -225,14 +225,6 @@ class InboxSpec(Spec):
     name: Name
 
 
-# The service hooks of the original this server calls (after-hooks, from the outbox).
-HookName = Literal[
-    "beforeBookAppointment",
-    "afterBookAppointment",
-    "afterCancelAppointment",
-    "afterCheckIn",
-    "afterRescheduleAppointment",
-]
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 MIN_WEBHOOK_SECRET_BYTES = 24
 
@@ -278,8 +270,8 @@ class WebhooksSpec(Spec):
     base_url: Annotated[StrictStr, AfterValidator(_http_url)]
     authorization: Literal["None", "HMAC"] = "None"
     secrets: Annotated[list[WebhookSecret], Field(min_length=1), AfterValidator(_unique)]
-    # beforeBookAppointment is called during the booking request: how long it may take, and
-    # what a timeout or an error does (refuse the booking with 503, or book it unchanged).
+    # The before-hooks are called during the request (a booking, a check-in): how long they
+    # may take, and what a timeout or an error does (refuse with 503, or go on unchanged).
     before_hook_timeout_ms: Annotated[StrictInt, Field(ge=100, le=10_000)] = 2000
     on_before_hook_failure: Literal["refuse", "book"] = "refuse"
 
@@ -308,7 +300,7 @@ class ServiceSpec(Spec):
     service_types: list[ServiceTypeSpec] = Field(default_factory=list)
     calendar_units: list[CalendarUnitSpec] = Field(default_factory=list)
     # The hooks switched on for this service (the organization's `webhooks` must be enabled).
-    webhooks: Annotated[list[HookName], AfterValidator(_unique)] = Field(default_factory=list)
+    webhooks: Annotated[list[domain.Hook], AfterValidator(_unique)] = Field(default_factory=list)
 
 
 class CustomerFieldTypeSpec(Spec):
