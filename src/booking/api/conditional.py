@@ -55,9 +55,12 @@ def _matches(if_none_match: str, tag: str) -> bool:
     )
 
 
-def conditional_json(request: Request, content: BaseModel | Sequence[BaseModel]) -> Response:
-    """The JSON of `content` with its `ETag`, or 304 when the request already has it."""
-    body = json_body(content)
+def conditional_json(
+    request: Request, content: BaseModel | Sequence[BaseModel] | bytes
+) -> Response:
+    """The JSON of `content` (models, or their JSON already) with its `ETag`, or 304 when the
+    request already has it."""
+    body = content if isinstance(content, bytes) else json_body(content)
     tag = entity_tag(body)
     headers = {"ETag": tag}
     if_none_match = request.headers.get("if-none-match")

@@ -20,7 +20,8 @@ from booking.api.schemas import (
     BookAppointmentRequest,
     CheckInRequest,
     RescheduleRequest,
-    json_response,
+    appointment_json,
+    appointments_json,
 )
 from booking.domain import CalendarDay
 from booking.service import appointments
@@ -36,19 +37,15 @@ from booking.store.appointments import AppointmentRecord
 router = APIRouter(tags=["appointments"], route_class=LeanRoute)
 
 
-def _appointment_json(catalog: Catalog, record: AppointmentRecord) -> bytes:
-    return AppointmentOut.from_record(record, catalog).model_dump_json(by_alias=True).encode()
-
-
 def _created(
     application_id: uuid.UUID, catalog: Catalog, record: AppointmentRecord
 ) -> StoredResponse:
     location = f"/{application_id}/appointments/{record.case_id}"
-    return StoredResponse(201, _appointment_json(catalog, record), {"Location": location})
+    return StoredResponse(201, appointment_json(record, catalog), {"Location": location})
 
 
 def _changed(catalog: Catalog, record: AppointmentRecord) -> StoredResponse:
-    return StoredResponse(200, _appointment_json(catalog, record), {})
+    return StoredResponse(200, appointment_json(record, catalog), {})
 
 
 @router.post(
@@ -116,7 +113,7 @@ async def list_appointments(
     day = CalendarDay(service_id, cu_index, on_date)
     catalog = caller.catalog
     records = await appointments.of_calendar_day(services.db, catalog, day, customer_record_id)
-    return conditional_json(request, [AppointmentOut.from_record(r, catalog) for r in records])
+    return conditional_json(request, appointments_json(records, catalog))
 
 
 @router.get(
@@ -127,7 +124,7 @@ async def list_appointments(
 )
 async def get_appointment(caller: Manager, services: Services, case_id: CaseId) -> Response:
     record = await appointments.get(services.db, caller.catalog, case_id)
-    return json_response(AppointmentOut.from_record(record, caller.catalog))
+    return Response(appointment_json(record, caller.catalog), media_type="application/json")
 
 
 @router.delete(

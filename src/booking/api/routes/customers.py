@@ -21,7 +21,7 @@ from booking.api.deps import CustomersManager, CustomersManagerSendingJson, Mana
 from booking.api.idempotency import WITH_IDEMPOTENCY_KEY, StoredResponse, idempotency_key, respond
 from booking.api.lean_route import LeanRoute
 from booking.api.problems import responses as problems
-from booking.api.schemas import AppointmentOut, PathDate, json_response
+from booking.api.schemas import AppointmentOut, PathDate, appointments_json, json_response
 from booking.service import customers
 from booking.service.commands import (
     CreateCustomer,
@@ -172,4 +172,4 @@ async def list_customer_appointments(
     records = await customers.customer_appointments(
         services.db, caller.catalog, record_id, first_date, last_date
     )
-    return json_response([AppointmentOut.from_record(r, caller.catalog) for r in records])
+    return Response(appointments_json(records, caller.catalog), media_type="application/json")
