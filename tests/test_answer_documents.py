@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
-from asyncpg.pgproto.pgproto import UUID as DriverUUID  # ids as read from the database
+from asyncpg.pgproto.pgproto import UUID as DRIVER_UUID  # ids as read from the database
 from pydantic import BaseModel
 
 from booking.api.schemas import AppointmentOut, appointment_document, appointment_json
@@ -77,7 +77,7 @@ EVERYTHING_SET = replace(
     rescheduled_from_date=date(2026, 12, 1),
     rescheduled_from_cu_index=1,
     rescheduled_from_start=600,
-    tag_ids=[DriverUUID(str(uuid.uuid4()))],
+    tag_ids=[DRIVER_UUID(str(uuid.uuid4()))],
 )
 ELSEWHERE = replace(BOOKED, service_id=uuid.uuid4(), contact_phone=None, contact_email=None)
 
