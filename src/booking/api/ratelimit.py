@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from limits import RateLimitItem
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits import RateLimitItem, storage, strategies
+from limits.aio.storage import RedisStorage
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import ConnectionPool
@@ -70,12 +70,24 @@ class RateLimitExceeded(Exception):
 
 
 class Limiter:
-    """The limits of one kind of key (applications, or client addresses)."""
+    """The limits of one kind of key (applications, or client addresses), counted in this
+    process (limits' synchronous memory storage: a dictionary; its asynchronous twin starts a
+    task on almost every hit to expire counters) or in a shared Redis."""
 
-    def __init__(self, name: str, items: Sequence[RateLimitItem], storage: Storage) -> None:
+    def __init__(
+        self,
+        name: str,
+        items: Sequence[RateLimitItem],
+        counters: storage.MemoryStorage | RedisStorage,
+    ) -> None:
         self.name = name
         self.items = list(items)
-        self._strategy = FixedWindowRateLimiter(storage)
+        self._local: strategies.FixedWindowRateLimiter | None = None
+        self._shared: FixedWindowRateLimiter | None = None
+        if isinstance(counters, storage.MemoryStorage):
+            self._local = strategies.FixedWindowRateLimiter(counters)
+        else:
+            self._shared = FixedWindowRateLimiter(counters)
         self._policy_names = [f"{name}-{item.get_expiry()}s" for item in self.items]
         self._header_policy = ", ".join(
             f'"{policy}";q={item.amount};w={item.get_expiry()}'
@@ -94,8 +106,13 @@ class Limiter:
         now = time.time()
         try:
             for policy, item in zip(self._policy_names, self.items, strict=True):
-                within = await self._strategy.hit(item, self.name, key)
-                stats = await self._strategy.get_window_stats(item, self.name, key)
+                if self._local is not None:
+                    within = self._local.hit(item, self.name, key)
+                    stats = self._local.get_window_stats(item, self.name, key)
+                else:
+                    assert self._shared is not None
+                    within = await self._shared.hit(item, self.name, key)
+                    stats = await self._shared.get_window_stats(item, self.name, key)
                 reset_s = max(0, math.ceil(stats.reset_time - now))
                 states.append(f'"{policy}";r={stats.remaining};t={reset_s}')
                 if not within:
@@ -114,22 +131,24 @@ class RateLimits:
     """The process's two limiters (RATE_LIMIT_APPLICATION, RATE_LIMIT_CLIENT_ADDRESS)."""
 
     def __init__(self, application: str, client_address: str, storage_url: str | None) -> None:
-        storage: Storage = MemoryStorage()
+        counters: storage.MemoryStorage | RedisStorage
         self._redis: ConnectionPool | None = None
         if storage_url:
             url = storage_url.removeprefix("async+")
             self._redis = ConnectionPool.from_url(
                 url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
             )
-            storage = RedisStorage(
+            counters = RedisStorage(
                 "async+" + url,
                 implementation="redispy",
                 wrap_exceptions=True,
                 # A documented option (typed as scalars only): the pool is ours to close.
                 connection_pool=self._redis,  # type: ignore[arg-type]
             )
-        self.application = Limiter("application", parse_limits(application), storage)
-        self.client_address = Limiter("client-address", parse_limits(client_address), storage)
+        else:
+            counters = storage.MemoryStorage()
+        self.application = Limiter("application", parse_limits(application), counters)
+        self.client_address = Limiter("client-address", parse_limits(client_address), counters)
 
     async def charge_application(self, scope: Scope, application_id: str) -> None:
         """An authenticated request, counted against its application: RateLimitExceeded (429)
