@@ -185,7 +185,7 @@ async def run(args: argparse.Namespace, wrk: str, report: dict[str, Any]) -> int
         if not args.skip_webhooks:
             print("\nWebhooks: the event's CPU, commit to receiver at 200 events/s ...", flush=True)
             api.stop()  # its deliverer would also take the phase's events
-            figures = await webhooks_phase(db, args.rounds)
+            figures = await webhooks_phase(db)
             report["webhooks"] = reporting.webhook_figures(figures, report["ratios"])
 
         report["targets"] = reporting.evaluate_targets(report)
