@@ -27,6 +27,8 @@ TARGETS = {
     "range_vacancies_cpu_advantage": 10.0,  # CPU of the 310 single-day calls / of one range call
     "customer_query_server_ms": 2.0,  # median Server-Timing, find by key field, 1M records
     "customer_query_ratio": 1.5,  # its median at 1M records over its median at 1,000
+    "webhook_event_cpu_share": 0.05,  # the event's CPU / a booking's, (a)'s median per request
+    "webhook_delivery_p99_ms": 1000.0,  # commit to receiver at 200 events/s
 }
 
 
@@ -80,6 +82,9 @@ def booking_figures(
             "booking_over_reference_rps": ratio(booking_rps, reference_rps),
             "booking_median_rps": round(booking_rps, 1),
             "reference_median_rps": round(reference_rps, 1),
+            "booking_median_cpu_ms": round(
+                statistics.median(r.server_cpu_ms_per_request for r in rounds["booking"]), 3
+            ),
         },
     }
 
@@ -102,6 +107,15 @@ def lock_figures(rounds: dict[str, list[WrkResult]]) -> dict[str, Any]:
         "rounds": {k: [r.to_json() for r in rs] for k, rs in rounds.items()},
         "row_over_advisory_rps": ratio(medians["row"]["rps"], medians["advisory"]["rps"]),
     }
+
+
+def webhook_figures(figures: dict[str, Any], ratios: dict[str, Any]) -> dict[str, Any]:
+    """The webhooks phase's figures, with the event's CPU as a share of a whole booking's: the
+    server CPU per request of (a), median of its rounds."""
+    cpu = figures["cpu"]
+    cpu["booking_request_ms"] = ratios["booking_median_cpu_ms"]
+    cpu["share_of_booking_request"] = ratio(cpu["event_ms"], ratios["booking_median_cpu_ms"])
+    return figures
 
 
 def evaluate_targets(report: dict[str, Any]) -> dict[str, Any]:
@@ -178,6 +192,20 @@ def evaluate_targets(report: dict[str, Any]) -> dict[str, Any]:
             "target": TARGETS["customer_query_ratio"],
             "met": customers["median_ratio"] <= TARGETS["customer_query_ratio"],
         }
+    hooks = report.get("webhooks")
+    if hooks:
+        share, p99 = hooks["cpu"]["share_of_booking_request"], hooks["delivery"]["p99_ms"]
+        targets["writing the webhook event <= 5% of a booking's CPU ((a), median)"] = {
+            "value": share,
+            "target": TARGETS["webhook_event_cpu_share"],
+            "met": share is not None and share <= TARGETS["webhook_event_cpu_share"],
+        }
+        delivered_all = hooks["delivery"]["delivered"] == hooks["delivery"]["bookings"]
+        targets["webhook commit to receiver p99 <= 1 s at 200 events/s, all delivered"] = {
+            "value": p99,
+            "target": TARGETS["webhook_delivery_p99_ms"],
+            "met": delivered_all and p99 is not None and p99 <= TARGETS["webhook_delivery_p99_ms"],
+        }
     return targets
 
 
@@ -206,6 +234,19 @@ def print_summary(report: dict[str, Any]) -> None:
             f"x{growth['booking_p50_ratio']}, rps x{growth['booking_rps_ratio']} (empty/1M); "
             f"vacancies p50 x{growth['vacancies_p50_ratio']}, "
             f"rps x{growth['vacancies_rps_ratio']} (empty/1M)"
+        )
+    hooks = report.get("webhooks")
+    if hooks:
+        cpu, delivery = hooks["cpu"], hooks["delivery"]
+        print(
+            f"webhooks: the event {cpu['event_ms']:+.3f} ms CPU per booking = "
+            f"{(cpu['share_of_booking_request'] or 0) * 100:.1f} % of a booking's "
+            f"{cpu['booking_request_ms']} ms ((a), median), "
+            f"{cpu['share_of_service_call'] * 100:.1f} % of the service call "
+            f"({cpu['hook_off_ms']} -> {cpu['hook_on_ms']} ms, medians of {cpu['rounds']} "
+            f"rounds); commit to receiver at {delivery['rate_per_s']:.0f}/s: p50 "
+            f"{delivery['p50_ms']} ms, p99 {delivery['p99_ms']} ms, max {delivery['max_ms']} ms "
+            f"({delivery['delivered']} of {delivery['bookings']} bookings' events)"
         )
     for name, checked in report.get("checks", {}).items():
         print(f"invariants after {name}: {'OK' if checked['ok'] else 'BROKEN'}")

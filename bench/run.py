@@ -15,7 +15,10 @@ reference, with the database's invariants verified after every booking run.
 4. Growth: (a) and (b) again with --growth-rows appointments (default 1,000,000) on past dates,
    the ratios to the empty table, and EXPLAIN (ANALYZE, BUFFERS) of the hot queries.
 5. Find a customer record by key field with 1,000 and then --customer-rows records (customers.py).
-6. Prints everything and writes bench/results/<UTC timestamp>.json and bench/results/latest.json.
+6. Webhooks (webhooks.py): the CPU a booking spends writing its event (hook on against off, in
+   this process, alternated rounds), and the delay from the event's commit to a real receiver at
+   200 events/s, delivered by a real server process.
+7. Prints everything and writes bench/results/<UTC timestamp>.json and bench/results/latest.json.
 
 This file is the command line and the order of the phases: the phases are in phases.py, wrk and
 its output in wrk.py, EXPLAIN in explain.py, the figures, targets and JSON in report.py, and
@@ -38,6 +41,7 @@ from benchkit import Database, Server
 from customers import customer_query_phase
 from phases import Bench, booking_rounds, dense_phase, growth_phase, lock_rounds
 from vacancy_range import range_phase
+from webhooks import webhooks_phase
 from wrk import find_wrk
 
 
@@ -81,6 +85,11 @@ def parse_args() -> argparse.Namespace:
         "--skip-range", action="store_true", help="no range-vacancies phase (vacancy_range.py)"
     )
     parser.add_argument("--skip-customers", action="store_true", help="no customer-query phase")
+    parser.add_argument(
+        "--skip-webhooks",
+        action="store_true",
+        help="no webhooks phase (the event's CPU, commit-to-receiver delay: webhooks.py)",
+    )
     parser.add_argument(
         "--customer-rows",
         type=int,
@@ -173,6 +182,12 @@ async def run(args: argparse.Namespace, wrk: str, report: dict[str, Any]) -> int
                 db, api, world, secret, args.customer_rows, args.timing_requests
             )
 
+        if not args.skip_webhooks:
+            print("\nWebhooks: the event's CPU, commit to receiver at 200 events/s ...", flush=True)
+            api.stop()  # its deliverer would also take the phase's events
+            figures = await webhooks_phase(db)
+            report["webhooks"] = reporting.webhook_figures(figures, report["ratios"])
+
         report["targets"] = reporting.evaluate_targets(report)
         return 0 if all(c["ok"] for c in checks.values()) else 1
     finally:
@@ -199,6 +214,7 @@ def main() -> int:
             "pool_size": args.pool_size,
             "reference_pool_size": args.reference_pool_size,
             "growth_rows": None if args.skip_growth else args.growth_rows,
+            "webhooks": not args.skip_webhooks,
         },
         "machine": reporting.machine(),
     }

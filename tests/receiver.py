@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +34,8 @@ class Call:
 class Receiver:
     secret: str
     port: int
+    host: str = "127.0.0.1"  # any of 127.0.0.0/8: the tests tell receivers apart by address
+    tls: ssl.SSLContext | None = None  # https with this server context
     # The status to answer (and extra headers) for each call; default 204.
     answer: Callable[[Call], tuple[int, dict[str, str]]] = lambda call: (204, {})
     delay_s: float = 0.0
@@ -46,7 +49,7 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def verify(self, raw: bytes, headers: dict[str, str]) -> Call:
         try:
@@ -146,7 +149,9 @@ def running(receiver: Receiver) -> Iterator[Receiver]:
         def log_message(self, format: str, *args: Any) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", receiver.port), Handler)
+    server = ThreadingHTTPServer((receiver.host, receiver.port), Handler)
+    if receiver.tls is not None:
+        server.socket = receiver.tls.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import signal
+import ssl
 import time
 import uuid
 from collections import defaultdict
@@ -18,12 +19,14 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+import trustme
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -94,11 +97,14 @@ async def catalog_of(db: Database, world: builders.World) -> Catalog:
 
 @asynccontextmanager
 async def delivering(
-    settings: Settings, database_url: str, count: int = 1
+    settings: Settings,
+    database_url: str,
+    count: int = 1,
+    resolver: addresses.Resolver = addresses.resolve,
 ) -> AsyncIterator[list[Deliverer]]:
     """`count` deliverers, each with its own pool: as many server processes would have."""
     databases = [await Database.open(settings, database_url) for _ in range(count)]
-    deliverers = [Deliverer(db, settings, database_url) for db in databases]
+    deliverers = [Deliverer(db, settings, database_url, resolver) for db in databases]
     tasks = [asyncio.create_task(d.run()) for d in deliverers]
     try:
         yield deliverers
@@ -282,10 +288,129 @@ async def test_a_redirect_is_not_followed(
 
 
 async def test_internal_addresses_are_refused_unless_allowed() -> None:
-    for url in ("http://127.0.0.1:9/", "http://169.254.169.254/", "http://10.1.2.3/"):
+    for host in ("127.0.0.1", "169.254.169.254", "10.1.2.3", "localhost"):
         with pytest.raises(addresses.AddressRefused):
-            await addresses.check(url, [])
-    await addresses.check("http://127.0.0.1:9/", addresses.networks(["127.0.0.1/32"]))
+            await addresses.checked(host, 80, [])
+    allowed = addresses.networks(["127.0.0.1/32"])
+    assert await addresses.checked("127.0.0.1", 80, allowed) == [ip_address("127.0.0.1")]
+    one_bad = DNS(["93.184.215.14", "10.0.0.7"])  # a public address does not excuse the other
+    with pytest.raises(addresses.AddressRefused, match=r"10\.0\.0\.7"):
+        await addresses.checked("hooks.example.com", 443, [], one_bad)
+
+
+class DNS:
+    """A resolver that answers `first` to the first question and `later` to every other, as a
+    DNS server rebinding a name would; it counts the questions."""
+
+    def __init__(self, first: list[str], later: list[str] | None = None) -> None:
+        self.answers = [[ip_address(a) for a in first], [ip_address(a) for a in later or first]]
+        self.questions: list[tuple[str, int]] = []
+        self.hang = False
+
+    async def __call__(self, host: str, port: int) -> list[addresses.Address]:
+        self.questions.append((host, port))
+        if self.hang:
+            await asyncio.Event().wait()
+        return self.answers[min(len(self.questions) - 1, 1)]
+
+
+async def test_a_client_call_to_an_internal_address_is_refused_before_connecting() -> None:
+    dns = DNS(["169.254.169.254"])
+    async with addresses.client([], 2.0, resolver=dns) as client:
+        with pytest.raises(addresses.AddressRefused, match=r"169\.254\.169\.254"):
+            await client.post("http://metadata.example.com/latest", content=b"{}")
+    assert dns.questions == [("metadata.example.com", 80)]
+
+
+async def test_resolving_the_receiver_is_bounded_by_the_connect_timeout() -> None:
+    dns = DNS(["127.0.0.1"])
+    dns.hang = True  # a DNS server that never answers
+    started = time.monotonic()
+    async with asyncio.timeout(5), addresses.client([], 0.3, resolver=dns) as client:
+        with pytest.raises(httpx.ConnectTimeout):
+            await client.post("http://slow-dns.example.com/", content=b"{}")
+    assert time.monotonic() - started < 2
+
+
+@pytest.fixture
+def rebound(fast: Settings) -> Iterator[tuple[Receiver, Receiver, DNS, Settings]]:
+    """A receiver at 127.0.0.2 (the network allowed) and one at 127.0.0.1 (the server's own
+    loopback, not allowed) on the same port; a DNS that answers 127.0.0.2 for `localhost` to
+    the first question and 127.0.0.1 after, while the system's resolver says 127.0.0.1."""
+    port = free_port()
+    allowed = Receiver(SECRET, port, host="127.0.0.2")
+    internal = Receiver(SECRET, port, host="127.0.0.1")
+    internal.answer = lambda call: (200, {"Content-Type": "application/json"})
+    internal.body_for = lambda call: b'{"cancel": true, "message": "internal"}'
+    settings = fast.model_copy(update={"webhook_allowed_networks": ["127.0.0.2/32"]})
+    with running(allowed), running(internal):
+        yield allowed, internal, DNS(["127.0.0.2"], ["127.0.0.1"]), settings
+
+
+async def rebound_world(engine: AsyncEngine, port: int, hooks: list[str]) -> builders.World:
+    config = builders.organization_config(service={"webhooks": hooks}) | {
+        "webhooks": {"baseUrl": f"http://localhost:{port}", "secrets": [SECRET]}
+    }
+    async with engine.begin() as conn:
+        await builders.load(conn, config)
+    return builders.world_of(config)
+
+
+async def test_a_delivery_goes_to_the_address_checked_not_to_a_rebound_answer(
+    db: Database,
+    database_url: str,
+    engine: AsyncEngine,
+    rebound: tuple[Receiver, Receiver, DNS, Settings],
+) -> None:
+    allowed, internal, dns, settings = rebound
+    world = await rebound_world(engine, allowed.port, ["afterBookAppointment"])
+    async with delivering(settings, database_url, resolver=dns):
+        (record,) = await book_many(db, world, 1)
+        (call,) = await in_thread(allowed.wait_for, 1, 10)
+    assert call.body["caseId"] == str(record.case_id)
+    assert internal.calls == []  # a second resolution would have sent it to 127.0.0.1
+    assert dns.questions == [("localhost", allowed.port)]  # resolved once
+
+
+async def test_a_before_hook_goes_to_the_address_checked_not_to_a_rebound_answer(
+    db: Database, engine: AsyncEngine, rebound: tuple[Receiver, Receiver, DNS, Settings]
+) -> None:
+    allowed, internal, dns, settings = rebound
+    world = await rebound_world(engine, allowed.port, ["beforeBookAppointment"])
+    hooks = BeforeHooks(settings, dns)
+    command = booking(world, 0)
+    try:
+        catalog = await catalog_of(db, world)
+        answered = await hooks.before_book(
+            catalog, world.application_id, command, uuid.uuid4(), datetime.now(UTC)
+        )
+    finally:
+        await hooks.close()
+    assert answered == command  # the receiver at 127.0.0.1 would have cancelled it
+    assert [c.path for c in allowed.calls] == ["/service/actions/beforeBookAppointment"]
+    assert internal.calls == []
+    assert dns.questions == [("localhost", allowed.port)]
+
+
+async def test_a_pinned_https_call_keeps_the_name_for_host_sni_and_the_certificate() -> None:
+    ca = trustme.CA()
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("receiver.test").configure_cert(served)
+    server_names: list[str | None] = []
+    served.sni_callback = lambda sock, name, context: server_names.append(name)
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    dns = DNS(["127.0.0.1"])  # the system's resolver knows no receiver.test
+    with running(Receiver(SECRET, free_port(), tls=served)) as receiver:
+        allowed = addresses.networks(["127.0.0.1/32"])
+        async with addresses.client(allowed, 5.0, resolver=dns, verify=trusting) as client:
+            url = f"https://receiver.test:{receiver.port}/service/actions/afterBookAppointment"
+            answer = await client.post(url, content=b"{}")
+    assert answer.status_code == 204
+    assert server_names == ["receiver.test"]  # SNI: the name, not the pinned address
+    (call,) = receiver.calls
+    assert call.headers["host"] == f"receiver.test:{receiver.port}"
+    assert dns.questions == [("receiver.test", receiver.port)]
 
 
 def test_the_schedule_has_jitter_and_honours_a_longer_retry_after() -> None:

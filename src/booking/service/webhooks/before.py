@@ -35,7 +35,7 @@ from booking.service.catalog import Catalog, WebhookEndpointConfig
 from booking.service.commands import BookAppointment, CheckIn
 from booking.service.errors import ReceiverUnavailable, RuleViolation
 from booking.service.webhooks import addresses, events, signing
-from booking.service.webhooks.delivery import USER_AGENT, hook_url
+from booking.service.webhooks.delivery import hook_url
 from booking.settings import Settings
 from booking.store.appointments import AppointmentRecord, inserted
 from booking.store.db import uuid_text
@@ -80,11 +80,13 @@ class _Failed(Exception):
 class BeforeHooks:
     """The process's client for before-hooks (one connection pool for every receiver)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, resolver: addresses.Resolver = addresses.resolve
+    ) -> None:
         self.max_answer_bytes = settings.webhook_max_response_bytes
-        self.allowed = addresses.networks(settings.webhook_allowed_networks)
-        self._client = httpx.AsyncClient(
-            follow_redirects=False, headers={"User-Agent": USER_AGENT}, trust_env=False
+        # Its time limit is the hook's own (asyncio.timeout below), connect and resolve included.
+        self._client = addresses.client(
+            addresses.networks(settings.webhook_allowed_networks), None, resolver=resolver
         )
 
     async def close(self) -> None:
@@ -150,7 +152,6 @@ class BeforeHooks:
         )
         try:
             async with asyncio.timeout(endpoint.before_hook_timeout_s):
-                await addresses.check(url, self.allowed)
                 answer = await self._call(url, raw, headers, answer_type)
         except (TimeoutError, httpx.HTTPError, addresses.AddressRefused, _Failed) as error:
             reason = "timed out" if isinstance(error, TimeoutError) else str(error) or "failed"

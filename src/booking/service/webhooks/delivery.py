@@ -9,7 +9,9 @@ one as an HTTP POST to `{baseUrl}/service/actions/{hook}`:
 - 2xx: delivered. Redirects are not followed (a 3xx is a failure like any other).
 - 410 Gone: the endpoint is stopped (`gone_at`, a warning in the log, the `gone` outcome in
   the metrics, the event listed as undelivered) until an operator redelivers.
-- Anything else, a timeout (WEBHOOK_TIMEOUT_S per attempt) or a refused address: retried after
+- Anything else, a timeout (WEBHOOK_TIMEOUT_S per attempt) or a refused address (the receiver's
+  host is resolved and checked once per connection, and connected to at the checked address
+  only: `addresses.client`): retried after
   the next of WEBHOOK_RETRY_DELAYS_S (Standard Webhooks' schedule, 10 % jitter), or after the
   receiver's Retry-After on 429 and 503 when that is longer. After the last, the event is
   failed (a warning, a metric, listed as undelivered): never dropped silently.
@@ -44,7 +46,6 @@ log = logging.getLogger("booking.webhooks")
 
 JITTER = 0.1
 MAX_RETRY_AFTER_S = 24 * 3600.0
-USER_AGENT = "booking-api-webhooks/1"
 
 
 def hook_url(base_url: str, hook: str) -> str:
@@ -83,18 +84,22 @@ def next_delay_s(
 
 
 class Deliverer:
-    def __init__(self, db: Database, settings: Settings, database_url: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        database_url: str,
+        resolver: addresses.Resolver = addresses.resolve,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.dsn = to_driver_dsn(database_url)
-        self.allowed = addresses.networks(settings.webhook_allowed_networks)
         self._wake = asyncio.Event()
         self._in_flight: dict[asyncio.Task[None], uuid.UUID] = {}  # the event each one sends
-        self._client = httpx.AsyncClient(
-            follow_redirects=False,
-            timeout=settings.webhook_timeout_s,
-            headers={"User-Agent": USER_AGENT},
-            trust_env=False,
+        self._client = addresses.client(
+            addresses.networks(settings.webhook_allowed_networks),
+            settings.webhook_timeout_s,
+            resolver=resolver,
         )
 
     async def run(self) -> None:
@@ -189,7 +194,6 @@ class Deliverer:
         retry_after: float | None = None
         started = time.perf_counter()
         try:
-            await addresses.check(url, self.allowed)
             async with self._client.stream("POST", url, content=body, headers=headers) as answer:
                 status = answer.status_code
                 await self._read_some(answer)
