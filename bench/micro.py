@@ -1,0 +1,321 @@
+"""What pieces of the booking request path cost, in microseconds of CPU, each measured against the
+way it was done before (issue 17's changes), in this process: no database, no HTTP server. Each
+figure is the best of several runs, so that a busy spell of the machine does not count.
+
+    .venv/bin/python bench/micro.py
+
+- route: the booking route's parameters (a dependency for the caller, one for the services,
+  three path parameters, the JSON body, the Request) solved by FastAPI, against LeanRoute;
+- telemetry: a request through FastAPI with its own OpenTelemetry on (the default, no provider
+  set) and off;
+- answer: the 201's body built as models and encoded by pydantic, against a document encoded by
+  orjson;
+- rate limit: a check of one limit with limits' asynchronous memory storage, against its
+  synchronous one, in a running event loop (where the asynchronous one starts its expiry task);
+- intervals: what a booking makes of the occupied intervals of a calendar-day with 27
+  appointments (the whole day, as read before), against those overlapping its slot (one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
+from types import SimpleNamespace
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response
+from pydantic import BaseModel
+
+from booking.api.lean_route import LeanRoute
+from booking.api.routes.paths import CuIndex, OnDate, ServiceId
+from booking.api.schemas import (
+    AppointmentOut,
+    AppointmentTime,
+    BookAppointmentRequest,
+    CustomerRef,
+    Ticket,
+    _iso_local,
+    _iso_utc,
+    _timestamp,
+    appointment_json,
+)
+from booking.domain import AppointmentStatus, Channel
+from booking.service import rules
+from booking.service.wallclock import local_datetime, windows_time_zone
+from booking.store.appointments import AppointmentRecord
+
+ROUNDS = 7
+
+
+def best_of(run: Callable[[], float]) -> float:
+    return min(run() for _ in range(ROUNDS))
+
+
+def sync_cost(call: Callable[[], Any], n: int = 5000) -> float:
+    def run() -> float:
+        started = time.process_time()
+        for _ in range(n):
+            call()
+        return (time.process_time() - started) / n * 1e6
+
+    return best_of(run)
+
+
+def async_cost(call: Callable[[], Awaitable[Any]], n: int = 3000) -> float:
+    async def run_all() -> float:
+        async def run() -> float:
+            started = time.process_time()
+            for _ in range(n):
+                await call()
+            return (time.process_time() - started) / n * 1e6
+
+        return min([await run() for _ in range(ROUNDS)])
+
+    import uvloop
+
+    return uvloop.run(run_all())
+
+
+# --- route --------------------------------------------------------------------------------
+
+
+async def caller(
+    request: Request, application_id: Annotated[uuid.UUID, Path(alias="applicationId")]
+) -> uuid.UUID:
+    return application_id
+
+
+async def services(request: Request) -> None:
+    return None
+
+
+async def book(
+    who: Annotated[uuid.UUID, Depends(caller)],
+    runtime: Annotated[None, Depends(services)],
+    service_id: ServiceId,
+    on_date: OnDate,
+    cu_index: CuIndex,
+    body: BookAppointmentRequest,
+    request: Request,
+) -> Response:
+    return Response(b"{}", 201, media_type="application/json")
+
+
+PATH = "/{applicationId}/calendars/{serviceId}/{date}/{cuIndex}/appointments"
+BODY = orjson.dumps(
+    {
+        "serviceTypeId": str(uuid.uuid4()),
+        "startTime": 600,
+        "channel": "FaceToFace",
+        "contactPhoneNumber": "020 7946 0018",
+        "contactEmail": "bench@example.com",
+    }
+)
+
+
+def app_of(route_class: type[Any] | None, telemetry: bool = False) -> FastAPI:
+    off = {"tracing": False, "metrics": False, "logs": False}
+    app = FastAPI(redirect_slashes=False, telemetry=None if telemetry else off)  # type: ignore[arg-type]
+    router = APIRouter() if route_class is None else APIRouter(route_class=route_class)
+    router.add_api_route(PATH, book, methods=["POST"], status_code=201)
+    app.include_router(router)
+    return app
+
+
+def request_of(app: FastAPI) -> Callable[[], Awaitable[None]]:
+    path = f"/{uuid.uuid4()}/calendars/{uuid.uuid4()}/2026-12-02/3/appointments"
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(BODY)).encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": BODY, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            assert message["status"] == 201, message
+
+    async def call() -> None:
+        await app(dict(scope), receive, send)
+
+    return call
+
+
+# --- answer ---------------------------------------------------------------------------------
+
+NOW = datetime.now(UTC)
+RECORD = AppointmentRecord(
+    case_id=uuid.uuid4(),
+    service_id=uuid.uuid4(),
+    on_date=date(2026, 12, 2),
+    cu_index=3,
+    start_minute=600,
+    duration_minutes=10,
+    no_show_probability=0.0,
+    starts_at=NOW,
+    time_zone="Europe/London",
+    ticket_prefix="A",
+    ticket_number=12,
+    service_type_id=uuid.uuid4(),
+    service_type_name="Passport",
+    status=AppointmentStatus.PLANNED,
+    status_date=NOW,
+    created_at=NOW,
+    closed_at=None,
+    cancelled_at=None,
+    customer_record_id=None,
+    customer_display_name=None,
+    channel=Channel.FACE_TO_FACE,
+    language="en",
+    contact_phone="+442079460018",
+    contact_email="bench@example.com",
+    prevent_self_check_in=False,
+    bypassed_timeslot_check=False,
+    fields={},
+    tag_ids=[],
+    reservation_token=None,
+    reservation_expires_at=None,
+    rescheduled_from_date=None,
+    rescheduled_from_cu_index=None,
+    rescheduled_from_start=None,
+)
+CATALOG: Any = SimpleNamespace(services={}, customers=SimpleNamespace(id=uuid.uuid4()))
+
+
+def answer_as_models(r: AppointmentRecord) -> bytes:
+    """The 201's body as it was built before: models, encoded by pydantic."""
+    model: BaseModel = AppointmentOut.model_construct(
+        case_id=r.case_id,
+        appointment=AppointmentTime.model_construct(
+            service_id=r.service_id,
+            date=_iso_local(local_datetime(r.on_date, 0)),
+            cu_index=r.cu_index,
+            start=r.start_minute,
+            time_local=_iso_local(local_datetime(r.on_date, r.start_minute)),
+            time_utc=_iso_utc(r.starts_at),
+            time_zone_id=windows_time_zone(r.time_zone),
+            iana_time_zone_id=r.time_zone,
+            duration=r.duration_minutes,
+            no_show_probability=r.no_show_probability,
+            reservation_token=None,
+            reservation_expiry_date=None,
+        ),
+        ticket=Ticket.model_construct(prefix=r.ticket_prefix, number=r.ticket_number),
+        service_category_id=None,
+        service_category_name=None,
+        service_type_id=r.service_type_id,
+        service_type_name=r.service_type_name,
+        service_type_color_code=None,
+        status=r.status,
+        status_date=_timestamp(r.status_date),
+        reference_date=_iso_utc(r.starts_at),
+        date_opened=_timestamp(r.created_at),
+        date_closed=None,
+        date_cancelled=None,
+        customer=None if r.customer_record_id is None else CustomerRef.model_construct(),
+        channel=r.channel,
+        language=r.language,
+        contact_phone_number=r.contact_phone,
+        contact_email=r.contact_email,
+        prevent_self_check_in=r.prevent_self_check_in,
+        bypassed_timeslot_check=r.bypassed_timeslot_check,
+        fields=r.fields,
+        tag_ids=r.tag_ids,
+        rescheduled_from=None,
+    )
+    return model.model_dump_json(by_alias=True).encode()
+
+
+# --- rate limit -----------------------------------------------------------------------------
+
+
+def rate_limit_checks() -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    from limits import parse
+    from limits.aio.storage import MemoryStorage as AsyncMemory
+    from limits.aio.strategies import FixedWindowRateLimiter as AsyncFixedWindow
+    from limits.storage import MemoryStorage
+    from limits.strategies import FixedWindowRateLimiter
+
+    item = parse("1000000000/second")
+    asynchronous = AsyncFixedWindow(AsyncMemory())
+    synchronous = FixedWindowRateLimiter(MemoryStorage())
+
+    async def before() -> None:
+        await asynchronous.hit(item, "application", "k")
+        await asynchronous.get_window_stats(item, "application", "k")
+        await asyncio.sleep(0)  # other requests run meanwhile
+
+    async def after() -> None:
+        synchronous.hit(item, "application", "k")
+        synchronous.get_window_stats(item, "application", "k")
+        await asyncio.sleep(0)
+
+    return before, after
+
+
+def main() -> int:
+    lines: list[tuple[str, float, float]] = []
+    lines.append(
+        (
+            "route: parameters solved by FastAPI / by LeanRoute",
+            async_cost(request_of(app_of(None))),
+            async_cost(request_of(app_of(LeanRoute))),
+        )
+    )
+    lines.append(
+        (
+            "telemetry: FastAPI's own on / off (LeanRoute)",
+            async_cost(request_of(app_of(LeanRoute, telemetry=True))),
+            async_cost(request_of(app_of(LeanRoute))),
+        )
+    )
+    assert orjson.loads(answer_as_models(RECORD)) == orjson.loads(appointment_json(RECORD, CATALOG))
+    lines.append(
+        (
+            "answer: models + pydantic / document + orjson",
+            sync_cost(lambda: answer_as_models(RECORD)),
+            sync_cost(lambda: appointment_json(RECORD, CATALOG)),
+        )
+    )
+    before, after = rate_limit_checks()
+    lines.append(
+        (
+            "rate limit: limits' async memory / sync memory (+ one loop turn)",
+            async_cost(before),
+            async_cost(after),
+        )
+    )
+    whole_day = [(start, 10) for start in range(480, 750, 10)]  # 27 appointments
+    lines.append(
+        (
+            "intervals: the whole day's 27 / the 1 overlapping",
+            sync_cost(lambda: rules.intervals_of(whole_day)),
+            sync_cost(lambda: rules.intervals_of(whole_day[:1])),
+        )
+    )
+    print(f"{'piece':<66} {'before µs':>10} {'after µs':>10} {'saved':>8}")
+    for name, was, now in lines:
+        print(f"{name:<66} {was:>10.1f} {now:>10.1f} {was - now:>8.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
