@@ -15,8 +15,17 @@ import pytest
 from asyncpg.pgproto.pgproto import UUID as DRIVER_UUID  # ids as read from the database
 from pydantic import BaseModel
 
-from booking.api.schemas import AppointmentOut, appointment_document, appointment_json
+from booking.api.schemas import (
+    AppointmentOut,
+    FirstVacancyOut,
+    RangeVacancyOut,
+    appointment_document,
+    appointment_json,
+    first_vacancies_json,
+    range_vacancies_json,
+)
 from booking.domain import AppointmentStatus, Channel
+from booking.service.calendars import UnitVacancies
 from booking.store.appointments import AppointmentRecord
 
 SERVICE_ID, TYPE_ID, TABLE_ID = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -114,3 +123,26 @@ def test_every_optional_part_of_an_appointment_is_filled_when_it_exists() -> Non
     assert document["appointment"]["reservationExpiryDate"] == "2026-12-02T09:25:00Z"
     assert document["dateCancelled"] == "2026-12-02T09:30:00.000000Z"
     assert appointment_document(ELSEWHERE, CATALOG)["serviceCategoryId"] is None
+
+
+DAYS = [
+    UnitVacancies(date(2026, 12, 2), 0, [480, 490]),
+    UnitVacancies(date(2026, 12, 2), 3, [600]),
+    UnitVacancies(date(2026, 12, 3), 0, [510, 520, 530]),
+]
+
+
+def test_range_and_first_vacancies_documents_are_exactly_their_models() -> None:
+    ranged = orjson.loads(range_vacancies_json(DAYS, 10))
+    firsts = orjson.loads(first_vacancies_json(DAYS, 10))
+    for documents, model in ((ranged, RangeVacancyOut), (firsts, FirstVacancyOut)):
+        for document in documents:
+            assert list(document) == names_in_order(model)
+            assert model.model_validate(document).model_dump(by_alias=True) == document
+    assert ranged[2] == {
+        "date": "2026-12-03",
+        "cuIndex": 0,
+        "duration": 10,
+        "slots": [510, 520, 530],
+    }
+    assert [f["start"] for f in firsts] == [480, 600, 510]

@@ -26,6 +26,8 @@ from booking.api.schemas import (
     PathDate,
     RangeVacancyOut,
     VacanciesOut,
+    first_vacancies_json,
+    range_vacancies_json,
 )
 from booking.domain import CalendarDay, Channel
 from booking.service import calendars
@@ -77,14 +79,8 @@ async def list_range_vacancies(
         service_id, service_type_id, first_date, last_date, tuple(cu_indexes or ()), channel
     )
     result = await calendars.range_vacancies(services.db, caller.catalog, query, services.clock())
-    duration = result.service_type.duration_minutes
-    items = [
-        RangeVacancyOut(
-            date=day.on_date.isoformat(), cu_index=day.cu_index, duration=duration, slots=day.slots
-        )
-        for day in result.days
-    ]
-    return conditional_json(request, items)
+    body = range_vacancies_json(result.days, result.service_type.duration_minutes)
+    return conditional_json(request, body)
 
 
 @router.get(
@@ -114,17 +110,8 @@ async def list_first_vacancies(
         service_id, service_type_id, from_date, days, tuple(cu_indexes or ()), channel
     )
     result = await calendars.first_vacancies(services.db, caller.catalog, query, services.clock())
-    duration = result.service_type.duration_minutes
-    items = [
-        FirstVacancyOut(
-            date=day.on_date.isoformat(),
-            cu_index=day.cu_index,
-            duration=duration,
-            start=day.slots[0],
-        )
-        for day in result.days
-    ]
-    return conditional_json(request, items)
+    body = first_vacancies_json(result.days, result.service_type.duration_minutes)
+    return conditional_json(request, body)
 
 
 @router.get(
