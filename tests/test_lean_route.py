@@ -178,3 +178,10 @@ async def test_a_route_with_a_query_parameter_still_works() -> None:
     lean, plain = await both(path, b"", {"authorization": "Bearer ok"}, method="GET")
     assert lean.json() == {"q": 5}
     same(lean, plain)
+
+
+async def test_a_body_not_declared_json_is_judged_as_fastapi_judges_it() -> None:
+    headers = {"content-type": "text/plain", "authorization": "Bearer ok"}
+    lean, plain = await both(GOOD_PATH, b'{"startTime": 570}', headers)
+    assert lean.status_code == 422
+    same(lean, plain)

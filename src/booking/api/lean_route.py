@@ -68,14 +68,12 @@ def _path_parameters(dependant: Dependant) -> tuple[_PathParameter, ...]:
     )
 
 
-def _is_plain(dependant: Dependant) -> bool:
-    """Only the Request and path parameters."""
-    return not (
+def _needs_fastapi(dependant: Dependant) -> bool:
+    """A parameter of a kind only FastAPI's own solving supplies."""
+    return bool(
         dependant.query_params
         or dependant.header_params
         or dependant.cookie_params
-        or dependant.body_params
-        or dependant.dependencies
         or dependant.websocket_param_name
         or dependant.http_connection_param_name
         or dependant.response_param_name
@@ -96,19 +94,12 @@ def _lean_handler(dependant: Dependant) -> Handler | None:
     for sub in dependant.dependencies:
         if sub.call is None or sub.name is None or not inspect.iscoroutinefunction(sub.call):
             return None
-        if not _is_plain(sub):
-            return None
+        if _needs_fastapi(sub) or sub.body_params or sub.dependencies:
+            return None  # a dependency takes the Request and path parameters only
         dependencies.append(
             _Dependency(sub.name, sub.call, sub.request_param_name, _path_parameters(sub))
         )
-    if (
-        dependant.query_params
-        or dependant.header_params
-        or dependant.cookie_params
-        or dependant.response_param_name
-        or dependant.background_tasks_param_name
-        or len(dependant.body_params) > 1
-    ):
+    if _needs_fastapi(dependant) or len(dependant.body_params) > 1:
         return None
     body: _Body | None = None
     if dependant.body_params:
@@ -191,10 +182,9 @@ async def _parse_body(
     if not raw:
         return None, [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
     if not _is_json(request.headers.get("content-type")):
-        # Not JSON: a JSON-only route's dependency refuses it (415) before this matters.
-        return None, [
-            {"type": "model_attributes_type", "loc": ("body",), "msg": "Not JSON", "input": None}
-        ]
+        # FastAPI validates the bytes as they are (a JSON-only route's dependency has refused
+        # them with 415 before this matters).
+        return _validated(raw, model)
     try:
         return model.model_validate_json(raw), []
     except ValidationError:
@@ -224,8 +214,13 @@ def _parse_as_fastapi_does(
         ) from None
     except Exception as error:
         raise HTTPException(400, "There was an error parsing the body") from error
+    return _validated(decoded, model)
+
+
+def _validated(value: Any, model: type[BaseModel]) -> tuple[BaseModel | None, list[dict[str, Any]]]:
+    """`value` validated as FastAPI validates a body: Python input, attributes allowed."""
     try:
-        return model.model_validate(decoded, from_attributes=True), []
+        return model.model_validate(value, from_attributes=True), []
     except ValidationError as error:
         return None, _in_body(error)
 
