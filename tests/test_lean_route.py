@@ -9,12 +9,16 @@ from typing import Annotated, Any
 import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi.routing import _IncludedRouter
 
 from booking.api import problems
+from booking.api.app import RESOURCE_ROUTERS, create_app
 from booking.api.lean_route import LeanRoute
 from booking.api.routes.paths import CuIndex, OnDate, ServiceId
 from booking.api.schemas import BookAppointmentRequest
 from booking.service.errors import Unauthenticated
+from booking.settings import Settings
+from tests.conftest import TEST_SECRET
 
 CALLS: list[str] = []
 
@@ -185,3 +189,15 @@ async def test_a_body_not_declared_json_is_judged_as_fastapi_judges_it() -> None
     lean, plain = await both(GOOD_PATH, b'{"startTime": 570}', headers)
     assert lean.status_code == 422
     same(lean, plain)
+
+
+def test_every_resource_route_is_matched_by_the_apps_own_router() -> None:
+    """Not behind a router of its own (`include_router`), which FastAPI tries as one more
+    matcher per router on every request; and each is a LeanRoute."""
+    app = create_app(Settings(jwt_dev_secret=TEST_SECRET), "postgresql+asyncpg://unused@/unused")
+    resource_routes = [route for router in RESOURCE_ROUTERS for route in router.routes]
+    assert resource_routes
+    top_level = {id(route) for route in app.router.routes}
+    assert all(id(route) in top_level for route in resource_routes)
+    assert all(isinstance(route, LeanRoute) for route in resource_routes)
+    assert not [route for route in app.router.routes if isinstance(route, _IncludedRouter)]

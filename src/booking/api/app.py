@@ -255,16 +255,31 @@ def create_app(
             payload = orjson.dumps({"serviceTypeId": str(body.service_type_id), "ok": True})
             return Response(payload, media_type="application/json")
 
-    app.include_router(appointments.router)
-    app.include_router(calendars.router)
-    app.include_router(customers.router)
-    app.include_router(reservations.router)
-    app.include_router(discovery.router)
-    app.include_router(webhooks.router)
+    mount_routes(app)
     if settings.demo_page:
         demo.install(app)
     app.openapi = lambda: openapi.openapi_schema(app)  # type: ignore[method-assign]
     return app
+
+
+RESOURCE_ROUTERS = (
+    appointments.router,
+    calendars.router,
+    customers.router,
+    reservations.router,
+    discovery.router,
+    webhooks.router,
+)
+
+
+def mount_routes(app: FastAPI) -> None:
+    """The resources' routes, taken into the app's own router in this order. Not by
+    `include_router`: FastAPI keeps each included router as a matcher of its own, tried in turn,
+    and on every request each one before the right one cost another lookup of its routes (the
+    booking route went through two matchers; the last resource's, through seven). The routers
+    carry what `include_router` would add (`routes.resource_router`)."""
+    for router in RESOURCE_ROUTERS:
+        app.router.routes.extend(router.routes)
 
 
 def app_from_env() -> FastAPI:

@@ -7,13 +7,13 @@ import uuid
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import Query, Request, Response, status
 
 from booking.api.conditional import CONDITIONAL_READ, NOT_MODIFIED, conditional_json
 from booking.api.deps import Manager, ManagerSendingJson, Services
 from booking.api.idempotency import WITH_IDEMPOTENCY_KEY, StoredResponse, idempotency_key, respond
-from booking.api.lean_route import LeanRoute
 from booking.api.problems import responses as problems
+from booking.api.routes import resource_router
 from booking.api.routes.paths import CALENDAR_UNIT, CaseId, CuIndex, OnDate, ServiceId
 from booking.api.schemas import (
     AppointmentOut,
@@ -34,7 +34,7 @@ from booking.service.commands import (
 )
 from booking.store.appointments import AppointmentRecord
 
-router = APIRouter(tags=["appointments"], route_class=LeanRoute)
+router = resource_router("appointments")
 
 
 def _created(

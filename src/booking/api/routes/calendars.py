@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 from pydantic import Field
 
 from booking.api.conditional import CONDITIONAL_READ, NOT_MODIFIED, conditional_json
 from booking.api.deps import Manager, Services
-from booking.api.lean_route import LeanRoute
 from booking.api.problems import responses as problems
+from booking.api.routes import resource_router
 from booking.api.routes.paths import (
     CALENDAR,
     CALENDAR_UNIT,
@@ -33,7 +33,7 @@ from booking.domain import CalendarDay, Channel
 from booking.service import calendars
 from booking.service.commands import ListFirstVacancies, ListRangeVacancies
 
-router = APIRouter(tags=["calendars"], route_class=LeanRoute)
+router = resource_router("calendars")
 
 ServiceTypeId = Annotated[uuid.UUID, Query(alias="serviceTypeId")]
 # Repeat it for several units (`cuIndex=0&cuIndex=2`); absent: every unit of the service.

@@ -8,7 +8,7 @@ import uuid
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import Path, Query, Request, Response, status
 
 from booking.api.customer_schemas import (
     CreateCustomerRequest,
@@ -19,8 +19,8 @@ from booking.api.customer_schemas import (
 )
 from booking.api.deps import CustomersManager, CustomersManagerSendingJson, Manager, Services
 from booking.api.idempotency import WITH_IDEMPOTENCY_KEY, StoredResponse, idempotency_key, respond
-from booking.api.lean_route import LeanRoute
 from booking.api.problems import responses as problems
+from booking.api.routes import resource_router
 from booking.api.schemas import AppointmentOut, PathDate, appointments_json, json_response
 from booking.service import customers
 from booking.service.commands import (
@@ -31,7 +31,7 @@ from booking.service.commands import (
 )
 from booking.service.customers import CustomerRecordView
 
-router = APIRouter(tags=["customers"], route_class=LeanRoute)
+router = resource_router("customers")
 
 CUSTOMERS = "/{applicationId}/customers"
 # `:uuid`: `/customers/query` is not a record's path, so only POST is allowed there (405's

@@ -3,14 +3,12 @@ such routes; partners had to copy IDs from an admin screen)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from booking.api.deps import Manager
-from booking.api.lean_route import LeanRoute
 from booking.api.problems import responses as problems
+from booking.api.routes import resource_router
 from booking.api.schemas import FieldTypeOut, LanguagesOut, ServiceOut, TagOut
 
-router = APIRouter(tags=["discovery"], route_class=LeanRoute)
+router = resource_router("discovery")
 
 
 @router.get(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import Path, Request, Response, status
 
 from booking.api.deps import Manager, ManagerSendingJson, Services
 from booking.api.idempotency import WITH_IDEMPOTENCY_KEY, StoredResponse, idempotency_key, respond
-from booking.api.lean_route import LeanRoute
 from booking.api.problems import responses as problems
+from booking.api.routes import resource_router
 from booking.api.routes.paths import CALENDAR_UNIT, CuIndex, OnDate, ServiceId
 from booking.api.schemas import (
     RESERVATION_TOKEN_PATTERN,
@@ -23,7 +23,7 @@ from booking.service import holds
 from booking.service.commands import ExtendHold, HoldSlot, ReleaseHold
 from booking.store.holds import HoldRecord
 
-router = APIRouter(tags=["reservations"], route_class=LeanRoute)
+router = resource_router("reservations")
 
 Token = Annotated[str, Path(alias="reservationToken", pattern=RESERVATION_TOKEN_PATTERN)]
 

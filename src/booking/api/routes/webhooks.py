@@ -8,15 +8,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import Path, Response, status
 
 from booking.api.deps import Services, WebhooksOperator
-from booking.api.lean_route import LeanRoute
 from booking.api.problems import responses as problems
+from booking.api.routes import resource_router
 from booking.api.schemas import ApiModel, json_response
 from booking.service.webhooks import operations
 
-router = APIRouter(tags=["webhooks"], route_class=LeanRoute)
+router = resource_router("webhooks")
 
 EventId = Annotated[uuid.UUID, Path(alias="eventId")]
 
