@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -18,10 +19,13 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from limits import parse
+from limits.strategies import FixedWindowRateLimiter
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.api.app import create_app
+from booking.api.ratelimit import COUNTER_SWEEP_INTERVAL_S, ProcessCounters
 from booking.settings import Settings
 from tests import builders
 from tests.builders import World
@@ -159,6 +163,59 @@ def test_a_limit_in_an_unknown_notation_is_refused_at_start() -> None:
         Settings(rate_limit_application="lots per day")
     with pytest.raises(ValidationError, match="redis"):
         Settings(rate_limit_storage_url="memcached://localhost")
+
+
+# --- the process's own counters -----------------------------------------------------------------
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_counter_counts_within_its_window_and_starts_over_after_it() -> None:
+    clock = ManualClock()
+    counters = ProcessCounters(clock)
+    limiter = FixedWindowRateLimiter(counters)
+    item = parse("3/second")
+    assert [limiter.hit(item, "application", "a") for _ in range(4)] == [True, True, True, False]
+    stats = limiter.get_window_stats(item, "application", "a")
+    assert (stats.remaining, stats.reset_time) == (0, clock.now + 1)
+    clock.now += 1.0  # the window has ended
+    assert limiter.get_window_stats(item, "application", "a") == (clock.now, 3)
+    assert limiter.hit(item, "application", "a")
+    assert limiter.get_window_stats(item, "application", "a").remaining == 2
+
+
+def test_counters_of_ended_windows_are_swept_and_live_ones_kept() -> None:
+    clock = ManualClock()
+    counters = ProcessCounters(clock)
+    for address in range(1000):  # a flood from many addresses, never seen again
+        counters.incr(f"client-address/{address}", 1)
+    counters.incr("application/steady", 60)
+    clock.now += COUNTER_SWEEP_INTERVAL_S - 0.5
+    counters.incr("application/steady", 60)
+    assert counters.counters == 1001  # not swept before the interval has passed
+    clock.now += 1.0
+    counters.incr("application/steady", 60)
+    assert counters.counters == 1
+    assert counters.get("application/steady") == 3
+
+
+def test_counting_starts_no_thread() -> None:
+    """limits' MemoryStorage expires its counters from a timer thread, started again 10 ms after
+    the last one ended: a new thread every few requests of a busy server."""
+    counters = ProcessCounters()
+    limiter = FixedWindowRateLimiter(counters)
+    item = parse("1000000/second")
+    threads = threading.active_count()
+    for _ in range(200):
+        limiter.hit(item, "application", "a")
+        time.sleep(0.0001)
+    assert threading.active_count() == threads
 
 
 # --- shared by every process: a real redis-server ----------------------------------------------

@@ -4,10 +4,10 @@ quota), and per client address for the rest (unauthenticated routes and failed
 authentications).
 
 Fixed windows: one counter per key and window, so a check is a few dictionary operations in
-memory (about 10 µs) or three small Redis commands. (limits' moving window keeps one entry per
-request and, in memory, sweeps every key through a worker thread: work a stranger's flood from
-many addresses would multiply.) The counters live in this process unless RATE_LIMIT_STORAGE_URL
-names a Redis shared by every process.
+memory or three small Redis commands. (limits' moving window keeps one entry per request and, in
+memory, sweeps every key through a worker thread: work a stranger's flood from many addresses
+would multiply.) The counters live in this process (`ProcessCounters`) unless
+RATE_LIMIT_STORAGE_URL names a Redis shared by every process.
 
 Every answer to a limited request carries `RateLimit-Policy` and `RateLimit`
 (draft-ietf-httpapi-ratelimit-headers, structured fields: `"application-1s";q=100;w=1` and
@@ -18,12 +18,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from limits import RateLimitItem, storage, strategies
+from limits import RateLimitItem, WindowStats, storage
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
@@ -37,6 +37,8 @@ log = logging.getLogger("booking.api")
 # Where the API layer leaves the quota of a request for the middleware to put in the answer.
 QUOTA_SCOPE_KEY = "booking.quota"
 STORAGE_ERROR_LOG_INTERVAL_S = 10.0
+# How often the process's counters are swept of those whose window has ended.
+COUNTER_SWEEP_INTERVAL_S = 10.0
 # A shared store that does not answer must not hold requests up: its calls give up this soon.
 REDIS_TIMEOUT_S = 0.5
 
@@ -62,6 +64,74 @@ class Quota:
         return fields
 
 
+class ProcessCounters(storage.Storage):
+    """The fixed-window counters of this process, behind limits' storage interface: a dict used
+    from the event loop's thread only, so without locks or threads. (limits' MemoryStorage
+    expires counters from a timer thread that it starts again 10 ms after the last one ended:
+    on a busy server, a new thread competing for the GIL every few requests.)
+
+    A counter whose window has ended reads as 0 and starts a new window at its next hit. At most
+    every COUNTER_SWEEP_INTERVAL_S, a hit first drops every such counter, so that keys never
+    seen again (a flood from many client addresses) do not pile up."""
+
+    STORAGE_SCHEME = None  # not reachable by a storage URL: RateLimits makes it
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self._clock = clock
+        self._counters: dict[str, tuple[int, float]] = {}  # key -> (count, end of its window)
+        self._next_sweep = clock() + COUNTER_SWEEP_INTERVAL_S
+
+    @property
+    def base_exceptions(self) -> type[Exception]:
+        return ValueError  # nothing here fails the way a store that does not answer fails
+
+    @property
+    def counters(self) -> int:
+        """Counters held, their window ended or not."""
+        return len(self._counters)
+
+    def count(self, key: str, expiry: int, amount: int = 1) -> tuple[int, float]:
+        """Add `amount` to `key`'s counter (a new window of `expiry` seconds when its last one
+        has ended): the count, and the end of its window."""
+        now = self._clock()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        count, window_end = self._counters.get(key, (0, now))
+        if window_end <= now:
+            count, window_end = 0, now + expiry
+        count += amount
+        self._counters[key] = (count, window_end)
+        return count, window_end
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        return self.count(key, expiry, amount)[0]
+
+    def get(self, key: str) -> int:
+        counter = self._counters.get(key)
+        return counter[0] if counter is not None and counter[1] > self._clock() else 0
+
+    def get_expiry(self, key: str) -> float:
+        now = self._clock()
+        counter = self._counters.get(key)
+        return counter[1] if counter is not None and counter[1] > now else now
+
+    def check(self) -> bool:
+        return True
+
+    def reset(self) -> int | None:
+        dropped = len(self._counters)
+        self._counters.clear()
+        return dropped
+
+    def clear(self, key: str) -> None:
+        self._counters.pop(key, None)
+
+    def _sweep(self, now: float) -> None:
+        self._counters = {k: c for k, c in self._counters.items() if c[1] > now}
+        self._next_sweep = now + COUNTER_SWEEP_INTERVAL_S
+
+
 class RateLimitExceeded(Exception):
     def __init__(self, quota: Quota, subject: str) -> None:
         super().__init__(subject)
@@ -71,21 +141,20 @@ class RateLimitExceeded(Exception):
 
 class Limiter:
     """The limits of one kind of key (applications, or client addresses), counted in this
-    process (limits' synchronous memory storage: a dictionary; its asynchronous twin starts a
-    task on almost every hit to expire counters) or in a shared Redis."""
+    process (`ProcessCounters`) or in a shared Redis (limits' fixed-window strategy)."""
 
     def __init__(
         self,
         name: str,
         items: Sequence[RateLimitItem],
-        counters: storage.MemoryStorage | RedisStorage,
+        counters: ProcessCounters | RedisStorage,
     ) -> None:
         self.name = name
         self.items = list(items)
-        self._local: strategies.FixedWindowRateLimiter | None = None
+        self._local: ProcessCounters | None = None
         self._shared: FixedWindowRateLimiter | None = None
-        if isinstance(counters, storage.MemoryStorage):
-            self._local = strategies.FixedWindowRateLimiter(counters)
+        if isinstance(counters, ProcessCounters):
+            self._local = counters
         else:
             self._shared = FixedWindowRateLimiter(counters)
         self._policy_names = [f"{name}-{item.get_expiry()}s" for item in self.items]
@@ -107,8 +176,13 @@ class Limiter:
         try:
             for policy, item in zip(self._policy_names, self.items, strict=True):
                 if self._local is not None:
-                    within = self._local.hit(item, self.name, key)
-                    stats = self._local.get_window_stats(item, self.name, key)
+                    # limits' fixed window (FixedWindowRateLimiter.hit, then get_window_stats),
+                    # with the counter's key made once instead of three times.
+                    count, window_end = self._local.count(
+                        item.key_for(self.name, key), item.get_expiry()
+                    )
+                    within = count <= item.amount
+                    stats = WindowStats(window_end, max(0, item.amount - count))
                 else:
                     assert self._shared is not None
                     within = await self._shared.hit(item, self.name, key)
@@ -131,7 +205,7 @@ class RateLimits:
     """The process's two limiters (RATE_LIMIT_APPLICATION, RATE_LIMIT_CLIENT_ADDRESS)."""
 
     def __init__(self, application: str, client_address: str, storage_url: str | None) -> None:
-        counters: storage.MemoryStorage | RedisStorage
+        counters: ProcessCounters | RedisStorage
         self._redis: ConnectionPool | None = None
         if storage_url:
             url = storage_url.removeprefix("async+")
@@ -146,7 +220,7 @@ class RateLimits:
                 connection_pool=self._redis,  # type: ignore[arg-type]
             )
         else:
-            counters = storage.MemoryStorage()
+            counters = ProcessCounters()
         self.application = Limiter("application", parse_limits(application), counters)
         self.client_address = Limiter("client-address", parse_limits(client_address), counters)
 
