@@ -61,7 +61,7 @@ def app_with(route_class: type[Any] | None) -> FastAPI:
     router = APIRouter() if route_class is None else APIRouter(route_class=route_class)
     router.add_api_route(PATH, book, methods=["POST"], status_code=201)
     router.add_api_route("/{applicationId}/list/{cuIndex}", listed, methods=["GET"])
-    app.include_router(router)
+    app.router.routes.extend(router.routes)  # as `app.mount_routes` takes them
     return app
 
 

@@ -13,9 +13,9 @@ In FastAPI's order: a body that is not JSON at all answers 400 or 422 before any
 then each dependency runs once its own parameters are valid (authentication answers before
 the route's parameters are judged); then every error of the route's parameters and body comes
 in one 422.
-The endpoint returns a `Response`. An endpoint with any other kind of parameter (query, header,
-a dependency with dependencies) runs FastAPI's way; `app.dependency_overrides` is not consulted
-(nothing here uses it)."""
+The endpoint returns a `Response`, sent by a plain ASGI app (`_lean_app`). An endpoint with any
+other kind of parameter (query, header, a dependency with dependencies) runs FastAPI's way;
+`app.dependency_overrides` is not consulted (nothing here uses it)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -57,9 +58,28 @@ class _Body:
 
 
 class LeanRoute(APIRoute):
+    def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+        self._lean: Handler | None = None
+        super().__init__(path, endpoint, **options)  # calls get_route_handler
+        if self._lean is not None and self.max_body_size is None:
+            self.app = _lean_app(self._lean)
+
     def get_route_handler(self) -> Handler:
-        lean = None if self._embed_body_fields else _lean_handler(self.dependant)
-        return lean if lean is not None else super().get_route_handler()
+        self._lean = None if self._embed_body_fields else _lean_handler(self.dependant)
+        return self._lean if self._lean is not None else super().get_route_handler()
+
+
+def _lean_app(handle: Handler) -> ASGIApp:
+    """The ASGI app of a lean handler: FastAPI's `request_response` without what only its own
+    solving needs. No exit stacks: they close dependencies with `yield` and uploaded files,
+    and a lean route has neither. No exception handling of its own: the ExceptionMiddleware
+    around every route answers an exception with the same handler."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await handle(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    return app
 
 
 def _path_parameters(dependant: Dependant) -> tuple[_PathParameter, ...]:
