@@ -13,18 +13,27 @@ uvicorn lacks, enforced before a request reaches the application.
   closed. (uvicorn's `limit_concurrency` accepts them all and refuses only after reading a
   head, so it never sheds slow clients.)
 
+And one thing uvicorn does that costs: it writes a response's head as soon as the application
+starts the answer, then the body, two sends (two system calls, two TCP segments) for every
+answer. Here the head waits for the first write of the body (`_HeadWithBody`).
+
 Slow bodies are the middleware's (BODY_TIMEOUT_S): the application is waiting for them, and
 its answer carries the request id."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 import orjson
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 from uvicorn.server import ServerState
 
 from booking.settings import Settings
@@ -60,6 +69,48 @@ def _refusal(status: int, code: str, detail: str, extra_headers: bytes = b"") ->
             body,
         ]
     )
+
+
+class _HeadWithBody:
+    """The connection's transport as one request's cycle sees it: the response head (its first
+    write once the answer has started) is held until its next write, the body, and both go out
+    in one send. A response with nothing written after its head (the answer to HEAD) sends it
+    when it completes, and closing sends it first. Before the answer starts (100 Continue),
+    writes go out at once."""
+
+    __slots__ = ("_cycle", "_head", "_head_written", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._head: bytes | None = None  # held, not yet sent
+        self._head_written = False
+        on_response = cycle.on_response
+        cycle.on_response = lambda: self._completed(on_response)
+
+    def write(self, data: bytes) -> None:
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        elif self._cycle.response_started and not self._head_written:
+            self._head, self._head_written = data, True
+            return
+        self._transport.write(data)
+
+    def _completed(self, on_response: Callable[[], None]) -> None:
+        self._flush()
+        on_response()
+
+    def _flush(self) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            self._transport.write(head)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -124,7 +175,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if size > self.max_header_bytes:
             self._head_too_large = True
             raise HeadTooLarge  # stops the parser: the application never sees this request
+        before = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not before:  # made just now: its task has not run yet (none for an upgrade)
+            cycle.transport = _HeadWithBody(self.transport, cycle)  # type: ignore[assignment]
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a parser error, which HeadTooLarge is made into."""
