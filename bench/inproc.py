@@ -6,6 +6,7 @@ with `--profile`, the cProfile functions that cost the most.
     .venv/bin/python bench/inproc.py                     # booking, 4000 requests
     .venv/bin/python bench/inproc.py --route vacancies --profile
     .venv/bin/python bench/inproc.py --route bare
+    .venv/bin/python bench/inproc.py --route range --requests 100 --concurrency 1 --profile
     .venv/bin/python bench/inproc.py --without-metrics   # what the metrics middleware costs
     .venv/bin/python bench/inproc.py --without-rate-limits   # what checking the limits costs
 
@@ -25,17 +26,21 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import orjson
 
 sys.path.insert(0, os.path.dirname(__file__))
 import benchkit
+import vacancy_range
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--route", choices=["booking", "vacancies", "bare"], default="booking")
+    parser.add_argument(
+        "--route", choices=["booking", "vacancies", "range", "bare"], default="booking"
+    )
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=1, help="measured rounds, one line each")
@@ -119,6 +124,11 @@ def requests_for(route: str, world: benchkit.World, token: str, count: int) -> l
         if route == "booking":
             path = f"/{app_id}/calendars/{service_id}/{day}/{cu}/appointments"
             calls.append(("POST", path, body))
+        elif route == "range":  # vacancy_range.py's: 31 days x 10 units, 500 appointments a day
+            service_id, type_id = world.services[vacancy_range.SERVICE]
+            last = world.first_date + timedelta(days=vacancy_range.DAYS - 1)
+            path = f"/{app_id}/calendars/{service_id}/vacancies?serviceTypeId={type_id}"
+            calls.append(("GET", f"{path}&from={world.first_date}&to={last}", b""))
         elif route == "vacancies":
             day = dates[random.randrange(7)]
             path = f"/{app_id}/calendars/{service_id}/{day}/{cu}/vacancies?serviceTypeId={type_id}"
@@ -147,6 +157,8 @@ async def main() -> int:
         benchkit.migrate(db)
         world = await benchkit.seed(db)
         conn = await benchkit.connect(db)
+        if args.route == "range":
+            await vacancy_range.insert_range_days(conn, world)
         secret = benchkit.new_secret()
         token = benchkit.mint_token(secret, world.client_id)
 

@@ -13,7 +13,13 @@ figure is the best of several runs, so that a busy spell of the machine does not
 - rate limit: a check of one limit with limits' asynchronous memory storage, against its
   synchronous one, in a running event loop (where the asynchronous one starts its expiry task);
 - intervals: what a booking makes of the occupied intervals of a calendar-day with 27
-  appointments (the whole day, as read before), against those overlapping its slot (one).
+  appointments (the whole day, as read before), against those overlapping its slot (one);
+- routing: the booking route behind `include_router` (FastAPI then keeps the router as a
+  matcher of its own) against the route in the app's own router (`app.mount_routes`);
+- route app: a LeanRoute served by FastAPI's `request_response` (two exit stacks and its own
+  exception catching per request) against its plain ASGI app;
+- rate limit (Limiter): a check of the application limit with limits' strategy on its memory
+  storage (hit, then the window's stats), against `Limiter.hit` on `ProcessCounters`.
 """
 
 from __future__ import annotations
@@ -28,9 +34,12 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response
+from fastapi.routing import request_response
 from pydantic import BaseModel
 
+from booking.api import lean_route
 from booking.api.lean_route import LeanRoute
+from booking.api.ratelimit import Limiter, ProcessCounters
 from booking.api.routes.paths import CuIndex, OnDate, ServiceId
 from booking.api.schemas import (
     AppointmentOut,
@@ -117,12 +126,30 @@ BODY = orjson.dumps(
 )
 
 
-def app_of(route_class: type[Any] | None, telemetry: bool = False) -> FastAPI:
+def app_of(
+    route_class: type[Any] | None,
+    telemetry: bool = False,
+    *,
+    mounted: bool = False,
+    requests_as_fastapi: bool = False,
+) -> FastAPI:
+    """An app of the booking route behind `include_router` (as before), or `mounted` in the app's
+    own router (`app.mount_routes`); a LeanRoute served by FastAPI's `request_response` when
+    `requests_as_fastapi`, else by its plain ASGI app."""
     off = {"tracing": False, "metrics": False, "logs": False}
     app = FastAPI(redirect_slashes=False, telemetry=None if telemetry else off)  # type: ignore[arg-type]
-    router = APIRouter() if route_class is None else APIRouter(route_class=route_class)
-    router.add_api_route(PATH, book, methods=["POST"], status_code=201)
-    app.include_router(router)
+    lean_app = lean_route._lean_app
+    if requests_as_fastapi:
+        lean_route._lean_app = request_response
+    try:
+        router = APIRouter() if route_class is None else APIRouter(route_class=route_class)
+        router.add_api_route(PATH, book, methods=["POST"], status_code=201)
+    finally:
+        lean_route._lean_app = lean_app
+    if mounted:
+        app.router.routes.extend(router.routes)
+    else:
+        app.include_router(router)
     return app
 
 
@@ -271,6 +298,30 @@ def rate_limit_checks() -> tuple[Callable[[], Awaitable[None]], Callable[[], Awa
     return before, after
 
 
+def limiter_checks() -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    """One check of the application limit as Limiter.hit made it before (limits' strategy on its
+    memory storage: hit, then the window's stats, the key made three times) and as it is."""
+    from limits import parse
+    from limits.storage import MemoryStorage
+    from limits.strategies import FixedWindowRateLimiter
+
+    item = parse("1000000000/second")
+    strategy = FixedWindowRateLimiter(MemoryStorage())
+    limiter = Limiter("application", [item], ProcessCounters())
+
+    async def before() -> None:
+        strategy.hit(item, "application", "k")
+        stats = strategy.get_window_stats(item, "application", "k")
+        _ = f'"application-1s";r={stats.remaining};t={max(0, int(stats.reset_time - time.time()))}'
+        await asyncio.sleep(0)
+
+    async def after() -> None:
+        await limiter.hit("k")
+        await asyncio.sleep(0)
+
+    return before, after
+
+
 def main() -> int:
     lines: list[tuple[str, float, float]] = []
     lines.append(
@@ -299,6 +350,28 @@ def main() -> int:
     lines.append(
         (
             "rate limit: limits' async memory / sync memory (+ one loop turn)",
+            async_cost(before),
+            async_cost(after),
+        )
+    )
+    lines.append(
+        (
+            "routing: the route behind include_router / in the app's router",
+            async_cost(request_of(app_of(LeanRoute, mounted=False))),
+            async_cost(request_of(app_of(LeanRoute, mounted=True))),
+        )
+    )
+    lines.append(
+        (
+            "route app: FastAPI's request_response / LeanRoute's plain one",
+            async_cost(request_of(app_of(LeanRoute, mounted=True, requests_as_fastapi=True))),
+            async_cost(request_of(app_of(LeanRoute, mounted=True))),
+        )
+    )
+    before, after = limiter_checks()
+    lines.append(
+        (
+            "rate limit: limits' strategy / Limiter on ProcessCounters (+ a turn)",
             async_cost(before),
             async_cost(after),
         )
