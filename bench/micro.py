@@ -20,11 +20,14 @@ figure is the best of several runs, so that a busy spell of the machine does not
   exception catching per request) against its plain ASGI app;
 - rate limit (Limiter): a check of the application limit with limits' strategy on its memory
   storage (hit, then the window's stats), against `Limiter.hit` on `ProcessCounters`.
+- record: the booking's `AppointmentRecord` made by keyword (as `inserted` made it) against
+  by position (`store.appointments.inserted`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -55,7 +58,7 @@ from booking.api.schemas import (
 from booking.domain import AppointmentStatus, Channel
 from booking.service import rules
 from booking.service.wallclock import local_datetime, windows_time_zone
-from booking.store.appointments import AppointmentRecord
+from booking.store.appointments import INSERTED_COLUMNS, AppointmentRecord, inserted
 
 ROUNDS = 7
 
@@ -298,6 +301,26 @@ def rate_limit_checks() -> tuple[Callable[[], Awaitable[None]], Callable[[], Awa
     return before, after
 
 
+_INSERTED_FIELDS = tuple(
+    f.name for f in dataclasses.fields(AppointmentRecord) if f.name in INSERTED_COLUMNS
+)
+
+
+def inserted_by_name(
+    row: dict[str, Any], ticket_number: int, type_name: str, customer: str | None
+) -> AppointmentRecord:
+    """`store.appointments.inserted` as it was: the record made by keyword."""
+    return AppointmentRecord(
+        **{name: row[name] for name in _INSERTED_FIELDS},
+        case_id=row["id"],
+        ticket_number=ticket_number,
+        service_type_name=type_name,
+        customer_display_name=customer,
+        closed_at=None,
+        cancelled_at=None,
+    )
+
+
 def limiter_checks() -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
     """One check of the application limit as Limiter.hit made it before (limits' strategy on its
     memory storage: hit, then the window's stats, the key made three times) and as it is."""
@@ -374,6 +397,17 @@ def main() -> int:
             "rate limit: limits' strategy / Limiter on ProcessCounters (+ a turn)",
             async_cost(before),
             async_cost(after),
+        )
+    )
+    row = {name: getattr(RECORD, name) for name in INSERTED_COLUMNS if hasattr(RECORD, name)}
+    row["id"] = RECORD.case_id
+    assert inserted(row, RECORD.ticket_number, RECORD.service_type_name, None) == RECORD
+    assert inserted_by_name(row, RECORD.ticket_number, RECORD.service_type_name, None) == RECORD
+    lines.append(
+        (
+            "record: by keyword / by position (store.appointments.inserted)",
+            sync_cost(lambda: inserted_by_name(row, 12, "Passport", None)),
+            sync_cost(lambda: inserted(row, 12, "Passport", None)),
         )
     )
     whole_day = [(start, 10) for start in range(480, 750, 10)]  # 27 appointments
