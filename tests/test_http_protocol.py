@@ -57,15 +57,24 @@ async def answer(scope: Scope, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def served(request: bytes) -> RecordingTransport:
+def connected() -> tuple[BoundedHttpToolsProtocol, RecordingTransport]:
     config = Config(app=answer, lifespan="off", log_level="warning")
     config.load()
     protocol = BoundedHttpToolsProtocol(config, ServerState(), app_state={})
     transport = RecordingTransport()
     protocol.connection_made(transport)
-    protocol.data_received(request)
-    for _ in range(50):  # the application's task runs on this loop
+    return protocol, transport
+
+
+async def let_the_application_run() -> None:
+    for _ in range(50):  # its task runs on this loop
         await asyncio.sleep(0)
+
+
+async def served(request: bytes) -> RecordingTransport:
+    protocol, transport = connected()
+    protocol.data_received(request)
+    await let_the_application_run()
     protocol.connection_lost(None)
     return transport
 
@@ -97,18 +106,12 @@ async def test_a_streamed_answer_sends_its_head_with_the_first_chunk() -> None:
 
 async def test_100_continue_goes_out_at_once_before_the_answer() -> None:
     head = b"POST /book HTTP/1.1\r\nhost: t\r\nexpect: 100-continue\r\ncontent-length: 2\r\n\r\n"
-    config = Config(app=answer, lifespan="off", log_level="warning")
-    config.load()
-    protocol = BoundedHttpToolsProtocol(config, ServerState(), app_state={})
-    transport = RecordingTransport()
-    protocol.connection_made(transport)
+    protocol, transport = connected()
     protocol.data_received(head)
-    for _ in range(10):
-        await asyncio.sleep(0)
+    await let_the_application_run()
     assert transport.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]  # the body is awaited
     protocol.data_received(b"{}")
-    for _ in range(50):
-        await asyncio.sleep(0)
+    await let_the_application_run()
     protocol.connection_lost(None)
     assert len(transport.writes) == 2
     assert transport.writes[1].startswith(b"HTTP/1.1 201 Created\r\n")
