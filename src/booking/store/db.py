@@ -354,10 +354,13 @@ class Database:
         """A connection for reads, in autocommit (a one-statement read needs no BEGIN)."""
         return self._connection()
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
         """A connection in a transaction: committed when the block ends, rolled back when it
         raises."""
+        return self._in_transaction()
+
+    @asynccontextmanager
+    async def _in_transaction(self) -> AsyncIterator[asyncpg.Connection]:
         async with self._connection() as conn, _transaction(conn, self.begin):
             yield conn
 
