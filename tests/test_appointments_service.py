@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import asyncpg
 import pytest
 
 from booking.domain import AppointmentStatus, CalendarDay, Channel
@@ -86,11 +87,11 @@ class Remembered:
     stored: list[AppointmentRecord] = field(default_factory=list)
     claims: int = 0
 
-    async def claim(self, tx: LockedCalendarDay) -> str | None:
+    async def claim(self, conn: asyncpg.Connection) -> str | None:
         self.claims += 1
         return f"replay of {self.stored[0].case_id}" if self.stored else None
 
-    async def store(self, tx: LockedCalendarDay, written: AppointmentRecord) -> None:
+    async def store(self, conn: asyncpg.Connection, written: AppointmentRecord) -> None:
         self.stored.append(written)
 
 

@@ -8,8 +8,8 @@ import time
 from typing import Any
 
 import pytest
+from jose import jwt
 
-from booking.api import auth as auth_module
 from booking.api.auth import TokenVerifier, mint_dev_token
 from booking.service.errors import Unauthenticated
 from booking.settings import Settings
@@ -20,13 +20,13 @@ from tests.jwt_kit import dev_token
 def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """A list that grows by one for each token python-jose verifies."""
     decoded: list[int] = []
-    real_decode = auth_module.jwt.decode
+    real_decode = jwt.decode
 
     def counting_decode(*args: Any, **kwargs: Any) -> Any:
         decoded.append(1)
         return real_decode(*args, **kwargs)
 
-    monkeypatch.setattr(auth_module.jwt, "decode", counting_decode)
+    monkeypatch.setattr(jwt, "decode", counting_decode)
     return decoded
 
 

@@ -263,6 +263,7 @@ async def test_calendar_on_a_date_describes_the_unit_and_the_service(
             select(Organization.configured_at).where(Organization.id == world.organization_id)
         )
         customers_table_id = await builders.customers_table_id(conn, world.organization_id)
+    assert configured_at is not None
     # Never written: the calendar-day's version is the configuration's.
     calendar_timestamp = configured_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 

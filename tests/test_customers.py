@@ -10,11 +10,17 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.settings import Settings
-from booking.store.models import Appointment, CustomerKey, CustomerRecord, Organization
+from booking.store.models import (
+    Appointment,
+    CustomerFieldType,
+    CustomerKey,
+    CustomerRecord,
+    Organization,
+)
 from tests import builders
 from tests.builders import CUSTOMERS_MANAGER, MANAGER, People, World
 from tests.conftest import TODAY, bearer
@@ -174,7 +180,7 @@ async def test_without_a_template_the_display_name_is_the_text_fields_in_order(
 ) -> None:
     async with engine.begin() as conn:
         await conn.execute(
-            Organization.__table__.update()
+            update(Organization)
             .where(Organization.id == world.organization_id)
             .values(customer_display_name=None)
         )
@@ -452,8 +458,8 @@ async def test_query_by_a_phone_key_normalizes_the_value_like_create(
 ) -> None:
     async with engine.begin() as conn:
         await conn.execute(
-            builders.CustomerFieldType.__table__.update()
-            .where(builders.CustomerFieldType.id == people.phone)
+            update(CustomerFieldType)
+            .where(CustomerFieldType.id == people.phone)
             .values(is_key=True)
         )
     ada = await create_ada(client, world, people, staff, phone="+1 202 555 0143")

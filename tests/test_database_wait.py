@@ -118,11 +118,11 @@ async def test_a_password_with_url_characters_connects_when_given_as_a_part(
     finally:
         await engine.dispose()
     driver_dsn = make_url(dsn).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(driver_dsn)
+    driver = await asyncpg.connect(driver_dsn)
     try:
-        assert await conn.fetchval("SELECT current_user") == ROLE
+        assert await driver.fetchval("SELECT current_user") == ROLE
     finally:
-        await conn.close()
+        await driver.close()
 
 
 async def test_a_socket_directory_given_as_the_host_connects(

@@ -5,6 +5,7 @@ sweeper's."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -104,7 +105,7 @@ async def test_a_hold_obeys_every_booking_rule_that_needs_no_customer_data(
     client: httpx.AsyncClient,
     world: World,
     auth: dict[str, str],
-    changes: dict[str, object],
+    changes: dict[str, Any],
     code: str,
 ) -> None:
     start = changes.pop("start", 570)

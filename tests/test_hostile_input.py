@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
@@ -34,7 +35,7 @@ async def test_body_over_the_size_limit_is_413(
 async def test_streamed_body_over_the_limit_without_content_length_is_413(
     client: httpx.AsyncClient, world: World, auth: dict[str, str]
 ) -> None:
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(10):
             yield b" " * 10_000
 

@@ -175,9 +175,9 @@ async def test_range_for_a_channel_the_service_type_does_not_offer_is_empty(
         video_only = await builders.service_type(
             conn, world.service_id, duration=30, channels=("Video",), name="Video call"
         )
-    params = {"serviceTypeId": str(video_only)}
-    assert await range_items(client, world, auth, channel="Video", **params) != []
-    assert await range_items(client, world, auth, channel="Phone", **params) == []
+    type_id = str(video_only)
+    assert await range_items(client, world, auth, channel="Video", serviceTypeId=type_id) != []
+    assert await range_items(client, world, auth, channel="Phone", serviceTypeId=type_id) == []
     response = await get_range(client, world, auth, channel="Fax")
     assert_problem(response, 422, "validation_failed")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
@@ -20,6 +21,9 @@ from booking.settings import Settings
 from tests import builders
 from tests.builders import CUSTOMERS_MANAGER, MANAGER, World
 from tests.conftest import TEST_SECRET, bearer
+
+if TYPE_CHECKING:
+    from schemathesis.specs.openapi.schemas import OpenApiCase
 
 schema = schemathesis.openapi.from_dict(
     create_app(
@@ -53,7 +57,7 @@ def session() -> Iterator[requests.Session]:
     derandomize=True,
 )
 def test_no_5xx_and_every_answer_matches_the_published_schema(
-    case: schemathesis.Case,
+    case: OpenApiCase,
     live_servers: list[str],
     fuzz_world: World,
     session: requests.Session,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -43,7 +43,7 @@ async def configure(
 
 
 async def calendar(
-    client: httpx.AsyncClient, world: World, auth: dict[str, str], on_date: object = TOMORROW
+    client: httpx.AsyncClient, world: World, auth: dict[str, str], on_date: date = TOMORROW
 ) -> dict[str, Any]:
     response = await client.get(
         f"/{world.application_id}/calendars/{world.service_id}/{on_date}", headers=auth
@@ -54,7 +54,7 @@ async def calendar(
 
 
 async def vacancies(
-    client: httpx.AsyncClient, world: World, auth: dict[str, str], on_date: object = TOMORROW
+    client: httpx.AsyncClient, world: World, auth: dict[str, str], on_date: date = TOMORROW
 ) -> list[int]:
     response = await client.get(
         world.calendar_path(on_date) + "/vacancies",
