@@ -294,7 +294,7 @@ def mint_token(secret: str, client_id: str, ttl_s: int = 6 * 3600) -> str:
     from booking.api.auth import mint_dev_token
     from booking.settings import Settings
 
-    settings = Settings(jwt_mode="dev", jwt_dev_secret=secret)  # type: ignore[arg-type]
+    settings = Settings(jwt_mode="dev", jwt_dev_secret=secret)
     return mint_dev_token(settings, client_id, [MANAGER], ttl_s=ttl_s)
 
 

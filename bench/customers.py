@@ -144,7 +144,7 @@ async def customer_query_phase(
     from booking.settings import Settings
     from booking.store.customers import _BY_KEY
 
-    settings = Settings(jwt_mode="dev", jwt_dev_secret=secret)  # type: ignore[arg-type]
+    settings = Settings(jwt_mode="dev", jwt_dev_secret=secret)
     token = mint_dev_token(settings, world.client_id, [CUSTOMERS_MANAGER], ttl_s=3600)
     conn = await benchkit.connect(db)
     try:

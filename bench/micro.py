@@ -39,6 +39,7 @@ import orjson
 from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response
 from fastapi.routing import request_response
 from pydantic import BaseModel
+from starlette.types import ASGIApp, Message
 
 from booking.api import lean_route
 from booking.api.lean_route import LeanRoute
@@ -129,6 +130,11 @@ BODY = orjson.dumps(
 )
 
 
+def _fastapi_app(handle: lean_route.Handler) -> ASGIApp:
+    """FastAPI's `request_response` in place of `_lean_app` (it names its parameter `func`)."""
+    return request_response(handle)
+
+
 def app_of(
     route_class: type[Any] | None,
     telemetry: bool = False,
@@ -143,7 +149,7 @@ def app_of(
     app = FastAPI(redirect_slashes=False, telemetry=None if telemetry else off)  # type: ignore[arg-type]
     lean_app = lean_route._lean_app
     if requests_as_fastapi:
-        lean_route._lean_app = request_response
+        lean_route._lean_app = _fastapi_app
     try:
         router = APIRouter() if route_class is None else APIRouter(route_class=route_class)
         router.add_api_route(PATH, book, methods=["POST"], status_code=201)
@@ -179,7 +185,7 @@ def request_of(app: FastAPI) -> Callable[[], Awaitable[None]]:
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": BODY, "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         if message["type"] == "http.response.start":
             assert message["status"] == 201, message
 
@@ -260,7 +266,13 @@ def answer_as_models(r: AppointmentRecord) -> bytes:
         date_opened=_timestamp(r.created_at),
         date_closed=None,
         date_cancelled=None,
-        customer=None if r.customer_record_id is None else CustomerRef.model_construct(),
+        customer=None
+        if r.customer_record_id is None or r.customer_display_name is None
+        else CustomerRef.model_construct(
+            data_table_id=CATALOG.customers.id,
+            record_id=r.customer_record_id,
+            display_name=r.customer_display_name,
+        ),
         channel=r.channel,
         language=r.language,
         contact_phone_number=r.contact_phone,

@@ -300,7 +300,8 @@ async def growth_phase(
         await benchkit.drop_database(grown_db)
 
     def median(side: str, kind: str, field: str) -> float:
-        return round(statistics.median(getattr(r, field) for r in results[side][kind]), 2)
+        value: float = statistics.median(getattr(r, field) for r in results[side][kind])
+        return round(value, 2)
 
     medians = {
         side: {

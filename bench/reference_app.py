@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 
 from booking.domain import CalendarDay
 from booking.store.db import lock_calendar_day
@@ -85,7 +86,7 @@ class Config:
     units: dict[tuple[uuid.UUID, int], Unit]
 
 
-async def load_config(conn: asyncpg.Connection) -> Config:
+async def load_config(conn: asyncpg.Connection | PoolConnectionProxy) -> Config:
     zones = {
         r["id"]: ZoneInfo(r["time_zone"])
         for r in await conn.fetch("SELECT id, time_zone FROM organization")

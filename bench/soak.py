@@ -239,7 +239,7 @@ def main() -> int:
         "never over capacity, tickets gapless": database["invariants"]["ok"],
     }
     requests = sum(traffic.statuses.values())
-    report = {
+    report: dict[str, Any] = {
         "started_at": started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": "make soak SOAK_ARGS='" + " ".join(sys.argv[1:]) + "'",
         "seed": seed,
