@@ -19,7 +19,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy src
+	$(BIN)/mypy src tests bench tools
 
 # Spectral, pinned with every dependency (and its integrity hash) by package-lock.json, installed
 # in the project's own folder with the machine's npm.
