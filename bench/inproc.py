@@ -9,6 +9,9 @@ with `--profile`, the cProfile functions that cost the most.
     .venv/bin/python bench/inproc.py --route range --requests 100 --concurrency 1 --profile
     .venv/bin/python bench/inproc.py --without-metrics   # what the metrics middleware costs
     .venv/bin/python bench/inproc.py --without-rate-limits   # what checking the limits costs
+    .venv/bin/python bench/inproc.py --without-contact-checks   # what phone and email cost
+    .venv/bin/python bench/inproc.py --rounds 6 --against-reference   # the same bookings, the
+                                                    # API and reference_app.py in turn
 
 Uses the embedded PostgreSQL (database `booking_inproc`, recreated) or BENCH_DATABASE_URL. A
 development tool for finding where the time goes; `make bench` is the measurement.
@@ -22,10 +25,12 @@ import cProfile
 import os
 import pstats
 import random
+import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, cast
 
@@ -54,6 +59,16 @@ def parse_args() -> argparse.Namespace:
         "--without-rate-limits",
         action="store_true",
         help="no rate limits at all (to measure what checking them costs)",
+    )
+    parser.add_argument(
+        "--without-contact-checks",
+        action="store_true",
+        help="take the phone number and email as sent, unchecked (to measure what checking costs)",
+    )
+    parser.add_argument(
+        "--against-reference",
+        action="store_true",
+        help="each round books with the API and with reference_app.py in turn (booking only)",
     )
     parser.add_argument("--top", type=int, default=45, help="functions shown by --profile")
     return parser.parse_args()
@@ -150,8 +165,92 @@ async def drive(app: Any, calls: list[Any], concurrency: int) -> Counter[int]:
     return statuses
 
 
+@asynccontextmanager
+async def reference_started(db: benchkit.Database) -> AsyncIterator[Any]:
+    """reference_app.py's ASGI app in this process, through its lifespan (its pool size is its
+    default, as `make bench` gives it)."""
+    os.environ["REFERENCE_DATABASE_URL"] = db.dsn
+    import reference_app
+
+    app = reference_app.ReferenceApp()
+    messages: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    done: asyncio.Queue[str] = asyncio.Queue()
+
+    async def send(message: dict[str, str]) -> None:
+        done.put_nowait(message["type"])
+
+    lifespan = asyncio.create_task(app({"type": "lifespan"}, messages.get, send))
+    messages.put_nowait({"type": "lifespan.startup"})
+    started = asyncio.create_task(done.get())
+    await asyncio.wait({lifespan, started}, return_when=asyncio.FIRST_COMPLETED)
+    if lifespan.done():  # it failed to start: its exception says why
+        started.cancel()
+        lifespan.result()
+    try:
+        yield app
+    finally:
+        messages.put_nowait({"type": "lifespan.shutdown"})
+        await lifespan
+
+
+async def against_reference(
+    api: Any, reference: Any, calls: list[Any], rounds: int, per_round: int, concurrency: int
+) -> None:
+    """Alternated rounds (API first, then the reference first, ...) of distinct bookings; the
+    CPU per booking of each and their ratio, with the medians."""
+    cpu: dict[str, list[float]] = {"api": [], "reference": []}
+    apps = {"api": api, "reference": reference}
+    taken = 0
+    for n in range(rounds):
+        for name in ("api", "reference") if n % 2 == 0 else ("reference", "api"):
+            measured = calls[taken : taken + per_round]
+            taken += per_round
+            cpu0 = time.process_time()
+            statuses = await drive(apps[name], measured, concurrency)
+            cpu[name].append((time.process_time() - cpu0) / per_round * 1000)
+            print(
+                f"round {n + 1} {name:9s} cpu {cpu[name][-1]:.3f} ms/booking, "
+                f"statuses {dict(statuses)}",
+                flush=True,
+            )
+    api_ms, reference_ms = (statistics.median(cpu[name]) for name in ("api", "reference"))
+    print(
+        f"medians: API {api_ms:.3f} ms, reference {reference_ms:.3f} ms per booking; "
+        f"API / reference {api_ms / reference_ms:.2f} (per round: "
+        + ", ".join(f"{a / r:.2f}" for a, r in zip(cpu["api"], cpu["reference"], strict=True))
+        + ")"
+    )
+
+
+async def measured_rounds(app: Any, calls: list[Any], args: argparse.Namespace) -> None:
+    per_round = args.requests
+    for n in range(args.rounds):
+        measured = calls[n * per_round : (n + 1) * per_round]
+        profiler = cProfile.Profile() if args.profile else None
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        if profiler:
+            profiler.enable()
+        statuses = await drive(app, measured, args.concurrency)
+        if profiler:
+            profiler.disable()
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        print(
+            f"{args.route}: {per_round} requests, concurrency {args.concurrency}: "
+            f"cpu {cpu / per_round * 1000:.3f} ms/req, wall {per_round / wall:.0f} req/s, "
+            f"statuses {dict(statuses)}",
+            flush=True,
+        )
+        if profiler:
+            stats = pstats.Stats(profiler)
+            stats.sort_stats("tottime").print_stats(args.top)
+            stats.sort_stats("cumulative").print_stats(args.top)
+
+
 async def main() -> int:
     args = parse_args()
+    if args.against_reference and (args.route != "booking" or args.profile):
+        print("--against-reference measures the booking route, without --profile")
+        return 2
     db = benchkit.Database.start("booking_inproc", os.environ.get("BENCH_DATABASE_URL"))
     try:
         benchkit.migrate(db)
@@ -175,6 +274,11 @@ async def main() -> int:
             rate_limit_client_address="" if args.without_rate_limits else "1000000000/second",
         )
         app = create_app(settings, db.url, access_log=False)
+        if args.without_contact_checks:
+            from booking.service import rules
+
+            rules.normalize_phone = lambda raw, region, broken: raw
+            rules.normalize_email = lambda raw, broken: raw
         if args.without_metrics:
             from booking.api.metrics import MetricsMiddleware
 
@@ -183,29 +287,20 @@ async def main() -> int:
                 m for m in app.user_middleware if cast(object, m.cls) is not MetricsMiddleware
             ]
         async with app.router.lifespan_context(app):
-            per_round = args.requests
-            calls = requests_for(args.route, world, token, 500 + per_round * args.rounds)
-            await drive(app, calls[:500], args.concurrency)  # warm-up
-            for n in range(args.rounds):
-                measured = calls[500 + n * per_round : 500 + (n + 1) * per_round]
-                profiler = cProfile.Profile() if args.profile else None
-                cpu0, wall0 = time.process_time(), time.perf_counter()
-                if profiler:
-                    profiler.enable()
-                statuses = await drive(app, measured, args.concurrency)
-                if profiler:
-                    profiler.disable()
-                cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-                print(
-                    f"{args.route}: {per_round} requests, concurrency {args.concurrency}: "
-                    f"cpu {cpu / per_round * 1000:.3f} ms/req, wall {per_round / wall:.0f} req/s, "
-                    f"statuses {dict(statuses)}",
-                    flush=True,
+            if args.against_reference:
+                calls = requests_for(
+                    args.route, world, token, 500 + 2 * args.requests * args.rounds
                 )
-                if profiler:
-                    stats = pstats.Stats(profiler)
-                    stats.sort_stats("tottime").print_stats(args.top)
-                    stats.sort_stats("cumulative").print_stats(args.top)
+                async with reference_started(db) as reference:
+                    await drive(app, calls[:250], args.concurrency)  # warm-up
+                    await drive(reference, calls[250:500], args.concurrency)
+                    await against_reference(
+                        app, reference, calls[500:], args.rounds, args.requests, args.concurrency
+                    )
+            else:
+                calls = requests_for(args.route, world, token, 500 + args.requests * args.rounds)
+                await drive(app, calls[:500], args.concurrency)  # warm-up
+                await measured_rounds(app, calls[500:], args)
         await benchkit.reset_bookings(conn, world)
         await conn.close()
     finally:
