@@ -91,12 +91,14 @@ class Receiver:
         with self.lock:
             return len(self.arrivals)
 
-    def wait_for_second_arrivals(self, ids: set[str], timeout_s: float = 60) -> None:
-        """Until every webhook-id of `ids` has come in twice at least."""
+    def wait_for_second_calls(self, ids: set[str], timeout_s: float = 60) -> None:
+        """Until every webhook-id of `ids` is in `calls` twice at least: answered twice, not
+        only arrived (a call is recorded `delay_s` after it came in)."""
         deadline = time.monotonic() + timeout_s
         while True:
             with self.lock:
-                missing = {i for i in ids if self.arrivals.count(i) < 2}
+                answered = [c.headers.get("webhook-id", "") for c in self.calls]
+            missing = {i for i in ids if answered.count(i) < 2}
             if not missing:
                 return
             if time.monotonic() > deadline:

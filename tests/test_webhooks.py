@@ -509,8 +509,9 @@ async def test_a_server_killed_mid_delivery_loses_nothing_and_resends_with_the_s
     with serve(database_url, tmp_path / "second", **FAST):
         calls = await in_thread(receiver.wait_for_cases, len(records), 60)
         # The killed server's calls were answered 204 to nobody: its events are sent again once
-        # their lease runs out, which may come after every other case has been delivered.
-        await in_thread(receiver.wait_for_second_arrivals, in_flight_when_killed, 60)
+        # their lease runs out, which may come after every other case has been delivered; and
+        # a resend is in `receiver.calls` only once answered, `delay_s` after it came in.
+        await in_thread(receiver.wait_for_second_calls, in_flight_when_killed, 60)
     ids_of_case: dict[str, set[str]] = defaultdict(set)
     for call in receiver.calls:
         ids_of_case[call.body["caseId"]].add(call.headers["webhook-id"])
