@@ -1,9 +1,11 @@
 """The test kit: what many test files share to talk to the API (book, hold, cancel, check in,
-list vacancies, read a problem),
+list vacancies, read a problem), to wait for what another task or process does (`eventually`),
 and the store double through which fault tests break the database on purpose."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import date, timedelta
@@ -98,6 +100,19 @@ def assert_problem(
     if field is not None:
         assert field in [e["field"] for e in problem["errors"]], problem
     return problem
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 30
+) -> None:
+    """Wait until `condition()` holds: for what another task or process does in its own time
+    (a deliverer recording an attempt, a background refresh). Fails saying that `what` did not
+    happen within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s:g} s: {what}")
+        await asyncio.sleep(0.05)
 
 
 # --- the store double of the fault tests ------------------------------------------------------

@@ -48,7 +48,7 @@ from booking.store import outbox
 from booking.store.db import Database
 from tests import builders
 from tests.conftest import TODAY, FakeClock, bearer
-from tests.kit import CountingDatabase, assert_problem, book, check_in
+from tests.kit import CountingDatabase, assert_problem, book, check_in, eventually
 from tests.receiver import Receiver, free_port, running
 from tests.serving import serve
 
@@ -140,6 +140,36 @@ async def in_thread(function: Any, *args: Any) -> Any:
     return await asyncio.to_thread(function, *args)
 
 
+# A deliverer records an attempt once the receiver has answered it (after the receiver has
+# recorded the call), and a retry when its schedule and the next poll say so: what a test reads
+# of the outbox, it waits for.
+
+
+async def until_undelivered(db: Database, world: builders.World, state: str, count: int) -> None:
+    """Until `count` of the organization's undelivered events are in `state`."""
+
+    async def reached() -> bool:
+        async with db.read() as conn:
+            found = await outbox.undelivered(conn, world.organization_id, 1000)
+        return len([e for e in found if e.state == state]) >= count
+
+    await eventually(reached, f"{count} undelivered events {state}")
+
+
+async def until_delivered(db: Database, count: int) -> None:
+    """Until `count` events are recorded delivered (a process counts a delivery in its metrics
+    before it records it)."""
+
+    async def reached() -> bool:
+        async with db.read() as conn:
+            done = await conn.fetchval(
+                "SELECT count(*) FROM webhook_event WHERE state = 'delivered'"
+            )
+        return bool(done >= count)
+
+    await eventually(reached, f"{count} events delivered", 60)
+
+
 async def test_a_thousand_bookings_give_a_thousand_signed_deliveries_in_order_per_case(
     db: Database, fast: Settings, database_url: str, hooked: builders.World, receiver: Receiver
 ) -> None:
@@ -185,7 +215,7 @@ async def test_the_receiver_down_for_a_while_then_up_gets_everything(
     world = builders.world_of(config)
     async with delivering(fast, database_url):
         records = await book_many(db, world, 20)
-        await asyncio.sleep(1.5)  # nothing listens on the port: every attempt fails
+        await until_undelivered(db, world, "pending", 20)  # nothing listens: every attempt fails
         async with db.read() as conn:
             failing = await outbox.undelivered(conn, world.organization_id, 100)
         assert len(failing) == 20
@@ -237,7 +267,7 @@ async def test_410_stops_the_endpoint_until_an_operator_redelivers(
     async with delivering(fast, database_url):
         await book_many(db, hooked, 1)
         await in_thread(receiver.wait_for_calls, 1)
-        await asyncio.sleep(0.3)
+        await until_undelivered(db, hooked, "pending", 1)  # the 410 is recorded: stopped
         catalog = await catalog_of(db, hooked)
         for n in (1, 2):
             await appointments.book(
@@ -260,7 +290,7 @@ async def test_an_event_that_fails_every_retry_is_failed_and_listed(
     short = fast.model_copy(update={"webhook_retry_delays_s": [0.1, 0.1]})
     async with delivering(short, database_url):
         await book_many(db, hooked, 1)
-        await asyncio.sleep(2)
+        await until_undelivered(db, hooked, "failed", 1)
     async with db.read() as conn:
         (failed,) = await outbox.undelivered(conn, hooked.organization_id, 10)
         tries = await outbox.attempts(conn, failed.id)
@@ -280,7 +310,7 @@ async def test_a_redirect_is_not_followed(
     short = fast.model_copy(update={"webhook_retry_delays_s": [0.1]})
     async with delivering(short, database_url):
         await book_many(db, hooked, 1)
-        await asyncio.sleep(1.5)
+        await until_undelivered(db, hooked, "failed", 1)
     async with db.read() as conn:
         (failed,) = await outbox.undelivered(conn, hooked.organization_id, 10)
     assert failed.state == "failed"
@@ -432,10 +462,15 @@ async def test_retry_after_of_a_429_delays_the_next_attempt(
     receiver.answer = lambda call: next(answers, (204, {}))
     async with delivering(fast, database_url):
         await book_many(db, hooked, 1)
-        await asyncio.sleep(1.2)
-        assert len(receiver.calls) == 1  # the schedule says 0.2 s, the receiver said 2 s
         calls = await in_thread(receiver.wait_for, 1)
+        await until_delivered(db, 1)
     assert len(calls) == 1
+    assert [receiver.answer_of(c) for c in receiver.calls] == [429, 204]
+    async with db.read() as conn:
+        tries = await outbox.attempts(conn, uuid.UUID(calls[0].headers["webhook-id"]))
+    assert [t["status_code"] for t in tries] == [429, 204]
+    # The schedule says 0.2 s, the receiver said 2 s: the attempt's own times, not a sleep.
+    assert tries[1]["attempted_at"] - tries[0]["attempted_at"] >= timedelta(seconds=2)
 
 
 async def test_the_cli_lists_undelivered_events_and_redelivers_them(
@@ -447,7 +482,7 @@ async def test_the_cli_lists_undelivered_events_and_redelivers_them(
     short = fast.model_copy(update={"webhook_retry_delays_s": [0.1]})
     async with delivering(short, database_url):
         await book_many(db, hooked, 1)
-        await asyncio.sleep(1.5)
+        await until_undelivered(db, hooked, "failed", 1)
     (line,) = await _webhooks(database_url, fast, [])
     assert " failed afterBookAppointment " in line
     assert "error=HTTP 500" in line
@@ -456,6 +491,7 @@ async def test_the_cli_lists_undelivered_events_and_redelivers_them(
     assert await _webhooks(database_url, fast, [event_id]) == [f"queued again: {event_id}"]
     async with delivering(short, database_url):
         await in_thread(receiver.wait_for, 1)
+        await until_delivered(db, 1)  # not cut off by the stop and given back pending
     assert await _webhooks(database_url, fast, []) == []
 
 
@@ -557,7 +593,7 @@ async def test_two_server_processes_never_send_one_event_twice_at_once(
     ):
         records = await book_many(db, hooked, 300)
         calls = await in_thread(receiver.wait_for, len(records))
-        await asyncio.sleep(1)
+        await until_delivered(db, len(records))  # counted by then, and nothing left to send
         delivered_by = [delivered(server.url) for server in (a, b)]
     assert receiver.overlapping == []
     assert len(receiver.calls) == len(records)
