@@ -13,15 +13,20 @@ from booking.service import catalog as catalog_module
 from booking.service.catalog import ConfigCache
 from booking.store.db import Database, DatabaseUnavailable
 from tests.builders import World
+from tests.kit import eventually
 
 
-def count_loads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def count_loads(monkeypatch: pytest.MonkeyPatch, held: asyncio.Event | None = None) -> list[int]:
+    """Count the catalog's loads, each slow (50 ms, and until `held` is set when given), so that
+    requests pile up behind it."""
     loads: list[int] = []
     real = catalog_module.load_catalog
 
     async def counting(conn: Any, organization_id: Any) -> Any:
         loads.append(1)
-        await asyncio.sleep(0.05)  # a slow load, so that requests pile up behind it
+        await asyncio.sleep(0.05)
+        if held is not None:
+            await held.wait()
         return await real(conn, organization_id)
 
     monkeypatch.setattr(catalog_module, "load_catalog", counting)
@@ -83,16 +88,25 @@ class FakeMonotonic:
 async def test_a_catalog_past_half_its_ttl_is_served_at_once_and_refreshed_behind(
     db: Database, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    loads = count_loads(monkeypatch)  # each load takes 50 ms
+    held = asyncio.Event()
+    loads = count_loads(monkeypatch, held)
     clock = FakeMonotonic()
     cache = ConfigCache(db, ttl_s=10, monotonic=clock)
+    held.set()
     first = await cache.catalog(world.organization_id)
+    held.clear()  # the next load lasts until the test lets it finish
     clock.now += 6  # past half the TTL, within it
-    started = asyncio.get_running_loop().time()
-    again = await asyncio.gather(*(cache.catalog(world.organization_id) for _ in range(10)))
-    assert asyncio.get_running_loop().time() - started < 0.04  # nobody waited for the load
+    # Nobody waited for the load: they were all served while it could not finish.
+    again = await asyncio.wait_for(
+        asyncio.gather(*(cache.catalog(world.organization_id) for _ in range(10))), 10
+    )
     assert all(c is first for c in again)
-    await asyncio.sleep(0.2)  # the one background refresh finishes
+    held.set()
+
+    async def refreshed_behind() -> bool:  # served from the entry until the refresh is kept
+        return await cache.catalog(world.organization_id) is not first
+
+    await eventually(refreshed_behind, "the background refresh was kept")
     assert len(loads) == 2
     refreshed = await cache.catalog(world.organization_id)
     assert refreshed is not first
@@ -187,8 +201,12 @@ async def test_a_reloaded_entry_counts_as_the_newest(
     for _ in range(2):
         await cache.application(uuid.uuid4())
     clock.now += 6  # past half the TTL: served, and reloaded behind
-    await cache.application(world.application_id)
-    await asyncio.sleep(0.05)
+    served = await cache.application(world.application_id)
+
+    async def reloaded_behind() -> bool:  # served from the entry until the reload is kept
+        return await cache.application(world.application_id) is not served
+
+    await eventually(reloaded_behind, "the background reload was kept")
     assert len(loaded) == 4
 
     for _ in range(2):  # the second one fills the cache: the oldest load goes
