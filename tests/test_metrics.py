@@ -5,6 +5,7 @@ worker processes, one sum over all of them."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -204,15 +205,17 @@ def test_with_two_workers_every_scrape_adds_up_both_processes(
         )
         for _ in range(40):  # a new connection each: the kernel spreads them over the workers
             assert httpx.get(server.url + "/healthz").status_code == 200
-        totals = {
-            sample(
-                httpx.get(server.url + "/metrics", headers=SCRAPE).text,
-                "booking_http_requests_total",
-                route="/healthz",
-            )
-            - before
-            for _ in range(10)
-        }
+
+        def counted() -> float:
+            page = httpx.get(server.url + "/metrics", headers=SCRAPE).text
+            return sample(page, "booking_http_requests_total", route="/healthz") - before
+
+        # A worker counts a request once it has sent the answer: the last one may be counted
+        # a moment after the client has it (and asks the other worker for a scrape).
+        deadline = time.monotonic() + 10
+        while counted() < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        totals = {counted() for _ in range(10)}
         server.process.terminate()
         assert server.process.wait(timeout=30) == 0
 
