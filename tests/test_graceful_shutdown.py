@@ -48,6 +48,19 @@ async def wait_until_blocked(engine: AsyncEngine, count: int) -> None:
     raise AssertionError(f"fewer than {count} bookings reached the lock")
 
 
+async def refused_once_stopping(http: httpx.AsyncClient, url: str) -> httpx.ConnectError | None:
+    """The refusal of a new connection to the stopping server at `url`, tried for 10 s (None:
+    it kept accepting)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            await http.get(url + "/healthz")
+        except httpx.ConnectError as error:
+            return error
+        await asyncio.sleep(0.05)
+    return None
+
+
 async def stored(engine: AsyncEngine, world: World) -> tuple[set[str], list[int], int, int]:
     """Appointment ids, their tickets, the ticket counter, unanswered idempotency claims."""
     async with engine.connect() as conn:
@@ -110,13 +123,10 @@ async def test_sigterm_under_load_answers_every_accepted_request_and_exits_0(
                 load = [asyncio.create_task(keep_booking(n)) for n in range(LOADERS)]
                 await wait_until_blocked(engine, IN_FLIGHT + LOADERS)
                 server.process.send_signal(signal.SIGTERM)
-                await asyncio.sleep(1.0)  # it stopped accepting; the held ones still wait
+                # It stops accepting (once its main loop has seen the signal); the held ones
+                # still wait.
+                refused = await refused_once_stopping(http, server.url)
                 assert server.process.poll() is None
-                refused = None
-                try:
-                    await http.get(server.url + "/healthz")
-                except httpx.ConnectError as error:
-                    refused = error
                 assert refused is not None, "the server still accepts after SIGTERM"
                 await lock.rollback()
 
